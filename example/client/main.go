@@ -1,0 +1,71 @@
+// Command client is what a native (mobile or desktop) app does to log a user
+// in against a pixie server, written as a CLI so every step is visible.
+//
+// It demonstrates the OAuth 2.0 for Native Apps profile (RFC 8252) with
+// OpenID Connect:
+//
+//   - discovery: every endpoint is read from /.well-known/openid-configuration;
+//   - a public client (no secret) using the authorization code flow with
+//     PKCE S256 (RFC 7636), a random state and an OIDC nonce;
+//   - a loopback redirect on 127.0.0.1 with a random port (RFC 8252 §7.3),
+//     which the server accepts for the registered http://127.0.0.1/callback;
+//   - the RFC 9207 "iss" authorization response parameter, checked when present;
+//   - ID token verification (signature, iss, aud, exp, nonce, at_hash) and a
+//     UserInfo call whose "sub" must match the ID token's;
+//   - with -refresh, refresh token rotation: the refresh token is used once,
+//     and then the old one is shown to be refused (invalid_grant).
+//
+// Token values are secrets and are never printed in full: the transcript shows
+// only a short prefix and the length.
+//
+// Run a server in one terminal and the client in another:
+//
+//	go run ./example/server
+//	go run ./example/client
+//
+// The client prints the authorize URL and tries to open it in the system
+// browser; log in there and the browser is redirected back to the client.
+// Flags (run with -h for all of them):
+//
+//	-issuer     issuer URL (env PIXIE_ISSUER, default http://127.0.0.1:8080)
+//	-client-id  client ID (env PIXIE_CLIENT_ID, default example-native)
+//	-scopes     space-separated scopes (env PIXIE_SCOPES,
+//	            default "openid profile email offline_access")
+//	-refresh    after logging in, demonstrate refresh token rotation
+//	-open       try to open the system browser (default true)
+//	-timeout    how long to wait for the browser redirect (default 5m)
+//	-api        URL to GET with the access token as a Bearer token (env PIXIE_API)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	opts, err := parseFlags(os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		if !errors.Is(err, errFlagsReported) {
+			fmt.Fprintf(os.Stderr, "client: %v\n", err)
+		}
+		os.Exit(2)
+	}
+
+	// The first Ctrl-C cancels the flow cleanly; stop restores the default
+	// behaviour, so a second one kills the process.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err = run(ctx, opts, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "client: %v\n", err)
+		os.Exit(1)
+	}
+}

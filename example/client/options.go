@@ -1,0 +1,123 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// options configures run. parseFlags fills it from the command line; a test
+// can build one directly.
+type options struct {
+	// issuer is the OpenID Provider's issuer URL; discovery is fetched from
+	// issuer + "/.well-known/openid-configuration". Required.
+	issuer string
+	// clientID is the public client's ID. Required.
+	clientID string
+	// scopes are requested in the authorization request. Required; without
+	// "openid" there is no ID token and no UserInfo call.
+	scopes []string
+	// refresh, if true, uses the refresh token once after the login and then
+	// shows that the old refresh token is refused (rotation).
+	refresh bool
+	// openBrowser, if true, makes the default onAuthURL try to open the
+	// system browser. Ignored when onAuthURL is set.
+	openBrowser bool
+	// timeout is how long to wait for the browser redirect. Required (> 0).
+	timeout time.Duration
+	// api, if not empty, is an http(s) URL that is fetched with the access
+	// token as a Bearer token; the status and body are printed.
+	api string
+	// onAuthURL is called with the authorize URL once the loopback listener
+	// is ready. nil means: print the URL to the output and, if openBrowser,
+	// try to open it in the system browser. A test sets it to drive the
+	// login itself.
+	onAuthURL func(authURL string)
+}
+
+const (
+	defaultIssuer   = "http://127.0.0.1:8080"
+	defaultClientID = "example-native"
+	defaultScopes   = "openid profile email offline_access"
+	defaultTimeout  = 5 * time.Minute
+)
+
+// errFlagsReported is returned by parseFlags for a flag syntax error that the
+// flag package has already printed.
+var errFlagsReported = errors.New("invalid flags")
+
+// parseFlags parses args (without the program name). getenv supplies the
+// PIXIE_* fallbacks for the string flags; usage and flag errors go to stderr.
+// It returns flag.ErrHelp for -h and errFlagsReported for a flag syntax
+// error.
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
+	envOr := func(key, def string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
+
+	fs := flag.NewFlagSet("client", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: client [flags]\n\n"+
+			"Logs in to a pixie server like a native app would (authorization code + PKCE,\n"+
+			"loopback redirect) and prints a transcript with tokens redacted.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+
+	var o options
+	var scopes string
+	fs.StringVar(&o.issuer, "issuer", envOr("PIXIE_ISSUER", defaultIssuer), "issuer URL; endpoints come from its discovery document (env PIXIE_ISSUER)")
+	fs.StringVar(&o.clientID, "client-id", envOr("PIXIE_CLIENT_ID", defaultClientID), "public client ID (env PIXIE_CLIENT_ID)")
+	fs.StringVar(&scopes, "scopes", envOr("PIXIE_SCOPES", defaultScopes), "space-separated scopes to request (env PIXIE_SCOPES)")
+	fs.BoolVar(&o.refresh, "refresh", false, "after the login, use the refresh token once and show that the old one is refused")
+	fs.BoolVar(&o.openBrowser, "open", true, "try to open the authorize URL in the system browser")
+	fs.DurationVar(&o.timeout, "timeout", defaultTimeout, "how long to wait for the browser redirect")
+	fs.StringVar(&o.api, "api", envOr("PIXIE_API", ""), "if set, GET this URL with the access token as a Bearer token (env PIXIE_API)")
+
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return options{}, err
+		}
+		return options{}, errFlagsReported // fs has printed the error and usage
+	}
+	if fs.NArg() > 0 {
+		return options{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	o.scopes = strings.Fields(scopes)
+	if err := o.validate(); err != nil {
+		return options{}, err
+	}
+	return o, nil
+}
+
+// validate reports the first invalid field, naming its flag.
+func (o options) validate() error {
+	if o.issuer == "" {
+		return errors.New("-issuer is required")
+	}
+	if u, err := url.Parse(o.issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("-issuer %q is not an absolute http(s) URL", o.issuer)
+	}
+	if o.clientID == "" {
+		return errors.New("-client-id is required")
+	}
+	if len(o.scopes) == 0 {
+		return errors.New("-scopes is empty")
+	}
+	if o.timeout <= 0 {
+		return fmt.Errorf("-timeout %v must be positive", o.timeout)
+	}
+	if o.api != "" {
+		if u, err := url.Parse(o.api); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("-api %q is not an absolute http(s) URL", o.api)
+		}
+	}
+	return nil
+}

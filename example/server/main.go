@@ -1,0 +1,115 @@
+// Command server is an ordinary Go web app (its own / page and /healthz) with
+// pixie mounted on its mux: the code to copy into a service that should log
+// users in with OAuth 2.0 + PKCE and OpenID Connect.
+//
+//	go run ./example/server
+//
+// then, in another terminal, log in as a native app would:
+//
+//	go run ./example/client
+//
+// It registers a demo user alice (password printed at start unless
+// -demo-password is given), the public native clients example-native (first
+// party) and example-other, and the confidential client example-api, which
+// may call the introspection endpoint. Everything is kept in memory.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/pixieauth/pixie/handlers"
+	"github.com/pixieauth/pixie/provider"
+	"github.com/pixieauth/pixie/store/memory"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "server:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts the server and serves until ctx is done.
+func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
+	opts, err := parseOptions(args, getenv, out)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: opts.logLevel}))
+
+	// pixie's storage: in memory here; any store.Clients/Users/Grants/Keys.
+	st := memory.New()
+	if err := registerDemo(st, opts, out); err != nil {
+		return err
+	}
+
+	// The provider: the issuer and the stores. Everything else has a secure default.
+	p, err := provider.New(ctx, provider.Config{
+		Issuer:  opts.issuer,
+		Clients: st, Users: st, Grants: st, Keys: st,
+		IDTokenAlg:            opts.idTokenAlg,
+		AuthorizeCodeLifespan: opts.codeLifespan,
+		AccessTokenLifespan:   opts.accessTokenLifespan,
+		Logger:                logger,
+	})
+	if err != nil {
+		return err
+	}
+
+	// The app's own mux and routes...
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", home)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	// ...and pixie on it: /authorize, /oauth/token, /userinfo, /.well-known/…
+	if err := handlers.Mount(mux, p); err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", opts.addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	logger.InfoContext(ctx, "listening", "addr", ln.Addr().String(), "issuer", opts.issuer)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func home(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, "This is the example app. Its login server is at /.well-known/openid-configuration.\n")
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/pixieauth/pixie/provider"
+)
+
+// options are the command-line flags; each also reads PIXIE_<NAME> from the
+// environment (e.g. PIXIE_DEMO_PASSWORD), the flag winning.
+type options struct {
+	addr                string
+	issuer              string
+	demoPassword        string
+	demoAPISecret       string
+	codeLifespan        time.Duration
+	accessTokenLifespan time.Duration
+	idTokenAlg          string
+	logLevel            slog.Level
+}
+
+func parseOptions(args []string, getenv func(string) string, out io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(out)
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	envDur := func(name string, def time.Duration) time.Duration {
+		if v := getenv(name); v != "" {
+			if d, err := time.ParseDuration(v); err == nil {
+				return d
+			}
+		}
+		return def
+	}
+	fs.StringVar(&o.addr, "addr", env("PIXIE_ADDR", "127.0.0.1:8080"), "listen address")
+	fs.StringVar(&o.issuer, "issuer", env("PIXIE_ISSUER", ""), "issuer URL (default http://<addr>)")
+	fs.StringVar(&o.demoPassword, "demo-password", env("PIXIE_DEMO_PASSWORD", ""), "password of the demo user alice (default: random, printed)")
+	fs.StringVar(&o.demoAPISecret, "demo-api-secret", env("PIXIE_DEMO_API_SECRET", ""), "client secret of example-api (default: random, printed)")
+	fs.DurationVar(&o.codeLifespan, "code-lifespan", envDur("PIXIE_CODE_LIFESPAN", provider.DefaultAuthorizeCodeLifespan), "authorization code lifespan (at most 10m)")
+	fs.DurationVar(&o.accessTokenLifespan, "access-token-lifespan", envDur("PIXIE_ACCESS_TOKEN_LIFESPAN", provider.DefaultAccessTokenLifespan), "access token lifespan")
+	fs.StringVar(&o.idTokenAlg, "id-token-alg", env("PIXIE_ID_TOKEN_ALG", provider.RS256), "ID token signing algorithm: RS256 or ES256")
+	level := env("PIXIE_LOG_LEVEL", "info")
+	fs.Func("log-level", "log level: debug, info, warn, error (default info)", func(s string) error { level = s; return nil })
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if err := o.logLevel.UnmarshalText([]byte(level)); err != nil {
+		return o, fmt.Errorf("-log-level: %w", err)
+	}
+	if o.issuer == "" {
+		o.issuer = "http://" + o.addr
+	}
+	var err error
+	if o.demoPassword == "" {
+		if o.demoPassword, err = randomSecret(); err != nil {
+			return o, err
+		}
+	}
+	if o.demoAPISecret == "" {
+		if o.demoAPISecret, err = randomSecret(); err != nil {
+			return o, err
+		}
+	}
+	return o, nil
+}
+
+func randomSecret() (string, error) {
+	b := make([]byte, 18)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}

@@ -1,0 +1,132 @@
+package handlers
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/pixieauth/pixie/provider"
+)
+
+// token serves the token endpoint.
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	resp, err := s.p.Token(r.Context(), r)
+	noStore(w.Header())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// revoke serves the revocation endpoint.
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	noStore(w.Header())
+	if err := s.p.Revoke(r.Context(), r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// introspect serves the introspection endpoint.
+func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	noStore(w.Header())
+	resp, err := s.p.Introspect(r.Context(), r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// userinfo serves the UserInfo endpoint. The token comes in the
+// Authorization header (RFC 6750 §2.1).
+func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
+	noStore(w.Header())
+	claims, err := s.p.UserInfo(r.Context(), provider.BearerToken(r))
+	if err != nil {
+		var e *provider.Error
+		if errors.As(err, &e) && e.Status < 500 {
+			// RFC 6750 §3: the error goes in WWW-Authenticate.
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error=%q, error_description=%q`, e.Code, e.Description))
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, claims)
+}
+
+// writeError writes an OAuth error response (RFC 6749 §5.2).
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *provider.Error
+	if !errors.As(err, &e) {
+		s.p.Logger().ErrorContext(r.Context(), "unexpected error", "error", err)
+		e = &provider.Error{Code: provider.ErrCodeServerError, Status: http.StatusInternalServerError}
+	}
+	if e.Code == provider.ErrCodeInvalidClient && e.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="pixie"`)
+	}
+	if e.Status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", http.MethodPost)
+	}
+	body := map[string]string{"error": e.Code}
+	if e.Description != "" {
+		body["error_description"] = e.Description
+	}
+	writeJSON(w, e.Status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// discovery serves the provider metadata (OIDC Discovery 1.0 §3, RFC 8414 §2).
+func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
+	iss := s.p.Issuer()
+	methods := []string{"S256"}
+	if s.p.AllowsPlainPKCE() {
+		methods = append(methods, "plain")
+	}
+	doc := map[string]any{
+		"issuer":                                        iss,
+		"authorization_endpoint":                        iss + PathAuthorize,
+		"token_endpoint":                                iss + PathToken,
+		"userinfo_endpoint":                             iss + PathUserInfo,
+		"jwks_uri":                                      iss + PathJWKS,
+		"revocation_endpoint":                           iss + PathRevoke,
+		"introspection_endpoint":                        iss + PathIntrospect,
+		"scopes_supported":                              []string{"openid", "profile", "email", "offline_access"},
+		"response_types_supported":                      []string{"code"},
+		"response_modes_supported":                      []string{"query"},
+		"grant_types_supported":                         []string{"authorization_code", "refresh_token"},
+		"subject_types_supported":                       []string{"public"},
+		"id_token_signing_alg_values_supported":         s.p.IDTokenAlgs(),
+		"token_endpoint_auth_methods_supported":         []string{"none", "client_secret_basic", "client_secret_post"},
+		"revocation_endpoint_auth_methods_supported":    []string{"none", "client_secret_basic", "client_secret_post"},
+		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		"code_challenge_methods_supported":              methods,
+		"claims_supported": []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "at_hash",
+			"name", "given_name", "family_name", "preferred_username", "picture", "locale", "email", "email_verified"},
+		"prompt_values_supported":                        []string{"none", "login"},
+		"claims_parameter_supported":                     false,
+		"request_parameter_supported":                    false,
+		"request_uri_parameter_supported":                false,
+		"authorization_response_iss_parameter_supported": true,
+	}
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	writeJSON(w, http.StatusOK, doc)
+}
+
+// jwks serves the public signing keys.
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	_, _ = w.Write(s.p.JWKS())
+}

@@ -1,0 +1,94 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pixieauth/pixie/provider"
+)
+
+// authorize serves the authorization endpoint: it validates the request,
+// sends a visitor without a (fresh enough) login session to the login page,
+// and otherwise issues a code and redirects to the client.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	areq, err := s.p.ParseAuthorizeRequest(ctx, r)
+	if err != nil {
+		s.authorizeFailed(w, r, err)
+		return
+	}
+	sub, authTime, amr := s.session(r).subject()
+	if s.needsLogin(areq, sub, authTime) {
+		if slices.Contains(areq.Prompt, "none") {
+			http.Redirect(w, r, s.p.Refuse(ctx, areq, "login_required", "The user is not logged in."), http.StatusSeeOther)
+			return
+		}
+		// r.Form holds the query and, for POST, the body: resume with all of it.
+		http.Redirect(w, r, s.link(PathLogin)+"?"+r.Form.Encode(), http.StatusSeeOther)
+		return
+	}
+	to, err := s.p.IssueCode(ctx, areq, provider.Login{Subject: sub, AuthTime: authTime, AMR: amr})
+	if err != nil {
+		s.authorizeFailed(w, r, err)
+		return
+	}
+	noStore(w.Header())
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// needsLogin reports whether the user must (re)authenticate first: no
+// session, prompt=login, or a login older than max_age.
+func (s *Server) needsLogin(areq *provider.AuthorizeRequest, sub string, authTime time.Time) bool {
+	if sub == "" || slices.Contains(areq.Prompt, "login") {
+		return true
+	}
+	return areq.MaxAge >= 0 && s.p.Now().Sub(authTime).Truncate(time.Second) > areq.MaxAge
+}
+
+// authorizeFailed redirects an error to the client when the client and
+// redirect URI checked out, and shows it on a page otherwise.
+func (s *Server) authorizeFailed(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *provider.AuthorizeError
+	if !errors.As(err, &ae) {
+		s.renderError(w, r, http.StatusInternalServerError, provider.ErrCodeServerError, "")
+		return
+	}
+	if ae.RedirectURL != "" {
+		noStore(w.Header())
+		http.Redirect(w, r, ae.RedirectURL, http.StatusSeeOther)
+		return
+	}
+	status := ae.Err.Status
+	if status < 400 {
+		status = http.StatusBadRequest
+	}
+	s.renderError(w, r, status, ae.Err.Code, ae.Err.Description)
+}
+
+// resumeURL returns the authorization request to resume after a login: the
+// pending request's parameters, minus prompt=login, which the login just
+// honoured. It only ever points at this server's authorization endpoint.
+func (s *Server) resumeURL(request string) (string, bool) {
+	q, err := url.ParseQuery(request)
+	if err != nil || q.Get("client_id") == "" {
+		return "", false
+	}
+	if p := q.Get("prompt"); p != "" {
+		kept := slices.DeleteFunc(strings.Fields(p), func(v string) bool { return v == "login" })
+		if len(kept) == 0 {
+			q.Del("prompt")
+		} else {
+			q.Set("prompt", strings.Join(kept, " "))
+		}
+	}
+	return s.link(PathAuthorize) + "?" + q.Encode(), true
+}
+
+func noStore(h http.Header) {
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+}

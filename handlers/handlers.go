@@ -1,0 +1,184 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gorilla/sessions"
+
+	"github.com/pixieauth/pixie/provider"
+)
+
+// Paths of the endpoints, relative to the issuer URL.
+const (
+	PathAuthorize   = "/authorize"
+	PathToken       = "/oauth/token"
+	PathUserInfo    = "/userinfo"
+	PathRevoke      = "/oauth/revoke"
+	PathIntrospect  = "/oauth/introspect"
+	PathOIDCConfig  = "/.well-known/openid-configuration"
+	PathOAuthConfig = "/.well-known/oauth-authorization-server"
+	PathJWKS        = "/.well-known/jwks.json"
+	PathLogin       = "/login"
+	PathLogout      = "/logout"
+)
+
+// DefaultSessionLifetime is how long a login session lasts by default.
+const DefaultSessionLifetime = 12 * time.Hour
+
+// Router is what Mount registers on: *http.ServeMux, chi.Router and
+// gorilla/mux's Router all have this method. Patterns use Go 1.22 method
+// syntax ("GET /authorize").
+type Router interface {
+	Handle(pattern string, h http.Handler)
+}
+
+// Config customizes a [Server]. The zero value is ready to use.
+type Config struct {
+	// Templates overrides any subset of the default pages by file name:
+	// login.html ([LoginPage]), error.html ([ErrorPage]), logout.html
+	// ([LogoutPage]) and base.html (the shared "head" template). Files it
+	// does not have fall back to the embedded defaults. Default nil.
+	Templates TemplateFS
+	// SessionLifetime is how long a login session lasts before the user must
+	// sign in again. Default 12 hours.
+	SessionLifetime time.Duration
+}
+
+// Server serves pixie's endpoints. It is an http.Handler, for mounting under
+// a prefix, and can register its routes on a [Router]. It is safe for
+// concurrent use.
+type Server struct {
+	p        *provider.Provider
+	pages    *pages
+	cookies  *sessions.CookieStore
+	cookie   string // cookie name
+	base     string // the issuer's path, prefixed to every link
+	mux      *http.ServeMux
+	routes   []route
+	lifetime time.Duration
+}
+
+type route struct {
+	pattern string
+	h       http.Handler
+}
+
+// Mount registers pixie's endpoints on r with the default [Config]. It is
+// [New] followed by [Server.Register]. The paths, relative to the issuer:
+//
+//	GET|POST /authorize                              authorization endpoint (RFC 6749 §3.1)
+//	POST     /oauth/token                            token endpoint (RFC 6749 §3.2)
+//	GET|POST /userinfo                               UserInfo endpoint (OIDC Core §5.3)
+//	POST     /oauth/revoke                           revocation (RFC 7009)
+//	POST     /oauth/introspect                       introspection (RFC 7662), confidential clients only
+//	GET      /.well-known/openid-configuration       discovery (OIDC Discovery 1.0)
+//	GET      /.well-known/oauth-authorization-server metadata (RFC 8414)
+//	GET      /.well-known/jwks.json                  public signing keys (RFC 7517)
+//	GET|POST /login                                  login page
+//	GET|POST /logout                                 logout page
+func Mount(r Router, p *provider.Provider) error {
+	s, err := New(p, Config{})
+	if err != nil {
+		return err
+	}
+	s.Register(r)
+	return nil
+}
+
+// New builds a Server: it parses the pages once and derives the login-cookie
+// keys from the provider's key store, so every replica sharing that store
+// reads the same cookies.
+func New(p *provider.Provider, cfg Config) (*Server, error) {
+	if p == nil {
+		return nil, errors.New("handlers: provider is nil")
+	}
+	pg, err := parsePages(cfg.Templates)
+	if err != nil {
+		return nil, err
+	}
+	iss, err := url.Parse(p.Issuer())
+	if err != nil {
+		return nil, fmt.Errorf("handlers: issuer: %w", err)
+	}
+	if cfg.SessionLifetime == 0 {
+		cfg.SessionLifetime = DefaultSessionLifetime
+	} else if cfg.SessionLifetime < time.Minute {
+		return nil, fmt.Errorf("handlers: Config.SessionLifetime %v is shorter than a minute", cfg.SessionLifetime)
+	}
+	hashKey, err := p.DeriveKey("login cookie mac")
+	if err != nil {
+		return nil, err
+	}
+	blockKey, err := p.DeriveKey("login cookie encryption")
+	if err != nil {
+		return nil, err
+	}
+	secure := iss.Scheme == "https"
+	cs := sessions.NewCookieStore(hashKey, blockKey)
+	cs.Options = &sessions.Options{
+		Path:     "/",
+		MaxAge:   int(cfg.SessionLifetime / time.Second),
+		HttpOnly: true,
+		Secure:   secure,
+		SameSite: http.SameSiteLaxMode,
+	}
+	cs.MaxAge(cs.Options.MaxAge)
+	s := &Server{
+		p:        p,
+		pages:    pg,
+		cookies:  cs,
+		cookie:   "pixie_session",
+		base:     strings.TrimSuffix(iss.Path, "/"),
+		mux:      http.NewServeMux(),
+		lifetime: cfg.SessionLifetime,
+	}
+	if secure {
+		// __Host-: the browser refuses it unless Secure, Path=/ and no
+		// Domain, so no sibling subdomain can plant or read it.
+		s.cookie = "__Host-pixie_session"
+	}
+	forms := http.NewCrossOriginProtection()
+	s.routes = []route{
+		{"GET " + PathAuthorize, http.HandlerFunc(s.authorize)},
+		{"POST " + PathAuthorize, http.HandlerFunc(s.authorize)},
+		// Every method, so that a GET gets an OAuth error, not a bare 405.
+		{PathToken, http.HandlerFunc(s.token)},
+		{"GET " + PathUserInfo, http.HandlerFunc(s.userinfo)},
+		{"POST " + PathUserInfo, http.HandlerFunc(s.userinfo)},
+		{"POST " + PathRevoke, http.HandlerFunc(s.revoke)},
+		{"POST " + PathIntrospect, http.HandlerFunc(s.introspect)},
+		{"GET " + PathOIDCConfig, http.HandlerFunc(s.discovery)},
+		{"GET " + PathOAuthConfig, http.HandlerFunc(s.discovery)},
+		{"GET " + PathJWKS, http.HandlerFunc(s.jwks)},
+		{"GET " + PathLogin, http.HandlerFunc(s.loginPage)},
+		{"POST " + PathLogin, forms.Handler(http.HandlerFunc(s.loginSubmit))},
+		{"GET " + PathLogout, http.HandlerFunc(s.logoutPage)},
+		{"POST " + PathLogout, forms.Handler(http.HandlerFunc(s.logoutSubmit))},
+	}
+	for _, rt := range s.routes {
+		s.mux.Handle(rt.pattern, rt.h)
+	}
+	return s, nil
+}
+
+// Register registers the endpoints on r (see [Mount] for the list).
+func (s *Server) Register(r Router) {
+	for _, rt := range s.routes {
+		r.Handle(rt.pattern, rt.h)
+	}
+}
+
+// ServeHTTP serves the endpoints, for mounting under a prefix:
+// mux.Handle("/auth/", http.StripPrefix("/auth", srv)) with the issuer
+// ending in /auth.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r)
+}
+
+// link returns the path of one of pixie's routes as the browser sees it.
+func (s *Server) link(path string) string { return s.base + path }

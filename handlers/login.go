@@ -1,0 +1,147 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/pixieauth/pixie/store"
+)
+
+// maxCredentialLen bounds what is hashed, so a huge password costs nothing.
+const maxCredentialLen = 1024
+
+// loginPage shows the login form. Its query is the pending authorization
+// request, which the form carries back.
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
+	sess := s.session(r)
+	token, _ := sess.csrfToken()
+	if err := s.save(w, r, sess); err != nil {
+		s.p.Logger().ErrorContext(r.Context(), "save login session", "error", err)
+		s.renderError(w, r, http.StatusInternalServerError, "server_error", "")
+		return
+	}
+	request := r.URL.RawQuery
+	s.showLogin(w, r, http.StatusOK, LoginPage{
+		ClientName: s.clientName(r, request),
+		Username:   queryValue(request, "login_hint"),
+		CSRFToken:  token,
+		Request:    request,
+	})
+}
+
+// loginSubmit checks the posted credentials. On success it starts a fresh
+// session and resumes the authorization request; on failure it shows the
+// form again with the same message whether the user exists or not.
+func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		s.renderError(w, r, http.StatusBadRequest, "invalid_request", "The form could not be read.")
+		return
+	}
+	sess := s.session(r)
+	if !sess.checkCSRF(r.PostForm.Get("csrf_token")) {
+		s.renderError(w, r, http.StatusForbidden, "invalid_request", "The form expired or did not come from this site. Go back and try again.")
+		return
+	}
+	request := r.PostForm.Get("request")
+	username, password := r.PostForm.Get("username"), r.PostForm.Get("password")
+	page := LoginPage{ClientName: s.clientName(r, request), Username: username, Request: request}
+	if username == "" || password == "" || len(username) > maxCredentialLen || len(password) > maxCredentialLen {
+		page.Error = "Enter your username and password."
+		page.CSRFToken, _ = sess.csrfToken()
+		s.showLogin(w, r, http.StatusOK, page)
+		return
+	}
+	sub, err := s.p.Users().Authenticate(ctx, username, password)
+	if err != nil {
+		if !errors.Is(err, store.ErrInvalidCredentials) {
+			s.p.Logger().ErrorContext(ctx, "authenticate user", "error", err)
+			s.renderError(w, r, http.StatusInternalServerError, "server_error", "Signing in is not possible right now. Try again later.")
+			return
+		}
+		s.p.Logger().InfoContext(ctx, "login failed")
+		page.Error = "The username or password is incorrect."
+		page.CSRFToken, _ = sess.csrfToken()
+		s.showLogin(w, r, http.StatusOK, page)
+		return
+	}
+	sess.logIn(sub, s.p.Now(), "pwd")
+	if err := s.save(w, r, sess); err != nil {
+		s.p.Logger().ErrorContext(ctx, "save login session", "error", err)
+		s.renderError(w, r, http.StatusInternalServerError, "server_error", "")
+		return
+	}
+	s.p.Logger().InfoContext(ctx, "user logged in", "subject", sub)
+	to, ok := s.resumeURL(request)
+	if !ok {
+		to = s.link("/")
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, status int, page LoginPage) {
+	page.Nonce = newNonce()
+	page.Action = s.link(PathLogin)
+	s.render(w, r, status, "login.html", page.Nonce, page)
+}
+
+// clientName returns the display name of the client of a pending request,
+// or "" when there is none.
+func (s *Server) clientName(r *http.Request, request string) string {
+	id := queryValue(request, "client_id")
+	if id == "" {
+		return ""
+	}
+	c, err := s.p.Clients().Client(r.Context(), id)
+	if err != nil {
+		return ""
+	}
+	if c.Name != "" {
+		return c.Name
+	}
+	return c.ID
+}
+
+func queryValue(query, key string) string {
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return ""
+	}
+	return q.Get(key)
+}
+
+// logoutPage asks for confirmation, so that a link or an image on another
+// site cannot sign the user out.
+func (s *Server) logoutPage(w http.ResponseWriter, r *http.Request) {
+	sess := s.session(r)
+	token, _ := sess.csrfToken()
+	if err := s.save(w, r, sess); err != nil {
+		s.p.Logger().ErrorContext(r.Context(), "save login session", "error", err)
+		s.renderError(w, r, http.StatusInternalServerError, "server_error", "")
+		return
+	}
+	nonce := newNonce()
+	s.render(w, r, http.StatusOK, "logout.html", nonce, LogoutPage{Nonce: nonce, CSRFToken: token, Action: s.link(PathLogout)})
+}
+
+// logoutSubmit ends the login session.
+func (s *Server) logoutSubmit(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		s.renderError(w, r, http.StatusBadRequest, "invalid_request", "The form could not be read.")
+		return
+	}
+	sess := s.session(r)
+	if !sess.checkCSRF(r.PostForm.Get("csrf_token")) {
+		s.renderError(w, r, http.StatusForbidden, "invalid_request", "The form expired or did not come from this site. Go back and try again.")
+		return
+	}
+	sess.end()
+	if err := s.save(w, r, sess); err != nil {
+		s.p.Logger().ErrorContext(r.Context(), "end login session", "error", err)
+	}
+	nonce := newNonce()
+	s.render(w, r, http.StatusOK, "logout.html", nonce, LogoutPage{Nonce: nonce, Done: true})
+}

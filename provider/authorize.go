@@ -1,0 +1,209 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
+
+	"github.com/pixieauth/pixie/store"
+)
+
+// AuthorizeRequest is a validated authorization request (RFC 6749 §4.1.1,
+// OIDC Core §3.1.2.1) waiting for the user to log in. Its client and redirect
+// URI have been checked, and its PKCE challenge, scopes and response type
+// accepted.
+type AuthorizeRequest struct {
+	Client    *store.Client // the registered client (a copy)
+	Scopes    []string      // the requested scopes
+	State     string        // the client's state
+	Prompt    []string      // prompt values (OIDC Core §3.1.2.1)
+	MaxAge    time.Duration // max_age; negative when absent
+	LoginHint string        // login_hint
+	ar        fosite.AuthorizeRequester
+}
+
+// Login is the outcome of authenticating the user, passed to [Provider.IssueCode].
+type Login struct {
+	Subject  string    // the user's subject identifier
+	AuthTime time.Time // when the user authenticated (auth_time)
+	AMR      []string  // authentication methods (amr, RFC 8176), e.g. ["pwd"]
+}
+
+// AuthorizeError is a refused authorization request. When RedirectURL is
+// set, the client and redirect URI checked out and the error must be sent
+// there (RFC 6749 §4.1.2.1), with state and iss already added. When it is
+// empty, the client or redirect URI is invalid and the user must be shown the
+// error instead: a bad redirect URI is never redirected to.
+type AuthorizeError struct {
+	Err         *Error // the OAuth error
+	RedirectURL string // where to send it, or empty: show it to the user
+}
+
+func (e *AuthorizeError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the OAuth error.
+func (e *AuthorizeError) Unwrap() error { return e.Err }
+
+// ParseAuthorizeRequest validates an authorization request. On failure it
+// returns an *AuthorizeError.
+func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (*AuthorizeRequest, error) {
+	ar, err := p.oauth2.NewAuthorizeRequest(ctx, r)
+	if err != nil {
+		return nil, p.authorizeError(ctx, ar, err)
+	}
+	c, ok := ar.GetClient().(fositeClient)
+	if !ok {
+		return nil, p.authorizeError(ctx, ar, fosite.ErrServerError.WithDebug("unexpected client type"))
+	}
+	form := ar.GetRequestForm()
+	maxAge := time.Duration(-1)
+	if v := form.Get("max_age"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 31)
+		if err != nil {
+			return nil, p.authorizeError(ctx, ar, fosite.ErrInvalidRequest.WithHint("max_age must be a non-negative integer."))
+		}
+		maxAge = time.Duration(n) * time.Second
+	}
+	return &AuthorizeRequest{
+		Client:    c.c.Clone(),
+		Scopes:    slices.Clone(ar.GetRequestedScopes()),
+		State:     ar.GetState(),
+		Prompt:    strings.Fields(form.Get("prompt")),
+		MaxAge:    maxAge,
+		LoginHint: form.Get("login_hint"),
+		ar:        ar,
+	}, nil
+}
+
+// IssueCode grants the request to the logged-in user and returns the URL to
+// redirect the browser to: the client's redirect URI with code, scope, state
+// and iss (RFC 9207). The requested scopes are granted as asked (the client
+// may only ask for scopes it is registered for); offline_access, and with it a
+// refresh token, only if the client may use refresh tokens. On failure it
+// returns an *AuthorizeError.
+func (p *Provider) IssueCode(ctx context.Context, areq *AuthorizeRequest, login Login) (string, error) {
+	ar := areq.ar
+	if login.Subject == "" {
+		return "", p.authorizeError(ctx, ar, fosite.ErrServerError.WithDebug("login has no subject"))
+	}
+	user, err := p.users.User(ctx, login.Subject)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return "", p.authorizeError(ctx, ar, fosite.ErrAccessDenied.WithHint("The user no longer exists."))
+		}
+		return "", p.authorizeError(ctx, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
+	}
+	for _, s := range ar.GetRequestedScopes() {
+		if (s == "offline_access" || s == "offline") && !allowsGrant(areq.Client, grantRefreshToken) {
+			continue
+		}
+		ar.GrantScope(s)
+	}
+	now := p.now().UTC()
+	authTime := login.AuthTime.UTC()
+	if authTime.IsZero() || authTime.After(now) {
+		authTime = now
+	}
+	sess := newSession()
+	sess.Subject = user.Subject
+	sess.Username = user.PreferredUsername
+	sess.Claims.Subject = user.Subject
+	sess.Claims.Issuer = p.cfg.Issuer
+	sess.Claims.AuthTime = authTime
+	sess.Claims.RequestedAt = ar.GetRequestedAt()
+	sess.Claims.AuthenticationMethodsReferences = login.AMR
+	sess.Claims.Extra = userClaims(user, ar.GetGrantedScopes())
+	resp, err := p.oauth2.NewAuthorizeResponse(ctx, ar, sess)
+	if err != nil {
+		return "", p.authorizeError(ctx, ar, err)
+	}
+	params := resp.GetParameters()
+	params.Set("iss", p.cfg.Issuer)
+	return withQuery(ar.GetRedirectURI(), params), nil
+}
+
+// authorizeError builds an AuthorizeError, with a redirect only when fosite
+// validated the redirect URI.
+func (p *Provider) authorizeError(ctx context.Context, ar fosite.AuthorizeRequester, err error) *AuthorizeError {
+	e := p.oauthError(ctx, "authorize", err)
+	ae := &AuthorizeError{Err: e}
+	if ar == nil || !ar.IsRedirectURIValid() || ar.GetRedirectURI() == nil {
+		return ae
+	}
+	params := url.Values{}
+	params.Set("error", e.Code)
+	if e.Description != "" {
+		params.Set("error_description", e.Description)
+	}
+	if s := ar.GetState(); s != "" {
+		params.Set("state", s)
+	}
+	params.Set("iss", p.cfg.Issuer)
+	ae.RedirectURL = withQuery(ar.GetRedirectURI(), params)
+	return ae
+}
+
+// withQuery returns u with params added to its query, keeping the query the
+// client registered (RFC 6749 §3.1.2).
+func withQuery(u *url.URL, params url.Values) string {
+	v := *u
+	v.Fragment = ""
+	q := v.Query()
+	for k, vs := range params {
+		for _, s := range vs {
+			q.Add(k, s)
+		}
+	}
+	v.RawQuery = q.Encode()
+	return v.String()
+}
+
+// userClaims returns the standard claims the granted scopes release (OIDC
+// Core §5.4): profile and email. sub is always present and set elsewhere.
+func userClaims(u *store.User, scopes fosite.Arguments) map[string]any {
+	c := map[string]any{}
+	set := func(k, v string) {
+		if v != "" {
+			c[k] = v
+		}
+	}
+	if scopes.Has("profile") {
+		set("name", u.Name)
+		set("given_name", u.GivenName)
+		set("family_name", u.FamilyName)
+		set("preferred_username", u.PreferredUsername)
+		set("picture", u.Picture)
+		set("locale", u.Locale)
+	}
+	if scopes.Has("email") && u.Email != "" {
+		c["email"] = u.Email
+		c["email_verified"] = u.EmailVerified
+	}
+	return c
+}
+
+// sessionFrom extracts pixie's session from a fosite requester.
+func sessionFrom(r fosite.Requester) (*openid.DefaultSession, error) {
+	s, ok := r.GetSession().(*openid.DefaultSession)
+	if !ok || s.Claims == nil {
+		return nil, fmt.Errorf("provider: unexpected session type %T", r.GetSession())
+	}
+	return s, nil
+}
+
+// Refuse ends the request with an OAuth error chosen by the caller, such as
+// login_required for prompt=none without a session (OIDC Core §3.1.2.6),
+// and returns the URL to redirect the browser to.
+func (p *Provider) Refuse(ctx context.Context, areq *AuthorizeRequest, code, description string) string {
+	e := &fosite.RFC6749Error{ErrorField: code, DescriptionField: description, CodeField: http.StatusBadRequest}
+	return p.authorizeError(ctx, areq.ar, e).RedirectURL
+}

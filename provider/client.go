@@ -1,0 +1,135 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/ory/fosite"
+
+	"github.com/pixieauth/pixie/store"
+)
+
+// Grant types a client may be registered for.
+const (
+	grantAuthorizationCode = "authorization_code"
+	grantRefreshToken      = "refresh_token"
+)
+
+// ValidateClient checks a client registration against pixie's rules, the ones
+// [Provider] enforces on every lookup:
+//   - redirect URIs absolute and without a fragment (a client with none, such
+//     as a resource server that only introspects, cannot use /authorize);
+//   - https redirect URIs for every client; http only for a native client on
+//     a loopback IP literal (http://127.0.0.1/… or http://[::1]/…, RFC 8252 §7.3);
+//   - custom schemes only for native clients, and in reverse-domain form
+//     (com.example.app:/…, RFC 8252 §7.1);
+//   - grant types among authorization_code and refresh_token;
+//   - IDTokenAlg empty, RS256 or ES256.
+func ValidateClient(c *store.Client) error {
+	if c.ID == "" {
+		return errors.New("provider: client has no ID")
+	}
+	for _, raw := range c.RedirectURIs {
+		if err := validateRedirectURI(raw, c.Native); err != nil {
+			return fmt.Errorf("provider: client %q: %w", c.ID, err)
+		}
+	}
+	for _, g := range c.GrantTypes {
+		if g != grantAuthorizationCode && g != grantRefreshToken {
+			return fmt.Errorf("provider: client %q: unsupported grant type %q", c.ID, g)
+		}
+	}
+	switch c.IDTokenAlg {
+	case "", RS256, ES256:
+	default:
+		return fmt.Errorf("provider: client %q: IDTokenAlg %q is not RS256 or ES256", c.ID, c.IDTokenAlg)
+	}
+	return nil
+}
+
+func validateRedirectURI(raw string, native bool) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("redirect URI %q: %w", raw, err)
+	}
+	if u.Scheme == "" || u.Fragment != "" || strings.Contains(raw, "#") {
+		return fmt.Errorf("redirect URI %q must be absolute and have no fragment", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		if u.Host == "" {
+			return fmt.Errorf("redirect URI %q has no host", raw)
+		}
+	case "http":
+		ip := net.ParseIP(u.Hostname())
+		if !native || ip == nil || !ip.IsLoopback() {
+			return fmt.Errorf("redirect URI %q: http is allowed only for native clients on a loopback IP address", raw)
+		}
+	default:
+		if !native {
+			return fmt.Errorf("redirect URI %q: custom schemes are allowed only for native clients", raw)
+		}
+		if !strings.Contains(u.Scheme, ".") {
+			return fmt.Errorf("redirect URI %q: a custom scheme must be a reverse domain name such as com.example.app", raw)
+		}
+	}
+	return nil
+}
+
+// fositeClient presents a store.Client to fosite.
+type fositeClient struct{ c *store.Client }
+
+var (
+	_ fosite.Client             = fositeClient{}
+	_ fosite.ResponseModeClient = fositeClient{}
+)
+
+func (f fositeClient) GetID() string                      { return f.c.ID }
+func (f fositeClient) GetHashedSecret() []byte            { return []byte(f.c.SecretHash) }
+func (f fositeClient) GetRedirectURIs() []string          { return f.c.RedirectURIs }
+func (f fositeClient) GetResponseTypes() fosite.Arguments { return fosite.Arguments{"code"} }
+func (f fositeClient) GetScopes() fosite.Arguments        { return f.c.Scopes }
+func (f fositeClient) IsPublic() bool                     { return f.c.Public() }
+func (f fositeClient) GetAudience() fosite.Arguments      { return nil }
+func (f fositeClient) GetGrantTypes() fosite.Arguments {
+	if len(f.c.GrantTypes) == 0 {
+		return fosite.Arguments{grantAuthorizationCode, grantRefreshToken}
+	}
+	return f.c.GrantTypes
+}
+
+// GetResponseModes allows response_mode=query, stated or implied: codes are
+// delivered in the query (RFC 6749 §4.1.2) and nowhere else.
+func (f fositeClient) GetResponseModes() []fosite.ResponseModeType {
+	return []fosite.ResponseModeType{fosite.ResponseModeDefault, fosite.ResponseModeQuery}
+}
+
+// secretHasher checks client secrets against argon2id or bcrypt hashes made
+// with store.HashSecret.
+type secretHasher struct{}
+
+func (secretHasher) Compare(_ context.Context, hash, secret []byte) error {
+	ok, err := store.CheckSecret(string(hash), string(secret))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errors.New("provider: client secret mismatch")
+	}
+	return nil
+}
+
+func (secretHasher) Hash(_ context.Context, secret []byte) ([]byte, error) {
+	h, err := store.HashSecret(string(secret))
+	return []byte(h), err
+}
+
+// allowsGrant reports whether the client may use the grant type.
+func allowsGrant(c *store.Client, grant string) bool {
+	return slices.Contains(fositeClient{c}.GetGrantTypes(), grant)
+}

@@ -1,0 +1,146 @@
+package provider
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/pixieauth/pixie/store"
+)
+
+// Lifespan defaults and limits.
+const (
+	DefaultAuthorizeCodeLifespan = 10 * time.Minute
+	MaxAuthorizeCodeLifespan     = 10 * time.Minute // RFC 6749 §4.1.2: "maximum … of 10 minutes"
+	DefaultAccessTokenLifespan   = time.Hour
+	DefaultIDTokenLifespan       = time.Hour
+	DefaultRefreshTokenLifespan  = 30 * 24 * time.Hour
+)
+
+// Signing algorithms pixie signs with. Both are always available; the
+// provider publishes a key for each. fosite's at_hash is SHA-256, which is
+// correct for exactly these.
+const (
+	RS256 = "RS256" // RSA-2048 PKCS #1 v1.5 with SHA-256: the OIDC default, for interoperability
+	ES256 = "ES256" // ECDSA P-256 with SHA-256: about 8× faster to sign than RS256
+)
+
+// Config configures a [Provider]. The zero value of every optional field is
+// the secure default. [New] validates it and names the offending field.
+type Config struct {
+	// Issuer is the issuer identifier (OIDC Core §2, RFC 8414): the https URL
+	// the provider's endpoints are mounted under, without a trailing slash,
+	// query or fragment. Required. http is accepted only for a loopback host
+	// (127.0.0.1, [::1], localhost) or with InsecureAllowHTTPIssuer.
+	Issuer string
+
+	// Clients looks up registered clients. Required.
+	Clients store.Clients
+	// Users authenticates people and returns their claims. Required.
+	Users store.Users
+	// Grants stores codes and tokens (as signatures). Required.
+	Grants store.Grants
+	// Keys stores the signing keys and the token secret; on first start New
+	// generates an RS256 and an ES256 key and a 256-bit secret and stores
+	// them, so that every replica sharing the store signs alike. Required.
+	Keys store.Keys
+
+	// IDTokenAlg is the default JWS algorithm of ID tokens, RS256 or ES256; a
+	// client may override it with [store.Client.IDTokenAlg]. Default RS256.
+	IDTokenAlg string
+
+	// AuthorizeCodeLifespan is how long an authorization code may be redeemed.
+	// Default 10 minutes, which is also the maximum.
+	AuthorizeCodeLifespan time.Duration
+	// AccessTokenLifespan defaults to 1 hour.
+	AccessTokenLifespan time.Duration
+	// IDTokenLifespan defaults to 1 hour.
+	IDTokenLifespan time.Duration
+	// RefreshTokenLifespan defaults to 30 days.
+	RefreshTokenLifespan time.Duration
+
+	// AllowPlainPKCE accepts code_challenge_method=plain. Default false: only
+	// S256 is accepted. plain gives no protection when the authorization
+	// request can be observed; enable it only for legacy clients that cannot
+	// compute SHA-256.
+	AllowPlainPKCE bool
+	// InsecureAllowHTTPIssuer accepts an http issuer on a non-loopback host.
+	// Never set it in production: tokens and passwords would cross the network
+	// in clear text.
+	InsecureAllowHTTPIssuer bool
+
+	// Logger receives the provider's logs. Nil means [slog.Default], looked up
+	// at each call. Tokens, codes, secrets and passwords are never logged.
+	Logger *slog.Logger
+	// Now returns the current time. Nil means [time.Now]. pixie uses it for
+	// its own decisions (auth_time, key creation); fosite reads the wall
+	// clock for token expiry.
+	Now func() time.Time
+}
+
+func (c *Config) validate() error {
+	u, err := url.Parse(c.Issuer)
+	switch {
+	case c.Issuer == "":
+		return errors.New("provider: Config.Issuer is empty")
+	case err != nil:
+		return fmt.Errorf("provider: Config.Issuer: %w", err)
+	case u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.HasSuffix(c.Issuer, "/"):
+		return fmt.Errorf("provider: Config.Issuer %q must be an absolute URL with no query, fragment, user or trailing slash", c.Issuer)
+	case u.Scheme == "https":
+	case u.Scheme == "http" && (isLoopbackHost(u.Hostname()) || c.InsecureAllowHTTPIssuer):
+	default:
+		return fmt.Errorf("provider: Config.Issuer %q must use https (http only on a loopback host, or with InsecureAllowHTTPIssuer)", c.Issuer)
+	}
+	switch {
+	case c.Clients == nil:
+		return errors.New("provider: Config.Clients is nil")
+	case c.Users == nil:
+		return errors.New("provider: Config.Users is nil")
+	case c.Grants == nil:
+		return errors.New("provider: Config.Grants is nil")
+	case c.Keys == nil:
+		return errors.New("provider: Config.Keys is nil")
+	}
+	switch c.IDTokenAlg {
+	case "":
+		c.IDTokenAlg = RS256
+	case RS256, ES256:
+	default:
+		return fmt.Errorf("provider: Config.IDTokenAlg %q is not RS256 or ES256", c.IDTokenAlg)
+	}
+	for _, l := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+		max  time.Duration
+	}{
+		{"AuthorizeCodeLifespan", &c.AuthorizeCodeLifespan, DefaultAuthorizeCodeLifespan, MaxAuthorizeCodeLifespan},
+		{"AccessTokenLifespan", &c.AccessTokenLifespan, DefaultAccessTokenLifespan, 0},
+		{"IDTokenLifespan", &c.IDTokenLifespan, DefaultIDTokenLifespan, 0},
+		{"RefreshTokenLifespan", &c.RefreshTokenLifespan, DefaultRefreshTokenLifespan, 0},
+	} {
+		switch {
+		case *l.v == 0:
+			*l.v = l.def
+		case *l.v < time.Second:
+			return fmt.Errorf("provider: Config.%s %v is shorter than a second", l.name, *l.v)
+		case l.max != 0 && *l.v > l.max:
+			return fmt.Errorf("provider: Config.%s %v exceeds the maximum %v", l.name, *l.v, l.max)
+		}
+	}
+	return nil
+}
+
+// isLoopbackHost reports whether host (without port) names the local machine.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,68 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/ory/fosite"
+
+	"github.com/pixieauth/pixie/store"
+)
+
+// Error is an OAuth 2.0 error response (RFC 6749 §4.1.2.1, §5.2; RFC 6750
+// §3). Code and Description are safe to send to the client: they never carry
+// internals. Unwrap gives the underlying cause for logging.
+type Error struct {
+	Code        string // error, e.g. invalid_grant
+	Description string // error_description, for developers
+	Status      int    // HTTP status for a direct response
+	cause       error
+}
+
+func (e *Error) Error() string {
+	if e.Description == "" {
+		return e.Code
+	}
+	return e.Code + ": " + e.Description
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.cause }
+
+// OAuth error codes pixie answers with, besides fosite's own.
+const (
+	ErrCodeInvalidToken      = "invalid_token"      // RFC 6750 §3.1
+	ErrCodeInsufficientScope = "insufficient_scope" // RFC 6750 §3.1
+	ErrCodeServerError       = "server_error"
+	ErrCodeInvalidClient     = "invalid_client"
+	ErrCodeInvalidRequest    = "invalid_request"
+	ErrCodeInvalidGrant      = "invalid_grant"
+	ErrCodeAccessDenied      = "access_denied"
+)
+
+// oauthError turns a fosite or storage error into an *Error, logging what the
+// client must not see: server errors at Error, client mistakes at Debug.
+// Losing a compare-and-set on a code or refresh token (a concurrent or
+// repeated redemption) is invalid_grant, not fosite's server_error.
+func (p *Provider) oauthError(ctx context.Context, op string, err error) *Error {
+	if errors.Is(err, store.ErrConsumed) {
+		p.log().WarnContext(ctx, "grant redeemed twice; refused", "op", op)
+		return &Error{Code: ErrCodeInvalidGrant, Description: "The authorization code or refresh token has already been used.", Status: http.StatusBadRequest, cause: err}
+	}
+	var internal *internalError
+	if errors.As(err, &internal) {
+		p.log().ErrorContext(ctx, "request failed", "op", op, "error", internal.err)
+		return &Error{Code: ErrCodeServerError, Description: "The server could not complete the request.", Status: http.StatusInternalServerError, cause: err}
+	}
+	rfc := fosite.ErrorToRFC6749Error(err)
+	e := &Error{Code: rfc.ErrorField, Description: rfc.GetDescription(), Status: rfc.CodeField, cause: err}
+	if e.Status >= 500 || e.Code == fosite.ErrServerError.ErrorField || e.Code == "error" {
+		// fosite reports storage failures as server_error; keep the cause for
+		// the operator and give the client nothing of it.
+		p.log().ErrorContext(ctx, "request failed", "op", op, "error", rfc.Debug(), "cause", errors.Unwrap(err))
+		return &Error{Code: ErrCodeServerError, Description: "The server could not complete the request.", Status: http.StatusInternalServerError, cause: err}
+	}
+	p.log().DebugContext(ctx, "request refused", "op", op, "error_code", e.Code, "description", e.Description)
+	return e
+}

@@ -1,0 +1,296 @@
+package provider
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v3"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/ory/fosite/token/jwt"
+
+	"github.com/pixieauth/pixie/store"
+)
+
+// secretAlg marks the stored 256-bit secret that keys the HMAC of codes and
+// opaque tokens and from which the login-cookie keys are derived. It is never
+// published.
+const secretAlg = "HS256"
+
+// signingKey is one private key ready for use.
+type signingKey struct {
+	kid string
+	alg string
+	jwk *jose.JSONWebKey // private; what fosite's signer takes
+	pub crypto.PublicKey
+}
+
+// keyring holds the provider's keys, loaded from a store.Keys. The newest key
+// of each algorithm signs; every key verifies and is published.
+type keyring struct {
+	mu     sync.RWMutex
+	active map[string]*signingKey // by algorithm
+	byKID  map[string]*signingKey
+	jwks   []byte   // the public JWK Set, marshalled once per load
+	secret []byte   // the newest token secret
+	olds   [][]byte // older token secrets, still accepted
+}
+
+// loadKeyring reads the keys from st, generating and storing whatever is
+// missing: an RS256 key, an ES256 key and the token secret.
+func loadKeyring(ctx context.Context, st store.Keys, now func() time.Time) (*keyring, error) {
+	keys, err := st.Keys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("provider: load keys: %w", err)
+	}
+	added := false
+	for _, alg := range []string{RS256, ES256, secretAlg} {
+		if slices.ContainsFunc(keys, func(k store.Key) bool { return k.Algorithm == alg }) {
+			continue
+		}
+		k, err := generateKey(alg, now())
+		if err != nil {
+			return nil, err
+		}
+		// Another replica starting at the same moment may add its own key:
+		// both are kept, the newest signs, all verify.
+		if err := st.AddKey(ctx, k); err != nil && !errors.Is(err, store.ErrAlreadyExists) {
+			return nil, fmt.Errorf("provider: store %s key: %w", alg, err)
+		}
+		added = true
+	}
+	if added {
+		if keys, err = st.Keys(ctx); err != nil {
+			return nil, fmt.Errorf("provider: load keys: %w", err)
+		}
+	}
+	kr := &keyring{}
+	if err := kr.set(keys); err != nil {
+		return nil, err
+	}
+	return kr, nil
+}
+
+// set replaces the keyring's contents with keys.
+func (kr *keyring) set(keys []store.Key) error {
+	// Newest first, so the first key of an algorithm is its active one.
+	slices.SortFunc(keys, func(a, b store.Key) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	active := map[string]*signingKey{}
+	byKID := map[string]*signingKey{}
+	var secrets [][]byte
+	pub := jwk.NewSet()
+	for _, k := range keys {
+		if k.Algorithm == secretAlg {
+			if len(k.Private) < 32 {
+				return fmt.Errorf("provider: token secret %q is shorter than 32 bytes", k.ID)
+			}
+			secrets = append(secrets, k.Private)
+			continue
+		}
+		sk, err := parseKey(k)
+		if err != nil {
+			return err
+		}
+		byKID[sk.kid] = sk
+		if active[sk.alg] == nil {
+			active[sk.alg] = sk
+		}
+		pk, err := jwk.FromRaw(sk.pub)
+		if err != nil {
+			return fmt.Errorf("provider: key %q: %w", k.ID, err)
+		}
+		_ = pk.Set(jwk.KeyIDKey, sk.kid)
+		_ = pk.Set(jwk.AlgorithmKey, jwa.SignatureAlgorithm(sk.alg))
+		_ = pk.Set(jwk.KeyUsageKey, jwk.ForSignature)
+		if err := pub.AddKey(pk); err != nil {
+			return fmt.Errorf("provider: key %q: %w", k.ID, err)
+		}
+	}
+	for _, alg := range []string{RS256, ES256} {
+		if active[alg] == nil {
+			return fmt.Errorf("provider: no %s signing key in the key store", alg)
+		}
+	}
+	if len(secrets) == 0 {
+		return errors.New("provider: no token secret in the key store")
+	}
+	doc, err := json.Marshal(pub)
+	if err != nil {
+		return fmt.Errorf("provider: marshal JWKS: %w", err)
+	}
+	kr.mu.Lock()
+	defer kr.mu.Unlock()
+	kr.active, kr.byKID, kr.jwks = active, byKID, doc
+	kr.secret, kr.olds = secrets[0], secrets[1:]
+	return nil
+}
+
+// generateKey makes a new key of the algorithm.
+func generateKey(alg string, now time.Time) (store.Key, error) {
+	var priv crypto.Signer
+	var err error
+	switch alg {
+	case RS256:
+		priv, err = rsa.GenerateKey(rand.Reader, 2048)
+	case ES256:
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case secretAlg:
+		secret := make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			return store.Key{}, fmt.Errorf("provider: generate secret: %w", err)
+		}
+		id := make([]byte, 12)
+		if _, err := rand.Read(id); err != nil {
+			return store.Key{}, fmt.Errorf("provider: generate secret: %w", err)
+		}
+		return store.Key{ID: "secret-" + base64.RawURLEncoding.EncodeToString(id), Algorithm: alg, Private: secret, CreatedAt: now.UTC()}, nil
+	default:
+		return store.Key{}, fmt.Errorf("provider: unsupported key algorithm %q", alg)
+	}
+	if err != nil {
+		return store.Key{}, fmt.Errorf("provider: generate %s key: %w", alg, err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return store.Key{}, fmt.Errorf("provider: encode %s key: %w", alg, err)
+	}
+	kid, err := thumbprint(priv.Public())
+	if err != nil {
+		return store.Key{}, err
+	}
+	return store.Key{ID: kid, Algorithm: alg, Private: der, CreatedAt: now.UTC()}, nil
+}
+
+// thumbprint returns the RFC 7638 SHA-256 thumbprint of a public key,
+// base64url-encoded: the key's kid.
+func thumbprint(pub crypto.PublicKey) (string, error) {
+	k, err := jwk.FromRaw(pub)
+	if err != nil {
+		return "", fmt.Errorf("provider: key thumbprint: %w", err)
+	}
+	tp, err := k.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return "", fmt.Errorf("provider: key thumbprint: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(tp), nil
+}
+
+// parseKey decodes a stored key and checks that its algorithm and ID fit it.
+func parseKey(k store.Key) (*signingKey, error) {
+	raw, err := x509.ParsePKCS8PrivateKey(k.Private)
+	if err != nil {
+		return nil, fmt.Errorf("provider: key %q: %w", k.ID, err)
+	}
+	var pub crypto.PublicKey
+	switch priv := raw.(type) {
+	case *rsa.PrivateKey:
+		if k.Algorithm != RS256 || priv.N.BitLen() < 2048 {
+			return nil, fmt.Errorf("provider: key %q: an RSA key of %d bits does not fit algorithm %q", k.ID, priv.N.BitLen(), k.Algorithm)
+		}
+		pub = priv.Public()
+	case *ecdsa.PrivateKey:
+		if k.Algorithm != ES256 || priv.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("provider: key %q: an ECDSA %s key does not fit algorithm %q", k.ID, priv.Curve.Params().Name, k.Algorithm)
+		}
+		pub = priv.Public()
+	default:
+		return nil, fmt.Errorf("provider: key %q: unsupported key type %T", k.ID, raw)
+	}
+	kid, err := thumbprint(pub)
+	if err != nil {
+		return nil, err
+	}
+	if kid != k.ID {
+		return nil, fmt.Errorf("provider: key %q: ID is not the key's RFC 7638 thumbprint", k.ID)
+	}
+	return &signingKey{
+		kid: kid,
+		alg: k.Algorithm,
+		pub: pub,
+		jwk: &jose.JSONWebKey{Key: raw, KeyID: kid, Algorithm: k.Algorithm, Use: "sig"},
+	}, nil
+}
+
+// signer returns the key that signs with alg.
+func (kr *keyring) signer(alg string) *signingKey {
+	kr.mu.RLock()
+	defer kr.mu.RUnlock()
+	return kr.active[alg]
+}
+
+// verifier returns the key with the given kid, or nil.
+func (kr *keyring) verifier(kid string) *signingKey {
+	kr.mu.RLock()
+	defer kr.mu.RUnlock()
+	return kr.byKID[kid]
+}
+
+// publicJWKS returns the JSON JWK Set of every public key.
+func (kr *keyring) publicJWKS() []byte {
+	kr.mu.RLock()
+	defer kr.mu.RUnlock()
+	return kr.jwks
+}
+
+// tokenSecrets returns the active token secret and the older ones.
+func (kr *keyring) tokenSecrets() ([]byte, [][]byte) {
+	kr.mu.RLock()
+	defer kr.mu.RUnlock()
+	return kr.secret, kr.olds
+}
+
+// jwtSigner is fosite's jwt.Signer over the keyring: it signs with the active
+// key of one algorithm and verifies with whichever key the token's kid names,
+// so tokens signed before a rotation still verify.
+type jwtSigner struct {
+	jwt.DefaultSigner
+	ring *keyring
+}
+
+func newJWTSigner(ring *keyring, alg string) *jwtSigner {
+	return &jwtSigner{
+		ring: ring,
+		DefaultSigner: jwt.DefaultSigner{GetPrivateKey: func(context.Context) (any, error) {
+			k := ring.signer(alg)
+			if k == nil {
+				return nil, fmt.Errorf("provider: no %s key", alg)
+			}
+			return k.jwk, nil
+		}},
+	}
+}
+
+// Decode parses and verifies a JWT signed by any of the provider's keys.
+func (s *jwtSigner) Decode(_ context.Context, token string) (*jwt.Token, error) {
+	return jwt.ParseWithClaims(token, jwt.MapClaims{}, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		k := s.ring.verifier(kid)
+		if k == nil {
+			return nil, fmt.Errorf("provider: unknown kid %q", kid)
+		}
+		if alg, _ := t.Header["alg"].(string); alg != k.alg {
+			return nil, fmt.Errorf("provider: token alg %q does not match key %q", alg, kid)
+		}
+		return k.pub, nil
+	})
+}
+
+// Validate verifies a JWT and returns its signature.
+func (s *jwtSigner) Validate(ctx context.Context, token string) (string, error) {
+	if _, err := s.Decode(ctx, token); err != nil {
+		return "", err
+	}
+	return s.GetSignature(ctx, token)
+}

@@ -1,0 +1,178 @@
+package provider
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/compose"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/token/jwt"
+
+	"github.com/pixieauth/pixie/store"
+)
+
+// Provider is an OAuth 2.0 / OpenID Connect authorization server for the
+// Authorization Code grant with PKCE: the protocol engine behind the HTTP
+// endpoints of package handlers. It is safe for concurrent use.
+type Provider struct {
+	cfg     Config
+	clients store.Clients
+	users   store.Users
+	grants  store.Grants
+	keys    *keyring
+	oauth2  fosite.OAuth2Provider
+
+	dummyOnce sync.Once
+	dummy     string // a hash to check secrets of unknown clients against
+}
+
+// New validates cfg, loads (or on first start generates and stores) the
+// signing keys, and composes the protocol engine: authorization code with
+// PKCE, OpenID Connect, refresh tokens with rotation, revocation (RFC 7009)
+// and introspection (RFC 7662). Nothing else: no implicit, hybrid, password
+// or client-credentials grant.
+func New(ctx context.Context, cfg Config) (*Provider, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	p := &Provider{cfg: cfg, clients: cfg.Clients, users: cfg.Users, grants: cfg.Grants}
+	ring, err := loadKeyring(ctx, cfg.Keys, p.now)
+	if err != nil {
+		return nil, err
+	}
+	p.keys = ring
+	secret, olds := ring.tokenSecrets()
+
+	fc := &fosite.Config{
+		GlobalSecret:                   secret,
+		RotatedGlobalSecrets:           olds,
+		IDTokenIssuer:                  cfg.Issuer,
+		AccessTokenIssuer:              cfg.Issuer,
+		AuthorizeCodeLifespan:          cfg.AuthorizeCodeLifespan,
+		AccessTokenLifespan:            cfg.AccessTokenLifespan,
+		IDTokenLifespan:                cfg.IDTokenLifespan,
+		RefreshTokenLifespan:           cfg.RefreshTokenLifespan,
+		EnforcePKCE:                    true,
+		EnforcePKCEForPublicClients:    true,
+		EnablePKCEPlainChallengeMethod: cfg.AllowPlainPKCE,
+		ScopeStrategy:                  fosite.ExactScopeStrategy,
+		AudienceMatchingStrategy:       fosite.DefaultAudienceMatchingStrategy,
+		RedirectSecureChecker:          fosite.IsRedirectURISecure,
+		JWTScopeClaimKey:               jwt.JWTScopeFieldString,
+		ClientSecretsHasher:            secretHasher{},
+		MinParameterEntropy:            fosite.MinParameterEntropy,
+		SendDebugMessagesToClients:     false,
+	}
+	idTokens := map[string]openid.OpenIDConnectTokenStrategy{}
+	for _, alg := range []string{RS256, ES256} {
+		idTokens[alg] = &openid.DefaultStrategy{Signer: newJWTSigner(ring, alg), Config: fc}
+	}
+	strategy := &compose.CommonStrategy{
+		CoreStrategy:               compose.NewOAuth2HMACStrategy(fc),
+		OpenIDConnectTokenStrategy: &idTokenStrategy{byAlg: idTokens, def: cfg.IDTokenAlg},
+		Signer:                     newJWTSigner(ring, cfg.IDTokenAlg),
+	}
+	// Order matters: PKCE and OIDC read the code the authorize-code
+	// handler issues, so they come after it.
+	p.oauth2 = compose.Compose(fc, &fositeStorage{p: p}, strategy,
+		compose.OAuth2AuthorizeExplicitFactory,
+		compose.OAuth2RefreshTokenGrantFactory,
+		compose.OpenIDConnectExplicitFactory,
+		compose.OpenIDConnectRefreshFactory,
+		compose.OAuth2TokenIntrospectionFactory,
+		compose.OAuth2TokenRevocationFactory,
+		compose.OAuth2PKCEFactory,
+	)
+	return p, nil
+}
+
+// Issuer returns the issuer identifier.
+func (p *Provider) Issuer() string { return p.cfg.Issuer }
+
+// Clients returns the client store the provider was configured with.
+func (p *Provider) Clients() store.Clients { return p.clients }
+
+// Users returns the user store the provider was configured with.
+func (p *Provider) Users() store.Users { return p.users }
+
+// JWKS returns the public JSON Web Key Set (RFC 7517) that verifies the
+// provider's tokens, as served at /.well-known/jwks.json.
+func (p *Provider) JWKS() []byte { return p.keys.publicJWKS() }
+
+// AllowsPlainPKCE reports whether Config.AllowPlainPKCE is set.
+func (p *Provider) AllowsPlainPKCE() bool { return p.cfg.AllowPlainPKCE }
+
+// IDTokenAlgs lists the JWS algorithms the provider signs ID tokens with.
+func (p *Provider) IDTokenAlgs() []string { return []string{RS256, ES256} }
+
+// Logger returns the configured logger, or slog.Default().
+func (p *Provider) Logger() *slog.Logger { return p.log() }
+
+// DeriveKey returns a 32-byte key derived (HKDF-SHA256) from the provider's
+// stored token secret, bound to purpose. Every replica sharing the key store
+// derives the same key, which is how package handlers seals the login cookie
+// without another secret to configure.
+func (p *Provider) DeriveKey(purpose string) ([]byte, error) {
+	secret, _ := p.keys.tokenSecrets()
+	k, err := hkdf.Key(sha256.New, secret, nil, "pixie "+purpose, 32)
+	if err != nil {
+		return nil, fmt.Errorf("provider: derive key: %w", err)
+	}
+	return k, nil
+}
+
+// dummyHash returns a secret hash made once, for equal-time refusals.
+func (p *Provider) dummyHash() string {
+	p.dummyOnce.Do(func() {
+		p.dummy, _ = store.HashSecret("pixie: no such client")
+	})
+	return p.dummy
+}
+
+func (p *Provider) log() *slog.Logger {
+	if p.cfg.Logger != nil {
+		return p.cfg.Logger
+	}
+	return slog.Default()
+}
+
+// Now returns the current time from Config.Now.
+func (p *Provider) Now() time.Time { return p.now() }
+
+func (p *Provider) now() time.Time {
+	if p.cfg.Now != nil {
+		return p.cfg.Now()
+	}
+	return time.Now()
+}
+
+// newSession returns the session every grant carries: OIDC claims and the
+// token expiries, serialized with the grant.
+func newSession() *openid.DefaultSession {
+	return &openid.DefaultSession{Claims: &jwt.IDTokenClaims{}, Headers: &jwt.Headers{}}
+}
+
+// idTokenStrategy signs each ID token with the algorithm its client asks for.
+type idTokenStrategy struct {
+	byAlg map[string]openid.OpenIDConnectTokenStrategy
+	def   string
+}
+
+func (s *idTokenStrategy) GenerateIDToken(ctx context.Context, lifespan time.Duration, r fosite.Requester) (string, error) {
+	alg := s.def
+	if c, ok := r.GetClient().(fositeClient); ok && c.c.IDTokenAlg != "" {
+		alg = c.c.IDTokenAlg
+	}
+	st, ok := s.byAlg[alg]
+	if !ok {
+		return "", errors.New("provider: no ID token signer for " + alg)
+	}
+	return st.GenerateIDToken(ctx, lifespan, r)
+}

@@ -1,0 +1,330 @@
+package provider
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/handler/pkce"
+
+	"github.com/pixieauth/pixie/store"
+)
+
+// fositeStorage adapts fosite's storage calls onto pixie's small store
+// interfaces. It is where fosite's contract is honoured: records keyed by
+// signature, the OIDC record by a hash of the code, consumed codes and
+// rotated refresh tokens returned with their error so that fosite revokes
+// the family, compare-and-set invalidation (fosite #778), and a fresh
+// deserialized copy on every read.
+type fositeStorage struct {
+	p *Provider
+}
+
+var (
+	_ fosite.ClientManager               = (*fositeStorage)(nil)
+	_ oauth2.CoreStorage                 = (*fositeStorage)(nil)
+	_ oauth2.TokenRevocationStorage      = (*fositeStorage)(nil)
+	_ pkce.PKCERequestStorage            = (*fositeStorage)(nil)
+	_ openid.OpenIDConnectRequestStorage = (*fositeStorage)(nil)
+)
+
+// storedForm lists the request parameters kept with a grant: what fosite
+// reads back later. Everything else (code, code_verifier, refresh_token,
+// client_secret, id_token_hint) is dropped, so no record holds a token.
+var storedForm = []string{
+	"redirect_uri", "nonce", "max_age", "prompt", "acr_values",
+	"code_challenge", "code_challenge_method", "response_type", "grant_type", "scope", "client_id",
+}
+
+// storedRequest is a fosite request as serialized into store.Grant.Data.
+type storedRequest struct {
+	ID                string          `json:"id"`
+	RequestedAt       time.Time       `json:"requested_at"`
+	RequestedScope    []string        `json:"requested_scope,omitempty"`
+	GrantedScope      []string        `json:"granted_scope,omitempty"`
+	RequestedAudience []string        `json:"requested_audience,omitempty"`
+	GrantedAudience   []string        `json:"granted_audience,omitempty"`
+	Form              url.Values      `json:"form,omitempty"`
+	Session           json.RawMessage `json:"session"`
+}
+
+// internalError marks a failure of the server, not of the client: a store
+// that is down, a client registration that breaks the rules. fosite folds
+// some of these into client errors (any GetClient failure is invalid_client);
+// oauthError turns them back into server_error, so that an outage never
+// tells an app its credentials are bad.
+type internalError struct{ err error }
+
+func (e *internalError) Error() string { return e.err.Error() }
+func (e *internalError) Unwrap() error { return e.err }
+
+// errRecordConsumed marks the loss of a compare-and-set on a code or refresh
+// token: a concurrent or repeated redemption. The token endpoint answers it
+// with invalid_grant.
+var errRecordConsumed = fmt.Errorf("provider: grant already used: %w", store.ErrConsumed)
+
+func (s *fositeStorage) newGrant(kind store.Kind, signature string, r fosite.Requester, expiry fosite.TokenType) (*store.Grant, error) {
+	sess, err := json.Marshal(r.GetSession())
+	if err != nil {
+		return nil, fmt.Errorf("provider: encode session: %w", err)
+	}
+	form := url.Values{}
+	for _, k := range storedForm {
+		if v, ok := r.GetRequestForm()[k]; ok {
+			form[k] = v
+		}
+	}
+	data, err := json.Marshal(storedRequest{
+		ID:                r.GetID(),
+		RequestedAt:       r.GetRequestedAt(),
+		RequestedScope:    r.GetRequestedScopes(),
+		GrantedScope:      r.GetGrantedScopes(),
+		RequestedAudience: r.GetRequestedAudience(),
+		GrantedAudience:   r.GetGrantedAudience(),
+		Form:              form,
+		Session:           sess,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("provider: encode request: %w", err)
+	}
+	exp := r.GetSession().GetExpiresAt(expiry)
+	if exp.IsZero() {
+		exp = s.p.now().Add(s.p.cfg.RefreshTokenLifespan)
+	}
+	return &store.Grant{
+		Kind:      kind,
+		Signature: signature,
+		RequestID: r.GetID(),
+		ClientID:  r.GetClient().GetID(),
+		Subject:   r.GetSession().GetSubject(),
+		ExpiresAt: exp.UTC(),
+		Active:    true,
+		Data:      data,
+	}, nil
+}
+
+func (s *fositeStorage) create(ctx context.Context, kind store.Kind, signature string, r fosite.Requester, expiry fosite.TokenType) error {
+	g, err := s.newGrant(kind, signature, r, expiry)
+	if err != nil {
+		return err
+	}
+	return s.p.grants.CreateGrant(ctx, g)
+}
+
+// get loads a record and rebuilds the request, decoding the session into
+// sess (fosite's prototype) or, when fosite passes none, a fresh session.
+// Not-found and a vanished client are fosite.ErrNotFound.
+func (s *fositeStorage) get(ctx context.Context, kind store.Kind, signature string, sess fosite.Session) (*fosite.Request, *store.Grant, error) {
+	g, err := s.p.grants.Grant(ctx, kind, signature)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, fosite.ErrNotFound
+	} else if err != nil {
+		return nil, nil, &internalError{err}
+	}
+	var sr storedRequest
+	if err := json.Unmarshal(g.Data, &sr); err != nil {
+		return nil, nil, fmt.Errorf("provider: decode %s record: %w", kind, err)
+	}
+	if sess == nil {
+		sess = newSession()
+	}
+	if err := json.Unmarshal(sr.Session, sess); err != nil {
+		return nil, nil, fmt.Errorf("provider: decode %s session: %w", kind, err)
+	}
+	c, err := s.GetClient(ctx, g.ClientID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &fosite.Request{
+		ID:                sr.ID,
+		RequestedAt:       sr.RequestedAt,
+		Client:            c,
+		RequestedScope:    sr.RequestedScope,
+		GrantedScope:      sr.GrantedScope,
+		RequestedAudience: sr.RequestedAudience,
+		GrantedAudience:   sr.GrantedAudience,
+		Form:              sr.Form,
+		Session:           sess,
+	}, g, nil
+}
+
+func (s *fositeStorage) remove(ctx context.Context, kind store.Kind, signature string) error {
+	err := s.p.grants.Delete(ctx, kind, signature)
+	if errors.Is(err, store.ErrNotFound) {
+		return fosite.ErrNotFound
+	}
+	return err
+}
+
+// GetClient returns the client, refusing a registration that breaks pixie's
+// rules (see ValidateClient). A missing client is fosite.ErrNotFound
+// (invalid_client); any other failure stays a server error.
+func (s *fositeStorage) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	c, err := s.p.clients.Client(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fosite.ErrNotFound
+	} else if err != nil {
+		return nil, &internalError{fmt.Errorf("provider: load client: %w", err)}
+	}
+	if err := ValidateClient(c); err != nil {
+		return nil, &internalError{err}
+	}
+	return fositeClient{c}, nil
+}
+
+// ClientAssertionJWTValid is part of fosite's ClientManager; pixie does not
+// accept private_key_jwt client authentication, so there is nothing to track.
+func (s *fositeStorage) ClientAssertionJWTValid(context.Context, string) error { return nil }
+
+// SetClientAssertionJWT: see ClientAssertionJWTValid.
+func (s *fositeStorage) SetClientAssertionJWT(context.Context, string, time.Time) error { return nil }
+
+func (s *fositeStorage) CreateAuthorizeCodeSession(ctx context.Context, signature string, r fosite.Requester) error {
+	return s.create(ctx, store.KindAuthorizeCode, signature, r, fosite.AuthorizeCode)
+}
+
+// GetAuthorizeCodeSession returns a consumed code together with
+// fosite.ErrInvalidatedAuthorizeCode, which makes fosite revoke every token
+// issued from it.
+func (s *fositeStorage) GetAuthorizeCodeSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
+	r, g, err := s.get(ctx, store.KindAuthorizeCode, signature, sess)
+	if err != nil {
+		return nil, err
+	}
+	if !g.Active {
+		s.p.log().WarnContext(ctx, "authorization code replayed; revoking the tokens issued from it",
+			"client_id", g.ClientID, "request_id", g.RequestID)
+		return r, fosite.ErrInvalidatedAuthorizeCode
+	}
+	return r, nil
+}
+
+// InvalidateAuthorizeCodeSession consumes the code: compare-and-set, so
+// that of concurrent redemptions exactly one proceeds.
+func (s *fositeStorage) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
+	err := s.p.grants.Consume(ctx, store.KindAuthorizeCode, signature)
+	if errors.Is(err, store.ErrConsumed) || errors.Is(err, store.ErrNotFound) {
+		return errRecordConsumed
+	}
+	return err
+}
+
+func (s *fositeStorage) CreatePKCERequestSession(ctx context.Context, signature string, r fosite.Requester) error {
+	return s.create(ctx, store.KindPKCE, signature, r, fosite.AuthorizeCode)
+}
+
+func (s *fositeStorage) GetPKCERequestSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
+	r, _, err := s.get(ctx, store.KindPKCE, signature, sess)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// DeletePKCERequestSession runs while the code is redeemed, before any token
+// is made; losing the delete means another redemption is under way.
+func (s *fositeStorage) DeletePKCERequestSession(ctx context.Context, signature string) error {
+	if err := s.remove(ctx, store.KindPKCE, signature); errors.Is(err, fosite.ErrNotFound) {
+		return errRecordConsumed
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// oidcKey is the storage key of the OIDC record: fosite passes the raw
+// authorization code, which must not be stored.
+func oidcKey(code string) string {
+	sum := sha256.Sum256([]byte(code))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+func (s *fositeStorage) CreateOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) error {
+	return s.create(ctx, store.KindOIDC, oidcKey(code), r, fosite.AuthorizeCode)
+}
+
+func (s *fositeStorage) GetOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) (fosite.Requester, error) {
+	req, _, err := s.get(ctx, store.KindOIDC, oidcKey(code), r.GetSession())
+	if errors.Is(err, fosite.ErrNotFound) {
+		return nil, openid.ErrNoSessionFound
+	} else if err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+func (s *fositeStorage) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
+	return s.remove(ctx, store.KindOIDC, oidcKey(code))
+}
+
+func (s *fositeStorage) CreateAccessTokenSession(ctx context.Context, signature string, r fosite.Requester) error {
+	return s.create(ctx, store.KindAccessToken, signature, r, fosite.AccessToken)
+}
+
+// GetAccessTokenSession treats a revoked access token as unknown.
+func (s *fositeStorage) GetAccessTokenSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
+	r, g, err := s.get(ctx, store.KindAccessToken, signature, sess)
+	if err != nil {
+		return nil, err
+	}
+	if !g.Active {
+		return nil, fosite.ErrNotFound
+	}
+	return r, nil
+}
+
+func (s *fositeStorage) DeleteAccessTokenSession(ctx context.Context, signature string) error {
+	return s.remove(ctx, store.KindAccessToken, signature)
+}
+
+func (s *fositeStorage) CreateRefreshTokenSession(ctx context.Context, signature, _ string, r fosite.Requester) error {
+	return s.create(ctx, store.KindRefreshToken, signature, r, fosite.RefreshToken)
+}
+
+// GetRefreshTokenSession returns a rotated or revoked refresh token together
+// with fosite.ErrInactiveToken, which makes fosite revoke the whole family.
+func (s *fositeStorage) GetRefreshTokenSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
+	r, g, err := s.get(ctx, store.KindRefreshToken, signature, sess)
+	if err != nil {
+		return nil, err
+	}
+	if !g.Active {
+		s.p.log().WarnContext(ctx, "inactive refresh token used; revoking its family",
+			"client_id", g.ClientID, "request_id", g.RequestID)
+		return r, fosite.ErrInactiveToken
+	}
+	return r, nil
+}
+
+func (s *fositeStorage) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
+	return s.remove(ctx, store.KindRefreshToken, signature)
+}
+
+// RotateRefreshToken consumes the presented refresh token (compare-and-set:
+// of concurrent refreshes exactly one proceeds) and revokes the access tokens
+// issued before it.
+func (s *fositeStorage) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
+	err := s.p.grants.Consume(ctx, store.KindRefreshToken, signature)
+	if errors.Is(err, store.ErrConsumed) || errors.Is(err, store.ErrNotFound) {
+		return errRecordConsumed
+	} else if err != nil {
+		return err
+	}
+	return s.p.grants.Revoke(ctx, store.KindAccessToken, requestID)
+}
+
+func (s *fositeStorage) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	return s.p.grants.Revoke(ctx, store.KindRefreshToken, requestID)
+}
+
+func (s *fositeStorage) RevokeAccessToken(ctx context.Context, requestID string) error {
+	return s.p.grants.Revoke(ctx, store.KindAccessToken, requestID)
+}

@@ -1,0 +1,163 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/ory/fosite"
+
+	"github.com/pixieauth/pixie/store"
+)
+
+// Token serves a token request (RFC 6749 §4.1.3, §6): it redeems an
+// authorization code (checking the PKCE verifier, the redirect URI and the
+// client) or rotates a refresh token, and returns the JSON members of the
+// response (access_token, token_type, expires_in, scope, id_token,
+// refresh_token). The request must be a POST with an
+// application/x-www-form-urlencoded body. On failure it returns an *Error.
+//
+// Of concurrent redemptions of one code or refresh token exactly one
+// succeeds; the others get invalid_grant.
+func (p *Provider) Token(ctx context.Context, r *http.Request) (map[string]any, error) {
+	if err := checkForm(r); err != nil {
+		return nil, err
+	}
+	ar, err := p.oauth2.NewAccessRequest(ctx, r, newSession())
+	if err != nil {
+		return nil, p.oauthError(ctx, "token", err)
+	}
+	resp, err := p.oauth2.NewAccessResponse(ctx, ar)
+	if err != nil {
+		return nil, p.oauthError(ctx, "token", err)
+	}
+	return resp.ToMap(), nil
+}
+
+// checkForm refuses anything but a form POST.
+func checkForm(r *http.Request) *Error {
+	if r.Method != http.MethodPost {
+		return &Error{Code: ErrCodeInvalidRequest, Description: "The endpoint accepts only POST.", Status: http.StatusMethodNotAllowed}
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return &Error{Code: ErrCodeInvalidRequest, Description: "The request body must be application/x-www-form-urlencoded.", Status: http.StatusBadRequest}
+	}
+	return nil
+}
+
+// Revoke serves a revocation request (RFC 7009). Revoking a refresh token
+// revokes the access tokens of its grant too. An unknown token is not an
+// error (RFC 7009 §2.2). On failure it returns an *Error.
+func (p *Provider) Revoke(ctx context.Context, r *http.Request) error {
+	if err := checkForm(r); err != nil {
+		return err
+	}
+	if err := p.oauth2.NewRevocationRequest(ctx, r); err != nil {
+		if errors.Is(err, fosite.ErrNotFound) || errors.Is(err, fosite.ErrInactiveToken) {
+			return nil
+		}
+		return p.oauthError(ctx, "revoke", err)
+	}
+	return nil
+}
+
+// Introspect serves an introspection request (RFC 7662). Unlike fosite's
+// default, which accepts any valid access token as the caller's credential,
+// only a confidential client registered with [store.Client.Introspect] may
+// call it, authenticating with HTTP Basic (client_secret_basic) or in the
+// form (client_secret_post). It returns the JSON members of the response.
+// On failure it returns an *Error.
+func (p *Provider) Introspect(ctx context.Context, r *http.Request) (map[string]any, error) {
+	if err := checkForm(r); err != nil {
+		return nil, err
+	}
+	if err := r.ParseForm(); err != nil {
+		return nil, &Error{Code: ErrCodeInvalidRequest, Description: "The request body could not be parsed.", Status: http.StatusBadRequest}
+	}
+	if err := p.authenticateResourceServer(ctx, r); err != nil {
+		return nil, err
+	}
+	token := r.PostForm.Get("token")
+	if token == "" {
+		return nil, &Error{Code: ErrCodeInvalidRequest, Description: "The token parameter is missing.", Status: http.StatusBadRequest}
+	}
+	use, ar, err := p.oauth2.IntrospectToken(ctx, token, fosite.TokenUse(r.PostForm.Get("token_type_hint")), newSession())
+	if err != nil {
+		var internal *internalError
+		if errors.As(err, &internal) {
+			return nil, p.oauthError(ctx, "introspect", err)
+		}
+		return map[string]any{"active": false}, nil
+	}
+	out := map[string]any{
+		"active":     true,
+		"iss":        p.cfg.Issuer,
+		"client_id":  ar.GetClient().GetID(),
+		"scope":      strings.Join(ar.GetGrantedScopes(), " "),
+		"iat":        ar.GetRequestedAt().Unix(),
+		"token_type": "Bearer",
+	}
+	if use == fosite.RefreshToken {
+		out["token_type"] = "refresh_token"
+	}
+	if sess, err := sessionFrom(ar); err == nil {
+		if sess.Subject != "" {
+			out["sub"] = sess.Subject
+		}
+		if sess.Username != "" {
+			out["username"] = sess.Username
+		}
+		if exp := sess.GetExpiresAt(fosite.TokenType(use)); !exp.IsZero() {
+			out["exp"] = exp.Unix()
+		}
+	}
+	if aud := ar.GetGrantedAudience(); len(aud) > 0 {
+		out["aud"] = []string(aud)
+	}
+	return out, nil
+}
+
+// authenticateResourceServer checks the caller of the introspection endpoint.
+func (p *Provider) authenticateResourceServer(ctx context.Context, r *http.Request) *Error {
+	id, secret, basic := r.BasicAuth()
+	if basic {
+		var err1, err2 error
+		id, err1 = url.QueryUnescape(id) // RFC 6749 §2.3.1 form-encodes them
+		secret, err2 = url.QueryUnescape(secret)
+		if err1 != nil || err2 != nil {
+			basic = false
+		}
+	} else {
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	unauthorized := &Error{Code: ErrCodeInvalidClient, Description: "Client authentication failed: introspection needs a confidential client allowed to introspect.", Status: http.StatusUnauthorized}
+	if id == "" || secret == "" {
+		return unauthorized
+	}
+	c, err := p.clients.Client(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		// Spend the same time as for a known client, so that client ids
+		// cannot be probed by timing.
+		_, _ = store.CheckSecret(p.dummyHash(), secret)
+		return unauthorized
+	} else if err != nil {
+		return p.oauthError(ctx, "introspect", &internalError{err})
+	}
+	if c.Public() {
+		return unauthorized
+	}
+	ok, err := store.CheckSecret(c.SecretHash, secret)
+	if err != nil {
+		return p.oauthError(ctx, "introspect", &internalError{err})
+	}
+	// Check the permission only after the secret, so that it reveals
+	// nothing to a caller who does not hold it.
+	if !ok || !c.Introspect {
+		return unauthorized
+	}
+	return nil
+}

@@ -1,0 +1,64 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/ory/fosite"
+
+	"github.com/pixieauth/pixie/store"
+)
+
+// UserInfo returns the claims of the user an access token was issued for
+// (OIDC Core §5.3): sub always, and the profile and email claims when those
+// scopes were granted. The token must carry the openid scope. On failure it
+// returns an *Error: invalid_token (401) for a missing, unknown, expired or
+// revoked token, insufficient_scope (403) for a token without openid.
+func (p *Provider) UserInfo(ctx context.Context, accessToken string) (map[string]any, error) {
+	invalid := &Error{Code: ErrCodeInvalidToken, Description: "The access token is missing, expired, revoked or invalid.", Status: http.StatusUnauthorized}
+	if accessToken == "" {
+		return nil, invalid
+	}
+	_, ar, err := p.oauth2.IntrospectToken(ctx, accessToken, fosite.AccessToken, newSession())
+	if err != nil {
+		var internal *internalError
+		if errors.As(err, &internal) {
+			return nil, p.oauthError(ctx, "userinfo", err)
+		}
+		return nil, invalid
+	}
+	if !ar.GetGrantedScopes().Has("openid") {
+		return nil, &Error{Code: ErrCodeInsufficientScope, Description: "The access token was not granted the openid scope.", Status: http.StatusForbidden}
+	}
+	sess, err := sessionFrom(ar)
+	if err != nil {
+		return nil, p.oauthError(ctx, "userinfo", &internalError{err})
+	}
+	u, err := p.users.User(ctx, sess.Subject)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, invalid
+	} else if err != nil {
+		return nil, p.oauthError(ctx, "userinfo", &internalError{err})
+	}
+	claims := userClaims(u, ar.GetGrantedScopes())
+	claims["sub"] = u.Subject
+	return claims, nil
+}
+
+// BearerToken extracts the access token from an Authorization: Bearer header
+// (RFC 6750 §2.1); the scheme is case-insensitive. It returns "" when there is
+// none or the header is malformed.
+func BearerToken(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	token = strings.TrimSpace(token)
+	if token == "" || strings.ContainsAny(token, " \t") {
+		return ""
+	}
+	return token
+}

@@ -1,0 +1,19 @@
+// Package memory is an in-memory backend for pixie: one [Store] implements
+// [store.Clients], [store.Users], [store.Grants] and [store.Keys].
+//
+// It suits tests, demos and a single-process server that can afford to lose
+// its grants and keys on restart. Several replicas cannot share it: use the
+// SQL backend for that.
+//
+// Clients and users are registered up front with [Store.AddClient] and
+// [Store.AddUser]; the storage interfaces themselves only read them. Grant
+// records accumulate until deleted: call [Store.DeleteExpired] periodically
+// on a long-running server.
+//
+// A Store is safe for concurrent use. Every value it returns is a fresh copy
+// the caller may modify, and it keeps its own copies of the values passed in.
+// Its methods do not block, so they ignore their context.
+//
+// The contracts it implements are those of package store, checked by the
+// conformance suite in [github.com/pixieauth/pixie/store/storetest].
+package memory

@@ -1,0 +1,334 @@
+package memory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/pixieauth/pixie/store"
+)
+
+// Compile-time checks that *Store implements every storage interface.
+var (
+	_ store.Clients = (*Store)(nil)
+	_ store.Users   = (*Store)(nil)
+	_ store.Grants  = (*Store)(nil)
+	_ store.Keys    = (*Store)(nil)
+)
+
+// dummyPassword is hashed once per Store; an unknown username is checked
+// against that hash so that it costs as much as a known one.
+const dummyPassword = "pixie/memory: password of no user"
+
+// Store holds clients, users, grant records and signing keys in memory. Create
+// one with [New]; the zero value is not usable. A Store is safe for concurrent
+// use.
+type Store struct {
+	mu        sync.RWMutex
+	clients   map[string]*store.Client // by client ID
+	users     map[string]*user         // by subject
+	usernames map[string]string        // username → subject
+	grants    map[grantKey]*store.Grant
+	// byRequest indexes grants by (Kind, RequestID) for Revoke: the value is
+	// the set of signatures. It always matches grants exactly.
+	byRequest map[requestKey]map[string]struct{}
+	keys      []store.Key // in the order added
+
+	dummyOnce sync.Once
+	dummyHash string
+	dummyErr  error
+}
+
+// user is a registered user and the hash of their password.
+type user struct {
+	profile store.User
+	hash    string
+}
+
+// grantKey is the key of a grant record.
+type grantKey struct {
+	kind      store.Kind
+	signature string
+}
+
+// requestKey is the key of the byRequest index.
+type requestKey struct {
+	kind      store.Kind
+	requestID string
+}
+
+// New returns an empty Store.
+func New() *Store {
+	return &Store{
+		clients:   make(map[string]*store.Client),
+		users:     make(map[string]*user),
+		usernames: make(map[string]string),
+		grants:    make(map[grantKey]*store.Grant),
+		byRequest: make(map[requestKey]map[string]struct{}),
+	}
+}
+
+// AddClient registers a copy of c. A client with the same ID already present
+// yields an error wrapping [store.ErrAlreadyExists]. c.SecretHash must be
+// empty (a public client) or made with [store.HashSecret].
+func (s *Store) AddClient(c *store.Client) error {
+	if c == nil || c.ID == "" {
+		return errors.New("memory: add client: missing client or client ID")
+	}
+	c = c.Clone()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.clients[c.ID]; ok {
+		return fmt.Errorf("memory: add client %q: %w", c.ID, store.ErrAlreadyExists)
+	}
+	s.clients[c.ID] = c
+	return nil
+}
+
+// AddUser registers a copy of u, who logs in with username and password
+// (matched exactly, case included). The password is hashed with
+// [store.HashSecret], which takes tens of milliseconds. A user with the same
+// subject or username already present yields an error wrapping
+// [store.ErrAlreadyExists].
+func (s *Store) AddUser(u *store.User, username, password string) error {
+	if u == nil || u.Subject == "" || username == "" {
+		return errors.New("memory: add user: missing user, subject or username")
+	}
+	// Prepare the dummy hash now rather than in the first Authenticate of an
+	// unknown user, which would otherwise be slower than any other.
+	if _, err := s.dummy(); err != nil {
+		return fmt.Errorf("memory: add user: %w", err)
+	}
+	hash, err := store.HashSecret(password)
+	if err != nil {
+		return fmt.Errorf("memory: add user: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.users[u.Subject]; ok {
+		return fmt.Errorf("memory: add user: subject %q: %w", u.Subject, store.ErrAlreadyExists)
+	}
+	if _, ok := s.usernames[username]; ok {
+		return fmt.Errorf("memory: add user: username %q: %w", username, store.ErrAlreadyExists)
+	}
+	s.users[u.Subject] = &user{profile: *u, hash: hash}
+	s.usernames[username] = u.Subject
+	return nil
+}
+
+// Client returns a copy of the client with the given id, or an error wrapping
+// [store.ErrNotFound].
+func (s *Store) Client(_ context.Context, id string) (*store.Client, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c, ok := s.clients[id]
+	if !ok {
+		return nil, fmt.Errorf("memory: client %q: %w", id, store.ErrNotFound)
+	}
+	return c.Clone(), nil
+}
+
+// Authenticate returns the subject of the user registered with username and
+// password. An unknown username and a wrong password both yield an error
+// wrapping [store.ErrInvalidCredentials]; both cost one password hash check,
+// so the time taken does not tell them apart.
+func (s *Store) Authenticate(_ context.Context, username, password string) (string, error) {
+	s.mu.RLock()
+	subject, known := s.usernames[username]
+	var hash string
+	if known {
+		hash = s.users[subject].hash
+	}
+	s.mu.RUnlock()
+
+	if !known {
+		var err error
+		if hash, err = s.dummy(); err != nil {
+			return "", fmt.Errorf("memory: authenticate: %w", err)
+		}
+	}
+	// The hash check runs outside the lock: it is slow and needs no state.
+	ok, err := store.CheckSecret(hash, password)
+	if err != nil {
+		return "", fmt.Errorf("memory: authenticate: %w", err)
+	}
+	if !known || !ok {
+		return "", fmt.Errorf("memory: authenticate: %w", store.ErrInvalidCredentials)
+	}
+	return subject, nil
+}
+
+// dummy returns the hash an unknown username is checked against, computing it
+// on first use.
+func (s *Store) dummy() (string, error) {
+	s.dummyOnce.Do(func() {
+		s.dummyHash, s.dummyErr = store.HashSecret(dummyPassword)
+	})
+	return s.dummyHash, s.dummyErr
+}
+
+// User returns a copy of the profile of the user with the given subject, or an
+// error wrapping [store.ErrNotFound].
+func (s *Store) User(_ context.Context, subject string) (*store.User, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	u, ok := s.users[subject]
+	if !ok {
+		return nil, fmt.Errorf("memory: user %q: %w", subject, store.ErrNotFound)
+	}
+	p := u.profile
+	return &p, nil
+}
+
+// CreateGrant stores a copy of g, marked active. A record with the same Kind
+// and Signature already present, active or not, yields an error wrapping
+// [store.ErrAlreadyExists]. An invalid g.Kind is an error.
+func (s *Store) CreateGrant(_ context.Context, g *store.Grant) error {
+	if g == nil {
+		return errors.New("memory: create grant: nil grant")
+	}
+	if !g.Kind.Valid() {
+		return fmt.Errorf("memory: create grant: invalid kind %q", g.Kind)
+	}
+	g = g.Clone()
+	g.Active = true
+	k := grantKey{g.Kind, g.Signature}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.grants[k]; ok {
+		return fmt.Errorf("memory: create %s: %w", g.Kind, store.ErrAlreadyExists)
+	}
+	s.grants[k] = g
+	rk := requestKey{g.Kind, g.RequestID}
+	sigs := s.byRequest[rk]
+	if sigs == nil {
+		sigs = make(map[string]struct{})
+		s.byRequest[rk] = sigs
+	}
+	sigs[g.Signature] = struct{}{}
+	return nil
+}
+
+// Grant returns a copy of the record of that kind and signature, active or
+// not and expired or not, or an error wrapping [store.ErrNotFound].
+func (s *Store) Grant(_ context.Context, kind store.Kind, signature string) (*store.Grant, error) {
+	if !kind.Valid() {
+		return nil, fmt.Errorf("memory: grant: invalid kind %q", kind)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	g, ok := s.grants[grantKey{kind, signature}]
+	if !ok {
+		return nil, fmt.Errorf("memory: grant %s: %w", kind, store.ErrNotFound)
+	}
+	return g.Clone(), nil
+}
+
+// Consume marks the active record of that kind and signature inactive. Of
+// concurrent calls, exactly one returns nil; an inactive record yields an
+// error wrapping [store.ErrConsumed], a missing one [store.ErrNotFound].
+func (s *Store) Consume(_ context.Context, kind store.Kind, signature string) error {
+	if !kind.Valid() {
+		return fmt.Errorf("memory: consume: invalid kind %q", kind)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.grants[grantKey{kind, signature}]
+	switch {
+	case !ok:
+		return fmt.Errorf("memory: consume %s: %w", kind, store.ErrNotFound)
+	case !g.Active:
+		return fmt.Errorf("memory: consume %s: %w", kind, store.ErrConsumed)
+	}
+	g.Active = false
+	return nil
+}
+
+// Delete removes the record of that kind and signature. Of concurrent calls,
+// exactly one returns nil; a missing record yields an error wrapping
+// [store.ErrNotFound].
+func (s *Store) Delete(_ context.Context, kind store.Kind, signature string) error {
+	if !kind.Valid() {
+		return fmt.Errorf("memory: delete: invalid kind %q", kind)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.grants[grantKey{kind, signature}]
+	if !ok {
+		return fmt.Errorf("memory: delete %s: %w", kind, store.ErrNotFound)
+	}
+	s.remove(g)
+	return nil
+}
+
+// Revoke marks every record of that kind with the given request ID inactive.
+// The records are kept, so that a replay is recognized as one. It is not an
+// error if there is none.
+func (s *Store) Revoke(_ context.Context, kind store.Kind, requestID string) error {
+	if !kind.Valid() {
+		return fmt.Errorf("memory: revoke: invalid kind %q", kind)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for sig := range s.byRequest[requestKey{kind, requestID}] {
+		s.grants[grantKey{kind, sig}].Active = false
+	}
+	return nil
+}
+
+// DeleteExpired removes every grant record whose ExpiresAt is before the given
+// time, active or not, and returns how many it removed. Call it periodically,
+// e.g. with time.Now(), so that the store does not grow without bound. A
+// record with a zero ExpiresAt counts as expired.
+func (s *Store) DeleteExpired(_ context.Context, before time.Time) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, g := range s.grants {
+		if g.ExpiresAt.Before(before) {
+			s.remove(g) // deleting from a map while ranging over it is safe
+			n++
+		}
+	}
+	return n, nil
+}
+
+// remove deletes g from the grants and from the index. s.mu must be held for
+// writing.
+func (s *Store) remove(g *store.Grant) {
+	delete(s.grants, grantKey{g.Kind, g.Signature})
+	rk := requestKey{g.Kind, g.RequestID}
+	sigs := s.byRequest[rk]
+	delete(sigs, g.Signature)
+	if len(sigs) == 0 {
+		delete(s.byRequest, rk)
+	}
+}
+
+// Keys returns copies of every stored key, in the order they were added.
+func (s *Store) Keys(_ context.Context) ([]store.Key, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	keys := make([]store.Key, len(s.keys))
+	for i, k := range s.keys {
+		keys[i] = k.Clone()
+	}
+	return keys, nil
+}
+
+// AddKey stores a copy of k. A key with the same ID already present yields an
+// error wrapping [store.ErrAlreadyExists].
+func (s *Store) AddKey(_ context.Context, k store.Key) error {
+	k = k.Clone()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, old := range s.keys {
+		if old.ID == k.ID {
+			return fmt.Errorf("memory: add key %q: %w", k.ID, store.ErrAlreadyExists)
+		}
+	}
+	s.keys = append(s.keys, k)
+	return nil
+}

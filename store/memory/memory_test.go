@@ -1,0 +1,140 @@
+package memory_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/pixieauth/pixie/store"
+	"github.com/pixieauth/pixie/store/memory"
+	"github.com/pixieauth/pixie/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Stores {
+		s := memory.New()
+		return storetest.Stores{
+			Clients:   s,
+			Users:     s,
+			Grants:    s,
+			Keys:      s,
+			AddClient: s.AddClient,
+			AddUser:   s.AddUser,
+		}
+	})
+}
+
+// TestAddClient covers the registration helper, which no interface declares.
+func TestAddClient(t *testing.T) {
+	s := memory.New()
+	c := &store.Client{ID: "web", RedirectURIs: []string{"https://app.example.com/cb"}}
+	if err := s.AddClient(c); err != nil {
+		t.Fatalf("AddClient: got error %v, want nil", err)
+	}
+	// The store keeps its own copy.
+	c.RedirectURIs[0] = "https://evil.example/cb"
+	got, err := s.Client(t.Context(), "web")
+	if err != nil {
+		t.Fatalf("Client: got error %v, want nil", err)
+	}
+	if want := "https://app.example.com/cb"; got.RedirectURIs[0] != want {
+		t.Errorf("got redirect URI %q, want %q", got.RedirectURIs[0], want)
+	}
+
+	tests := []struct {
+		name    string
+		client  *store.Client
+		wantErr error // nil: any error
+	}{
+		{"Duplicate", &store.Client{ID: "web"}, store.ErrAlreadyExists},
+		{"Nil", nil, nil},
+		{"EmptyID", &store.Client{}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := s.AddClient(tc.client)
+			if err == nil || tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+				t.Errorf("got error %v, want %v", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestAddUser covers the registration helper's rejections, which cost no
+// password hash except for the one user registered.
+func TestAddUser(t *testing.T) {
+	s := memory.New()
+	if err := s.AddUser(&store.User{Subject: "sub-1"}, "alice", "pw"); err != nil {
+		t.Fatalf("AddUser: got error %v, want nil", err)
+	}
+	tests := []struct {
+		name     string
+		user     *store.User
+		username string
+		wantErr  error // nil: any error
+	}{
+		{"DuplicateSubject", &store.User{Subject: "sub-1"}, "bob", store.ErrAlreadyExists},
+		{"DuplicateUsername", &store.User{Subject: "sub-2"}, "alice", store.ErrAlreadyExists},
+		{"Nil", nil, "carol", nil},
+		{"EmptySubject", &store.User{}, "carol", nil},
+		{"EmptyUsername", &store.User{Subject: "sub-3"}, "", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := s.AddUser(tc.user, tc.username, "pw")
+			if err == nil || tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+				t.Errorf("got error %v, want %v", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestInvalidKind checks that a kind outside the defined ones is an
+// operational error, neither a panic nor a sentinel that would pass for a
+// missing or consumed record.
+func TestInvalidKind(t *testing.T) {
+	const bad = store.Kind("bogus")
+	s := memory.New()
+	ctx := t.Context()
+	_, grantErr := s.Grant(ctx, bad, "sig")
+	tests := []struct {
+		name string
+		err  error
+	}{
+		{"CreateGrant", s.CreateGrant(ctx, &store.Grant{Kind: bad, Signature: "sig"})},
+		{"CreateGrantNil", s.CreateGrant(ctx, nil)},
+		{"Grant", grantErr},
+		{"Consume", s.Consume(ctx, bad, "sig")},
+		{"Delete", s.Delete(ctx, bad, "sig")},
+		{"Revoke", s.Revoke(ctx, bad, "req")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.err == nil {
+				t.Fatal("got nil error, want one")
+			}
+			for _, sentinel := range []error{store.ErrNotFound, store.ErrConsumed, store.ErrAlreadyExists} {
+				if errors.Is(tc.err, sentinel) {
+					t.Errorf("got error %v, want one not wrapping %v", tc.err, sentinel)
+				}
+			}
+		})
+	}
+}
+
+// TestAddKeyKeepsCopy checks that the store copies the key bytes it is given.
+func TestAddKeyKeepsCopy(t *testing.T) {
+	s := memory.New()
+	k := store.Key{ID: "kid-1", Algorithm: "ES256", Private: []byte("secret"), CreatedAt: time.Now()}
+	if err := s.AddKey(t.Context(), k); err != nil {
+		t.Fatalf("AddKey: got error %v, want nil", err)
+	}
+	k.Private[0] = 'X'
+	keys, err := s.Keys(t.Context())
+	if err != nil {
+		t.Fatalf("Keys: got error %v, want nil", err)
+	}
+	if len(keys) != 1 || string(keys[0].Private) != "secret" {
+		t.Errorf("got keys %+v, want one with Private %q", keys, "secret")
+	}
+}

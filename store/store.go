@@ -1,0 +1,202 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors of the storage contracts. Backends return them (possibly
+// wrapped with %w) and callers test them with [errors.Is]. Any other error is
+// an operational failure (database down, timeout) and pixie answers it with
+// server_error, never with invalid_grant or invalid_client.
+var (
+	// ErrNotFound: no record with that key exists.
+	ErrNotFound = errors.New("store: not found")
+	// ErrAlreadyExists: a record with that key already exists.
+	ErrAlreadyExists = errors.New("store: already exists")
+	// ErrConsumed: the grant was already consumed (a code redeemed, a refresh
+	// token rotated) or revoked; the caller lost the race or replayed it.
+	ErrConsumed = errors.New("store: already consumed")
+	// ErrInvalidCredentials: the username is unknown or the password is wrong.
+	// [Users.Authenticate] must not tell the two apart.
+	ErrInvalidCredentials = errors.New("store: invalid credentials")
+)
+
+// Clients looks up registered OAuth clients.
+type Clients interface {
+	// Client returns the client with the given id, or an error wrapping
+	// [ErrNotFound]. The returned value is a fresh copy the caller may modify.
+	Client(ctx context.Context, id string) (*Client, error)
+}
+
+// Users authenticates people and returns their profile. It is the interface a
+// team implements over its own user database.
+type Users interface {
+	// Authenticate checks a username and password and returns the user's
+	// stable subject identifier. An unknown user and a wrong password both
+	// return an error wrapping [ErrInvalidCredentials], and should take the
+	// same time, so that the result does not reveal which usernames exist.
+	Authenticate(ctx context.Context, username, password string) (subject string, err error)
+	// User returns the profile of the user with the given subject, or an
+	// error wrapping [ErrNotFound]. The returned value is a fresh copy.
+	User(ctx context.Context, subject string) (*User, error)
+}
+
+// Grants persists the records of an authorization grant: authorization codes
+// and their PKCE and OpenID Connect companions, access tokens and refresh
+// tokens. Records are keyed by (Kind, Signature): the signature is a digest of
+// the token, never the token itself.
+//
+// Implementations must be safe for concurrent use, and [Grants.Consume] and
+// [Grants.Delete] must be atomic (compare-and-set): of N concurrent calls on one
+// active record, exactly one succeeds. This is what makes authorization codes
+// single-use and refresh-token rotation safe under concurrency.
+type Grants interface {
+	// CreateGrant stores a new record, active whatever g.Active says. A
+	// record with the same Kind and Signature already present yields an error
+	// wrapping [ErrAlreadyExists]. The store keeps its own copy of g.
+	CreateGrant(ctx context.Context, g *Grant) error
+	// Grant returns the record of that kind and signature, whether active or
+	// not (the caller needs consumed records to detect replays), or an error
+	// wrapping [ErrNotFound]. Expired records may be returned: the caller
+	// checks ExpiresAt. The result is a fresh copy the caller may modify.
+	Grant(ctx context.Context, kind Kind, signature string) (*Grant, error)
+	// Consume atomically marks an active record inactive. It returns nil to
+	// exactly one caller; an already inactive record yields [ErrConsumed] and
+	// a missing one [ErrNotFound].
+	Consume(ctx context.Context, kind Kind, signature string) error
+	// Delete removes a record. It returns nil to exactly one of concurrent
+	// callers; a missing record yields [ErrNotFound].
+	Delete(ctx context.Context, kind Kind, signature string) error
+	// Revoke marks every record of that kind belonging to the request inactive
+	// (records are kept, so that a later replay is recognized as one). It is
+	// not an error if there is none.
+	Revoke(ctx context.Context, kind Kind, requestID string) error
+}
+
+// Keys persists the provider's signing keys, so that every replica signs with
+// and publishes the same key set.
+type Keys interface {
+	// Keys returns every stored key, in any order, as fresh copies.
+	Keys(ctx context.Context) ([]Key, error)
+	// AddKey stores a new key. A key with the same ID yields an error
+	// wrapping [ErrAlreadyExists].
+	AddKey(ctx context.Context, k Key) error
+}
+
+// Kind says what a [Grant] record is.
+type Kind string
+
+// The kinds of grant records.
+const (
+	KindAuthorizeCode Kind = "authorize_code" // an authorization code
+	KindPKCE          Kind = "pkce"           // the PKCE challenge bound to a code
+	KindOIDC          Kind = "oidc"           // the OpenID Connect request bound to a code
+	KindAccessToken   Kind = "access_token"   // an access token
+	KindRefreshToken  Kind = "refresh_token"  // a refresh token
+)
+
+// Valid reports whether k is one of the defined kinds.
+func (k Kind) Valid() bool {
+	switch k {
+	case KindAuthorizeCode, KindPKCE, KindOIDC, KindAccessToken, KindRefreshToken:
+		return true
+	}
+	return false
+}
+
+// Grant is one stored record of an authorization grant.
+type Grant struct {
+	Kind      Kind   // what the record is
+	Signature string // the key: a digest of the token or code, never the token
+	// RequestID identifies the grant: a code and every token issued from it,
+	// including rotated refresh tokens, share it. Revocation works by it.
+	RequestID string
+	ClientID  string    // the client the grant was issued to
+	Subject   string    // the user; empty for records that have none
+	ExpiresAt time.Time // after this the record is useless and may be deleted
+	Active    bool      // false once consumed or revoked
+	// Data is the serialized request and session, opaque to the store. It
+	// holds no raw token, code, verifier or secret.
+	Data []byte
+}
+
+// Clone returns a deep copy of g.
+func (g *Grant) Clone() *Grant {
+	c := *g
+	c.Data = append([]byte(nil), g.Data...)
+	return &c
+}
+
+// Client is a registered OAuth 2.0 client.
+type Client struct {
+	ID   string // client_id
+	Name string // shown to people on the login and consent pages
+	// SecretHash is the hash of the client secret, made with [HashSecret].
+	// Empty for public clients (native and browser apps), which authenticate
+	// with PKCE alone.
+	SecretHash string
+	// RedirectURIs are the registered redirection URIs, matched exactly,
+	// except that for a loopback URI (http://127.0.0.1/… or http://[::1]/…)
+	// any port is accepted (RFC 8252 §7.3).
+	RedirectURIs []string
+	// Scopes the client may ask for.
+	Scopes []string
+	// GrantTypes the client may use. Empty means authorization_code and
+	// refresh_token.
+	GrantTypes []string
+	// Native marks an app installed on a device (RFC 8252): only native
+	// clients may register custom-scheme redirect URIs such as
+	// com.example.app:/oauth2redirect and loopback http redirects.
+	Native bool
+	// FirstParty clients belong to the same organisation as the server and
+	// are not shown a consent screen.
+	FirstParty bool
+	// Introspect allows this confidential client to call the introspection
+	// endpoint (RFC 7662), as a resource server does.
+	Introspect bool
+	// IDTokenAlg is the JWS algorithm of this client's ID tokens: "RS256" or
+	// "ES256". Empty means the provider's default.
+	IDTokenAlg string
+}
+
+// Public reports whether the client has no secret.
+func (c *Client) Public() bool { return c.SecretHash == "" }
+
+// Clone returns a deep copy of c.
+func (c *Client) Clone() *Client {
+	d := *c
+	d.RedirectURIs = append([]string(nil), c.RedirectURIs...)
+	d.Scopes = append([]string(nil), c.Scopes...)
+	d.GrantTypes = append([]string(nil), c.GrantTypes...)
+	return &d
+}
+
+// User is a person's profile: the standard claims of OpenID Connect Core §5.1
+// that pixie releases in ID tokens and at the userinfo endpoint.
+type User struct {
+	Subject           string // sub: stable, never reassigned
+	PreferredUsername string // preferred_username
+	Name              string // name
+	GivenName         string // given_name
+	FamilyName        string // family_name
+	Email             string // email
+	EmailVerified     bool   // email_verified
+	Picture           string // picture: a URL
+	Locale            string // locale, e.g. en-GB
+}
+
+// Key is a signing key.
+type Key struct {
+	ID        string    // kid: the RFC 7638 thumbprint of the public key
+	Algorithm string    // JWS algorithm: "RS256" or "ES256"
+	Private   []byte    // the private key, PKCS #8 DER
+	CreatedAt time.Time // the newest key of an algorithm signs
+}
+
+// Clone returns a deep copy of k.
+func (k Key) Clone() Key {
+	k.Private = append([]byte(nil), k.Private...)
+	return k
+}

@@ -1,0 +1,813 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pixieauth/pixie/store"
+)
+
+// Stores is the backend under test. Any field may be nil: the subtests that
+// need it are then skipped, so a backend that implements only [store.Users]
+// sets Users and AddUser and nothing else.
+type Stores struct {
+	Clients store.Clients
+	Users   store.Users
+	Grants  store.Grants
+	Keys    store.Keys
+
+	// AddClient registers a client, so that Clients can find it. The
+	// interfaces have no such method: seeding is the backend's business.
+	AddClient func(c *store.Client) error
+	// AddUser registers a user who logs in with username and password, so
+	// that Users can authenticate and find them.
+	AddUser func(u *store.User, username, password string) error
+}
+
+// expiredDeleter is the optional capability of deleting expired grant records.
+type expiredDeleter interface {
+	DeleteExpired(ctx context.Context, before time.Time) (int, error)
+}
+
+// racers is the number of goroutines that race to consume or delete one record.
+const racers = 50
+
+// Run runs the conformance suite: one subtest per behaviour, grouped by
+// interface, each on a fresh Stores returned by newStores. newStores receives
+// the subtest's t, so it may call t.Cleanup, t.TempDir or t.Fatal.
+//
+// Run it from a test of the backend's package:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) storetest.Stores {
+//			s := mystore.New(openTestDB(t)) // empty for every subtest
+//			return storetest.Stores{
+//				Clients: s, Users: s, Grants: s, Keys: s,
+//				AddClient: s.AddClient,
+//				AddUser:   s.AddUser,
+//			}
+//		})
+//	}
+//
+// and run it with go test -race. A backend that implements only [store.Users]
+// over an existing user table sets Users and AddUser; the rest is skipped.
+//
+// Times are compared with [time.Time.Equal] on UTC times truncated to the
+// second, so a backend must keep at least second precision and may return
+// another location. Grant data is compared byte for byte and includes bytes
+// that are not valid UTF-8: store it as a blob, not as text.
+func Run(t *testing.T, newStores func(t *testing.T) Stores) {
+	t.Helper()
+	for _, g := range suite() {
+		t.Run(g.name, func(t *testing.T) {
+			for _, tc := range g.tests {
+				t.Run(tc.name, func(t *testing.T) {
+					tc.run(t, newStores)
+				})
+			}
+		})
+	}
+}
+
+// group is the behaviours of one interface.
+type group struct {
+	name  string
+	tests []test
+}
+
+// test is one behaviour. run calls newStores for each store it needs, usually
+// once; table tests call it once per case.
+type test struct {
+	name string
+	run  func(t *testing.T, newStores func(*testing.T) Stores)
+}
+
+// fresh adapts a test that needs a single Stores.
+func fresh(f func(t *testing.T, s Stores)) func(*testing.T, func(*testing.T) Stores) {
+	return func(t *testing.T, newStores func(*testing.T) Stores) { f(t, newStores(t)) }
+}
+
+func suite() []group {
+	return []group{
+		{"Clients", []test{
+			{"NotFound", fresh(testClientNotFound)},
+			{"RoundTrip", fresh(testClientRoundTrip)},
+			{"ReturnsCopy", fresh(testClientReturnsCopy)},
+		}},
+		{"Users", []test{
+			{"Authenticate", testAuthenticate},
+			{"NotFound", fresh(testUserNotFound)},
+			{"RoundTripAndCopy", fresh(testUserRoundTripAndCopy)},
+		}},
+		{"Grants", []test{
+			{"NotFound", testGrantNotFound},
+			{"CreateDuplicate", fresh(testGrantCreateDuplicate)},
+			{"RoundTrip", fresh(testGrantRoundTrip)},
+			{"KeepsCopy", fresh(testGrantKeepsCopy)},
+			{"ReturnsCopy", fresh(testGrantReturnsCopy)},
+			{"KindsAreDistinct", fresh(testGrantKindsAreDistinct)},
+			{"ExpiredIsReturned", fresh(testGrantExpiredIsReturned)},
+			{"ConsumeOnce", fresh(testGrantConsumeOnce)},
+			{"ConcurrentConsumeCode", fresh(func(t *testing.T, s Stores) {
+				testConcurrentConsume(t, s, store.KindAuthorizeCode)
+			})},
+			{"ConcurrentConsumeRefreshToken", fresh(func(t *testing.T, s Stores) {
+				testConcurrentConsume(t, s, store.KindRefreshToken)
+			})},
+			{"Delete", fresh(testGrantDelete)},
+			{"ConcurrentDeletePKCE", fresh(testConcurrentDeletePKCE)},
+			{"Revoke", fresh(testGrantRevoke)},
+			{"RevokeNone", fresh(testGrantRevokeNone)},
+			{"DeleteExpired", fresh(testGrantDeleteExpired)},
+		}},
+		{"Keys", []test{
+			{"Empty", fresh(testKeysEmpty)},
+			{"RoundTrip", fresh(testKeysRoundTrip)},
+			{"Duplicate", fresh(testKeysDuplicate)},
+			{"ReturnsCopy", fresh(testKeysReturnsCopy)},
+		}},
+	}
+}
+
+// ---- helpers ----
+
+// mustOK stops the test if err is not nil.
+func mustOK(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("got error %v, want nil", err)
+	}
+}
+
+// mustErrIs stops the test unless err wraps target.
+func mustErrIs(t *testing.T, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("got error %v, want one wrapping %v", err, target)
+	}
+}
+
+func needClients(t *testing.T, s Stores, seed bool) store.Clients {
+	t.Helper()
+	if s.Clients == nil {
+		t.Skip("Stores.Clients is nil")
+	}
+	if seed && s.AddClient == nil {
+		t.Skip("Stores.AddClient is nil")
+	}
+	return s.Clients
+}
+
+func needUsers(t *testing.T, s Stores, seed bool) store.Users {
+	t.Helper()
+	if s.Users == nil {
+		t.Skip("Stores.Users is nil")
+	}
+	if seed && s.AddUser == nil {
+		t.Skip("Stores.AddUser is nil")
+	}
+	return s.Users
+}
+
+func needGrants(t *testing.T, s Stores) store.Grants {
+	t.Helper()
+	if s.Grants == nil {
+		t.Skip("Stores.Grants is nil")
+	}
+	return s.Grants
+}
+
+func needKeys(t *testing.T, s Stores) store.Keys {
+	t.Helper()
+	if s.Keys == nil {
+		t.Skip("Stores.Keys is nil")
+	}
+	return s.Keys
+}
+
+// now is the current time as the suite compares it: UTC, whole seconds.
+func now() time.Time { return time.Now().UTC().Truncate(time.Second) }
+
+// race calls fn from n goroutines released together by a start barrier, and
+// returns the error of each.
+func race(n int, fn func() error) []error {
+	errs := make([]error, n)
+	var ready, done sync.WaitGroup
+	start := make(chan struct{})
+	ready.Add(n)
+	for i := range n {
+		done.Go(func() {
+			ready.Done()
+			<-start
+			errs[i] = fn()
+		})
+	}
+	ready.Wait()
+	close(start)
+	done.Wait()
+	return errs
+}
+
+// exactlyOneWins checks that exactly one of errs is nil and every other wraps
+// loser.
+func exactlyOneWins(t *testing.T, errs []error, loser error) {
+	t.Helper()
+	wins := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case !errors.Is(err, loser):
+			t.Errorf("caller %d: got error %v, want nil or one wrapping %v", i, err, loser)
+		}
+	}
+	if wins != 1 {
+		t.Errorf("got %d of %d callers succeeding, want exactly 1", wins, len(errs))
+	}
+}
+
+// ---- Clients ----
+
+func sampleClient() *store.Client {
+	return &store.Client{
+		ID:           "client-1",
+		Name:         "Example App",
+		SecretHash:   "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+		RedirectURIs: []string{"https://app.example.com/callback", "http://127.0.0.1/callback"},
+		Scopes:       []string{"openid", "profile", "email", "offline_access"},
+		GrantTypes:   []string{"authorization_code", "refresh_token"},
+		Native:       true,
+		FirstParty:   true,
+		Introspect:   true,
+		IDTokenAlg:   "ES256",
+	}
+}
+
+func testClientNotFound(t *testing.T, s Stores) {
+	clients := needClients(t, s, false)
+	if s.AddClient != nil {
+		mustOK(t, s.AddClient(sampleClient()))
+	}
+	c, err := clients.Client(t.Context(), "no-such-client")
+	mustErrIs(t, err, store.ErrNotFound)
+	if c != nil {
+		t.Errorf("got client %+v, want nil", c)
+	}
+}
+
+func testClientRoundTrip(t *testing.T, s Stores) {
+	clients := needClients(t, s, true)
+	want := sampleClient()
+	mustOK(t, s.AddClient(sampleClient()))
+	got, err := clients.Client(t.Context(), want.ID)
+	mustOK(t, err)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got client %+v, want %+v", got, want)
+	}
+}
+
+func testClientReturnsCopy(t *testing.T, s Stores) {
+	clients := needClients(t, s, true)
+	want := sampleClient()
+	mustOK(t, s.AddClient(sampleClient()))
+	got, err := clients.Client(t.Context(), want.ID)
+	mustOK(t, err)
+	got.Name = "Changed"
+	got.RedirectURIs[0] = "https://evil.example/callback"
+	got.Scopes[0] = "admin"
+	got.GrantTypes[0] = "password"
+	got.FirstParty = false
+
+	again, err := clients.Client(t.Context(), want.ID)
+	mustOK(t, err)
+	if !reflect.DeepEqual(again, want) {
+		t.Errorf("after modifying a returned client, got %+v, want %+v", again, want)
+	}
+}
+
+// ---- Users ----
+
+func sampleUser() *store.User {
+	return &store.User{
+		Subject:           "248289761001",
+		PreferredUsername: "alice",
+		Name:              "Alice Example",
+		GivenName:         "Alice",
+		FamilyName:        "Example",
+		Email:             "alice@example.com",
+		EmailVerified:     true,
+		Picture:           "https://example.com/alice.png",
+		Locale:            "en-GB",
+	}
+}
+
+const (
+	sampleUsername = "alice"
+	samplePassword = "correct horse battery staple"
+)
+
+func testAuthenticate(t *testing.T, newStores func(*testing.T) Stores) {
+	// Every case registers sampleUser as sampleUsername with samplePassword,
+	// then authenticates. Each costs two password hashes: keep the table short.
+	tests := []struct {
+		name     string
+		username string
+		password string
+		wantErr  error // nil: success, and the subject is sampleUser's
+	}{
+		{"Correct", sampleUsername, samplePassword, nil},
+		{"WrongPassword", sampleUsername, "incorrect horse", store.ErrInvalidCredentials},
+		{"UnknownUser", "mallory", samplePassword, store.ErrInvalidCredentials},
+		// A backend must look users up by username, not by subject.
+		{"SubjectAsUsername", sampleUser().Subject, samplePassword, store.ErrInvalidCredentials},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStores(t)
+			users := needUsers(t, s, true)
+			mustOK(t, s.AddUser(sampleUser(), sampleUsername, samplePassword))
+			sub, err := users.Authenticate(t.Context(), tc.username, tc.password)
+			if tc.wantErr != nil {
+				mustErrIs(t, err, tc.wantErr)
+				return
+			}
+			mustOK(t, err)
+			if want := sampleUser().Subject; sub != want {
+				t.Errorf("got subject %q, want %q", sub, want)
+			}
+		})
+	}
+}
+
+func testUserNotFound(t *testing.T, s Stores) {
+	users := needUsers(t, s, false)
+	u, err := users.User(t.Context(), "no-such-subject")
+	mustErrIs(t, err, store.ErrNotFound)
+	if u != nil {
+		t.Errorf("got user %+v, want nil", u)
+	}
+}
+
+func testUserRoundTripAndCopy(t *testing.T, s Stores) {
+	users := needUsers(t, s, true)
+	want := sampleUser()
+	mustOK(t, s.AddUser(sampleUser(), sampleUsername, samplePassword))
+	got, err := users.User(t.Context(), want.Subject)
+	mustOK(t, err)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got user %+v, want %+v", got, want)
+	}
+	got.Name = "Mallory"
+	got.Email = "mallory@example.com"
+	got.EmailVerified = false
+	again, err := users.User(t.Context(), want.Subject)
+	mustOK(t, err)
+	if !reflect.DeepEqual(again, want) {
+		t.Errorf("after modifying a returned user, got %+v, want %+v", again, want)
+	}
+}
+
+// ---- Grants ----
+
+// allKinds returns every kind of grant record.
+func allKinds() []store.Kind {
+	return []store.Kind{
+		store.KindAuthorizeCode, store.KindPKCE, store.KindOIDC,
+		store.KindAccessToken, store.KindRefreshToken,
+	}
+}
+
+// newGrant returns an active record expiring in an hour.
+func newGrant(kind store.Kind, signature, requestID string) *store.Grant {
+	return &store.Grant{
+		Kind:      kind,
+		Signature: signature,
+		RequestID: requestID,
+		ClientID:  "client-1",
+		Subject:   "248289761001",
+		ExpiresAt: now().Add(time.Hour),
+		Active:    true,
+		Data:      []byte(`{"request_id":"` + requestID + `","sig":"` + signature + `"}`),
+	}
+}
+
+// checkGrant compares every field of got with want, ExpiresAt with
+// [time.Time.Equal].
+func checkGrant(t *testing.T, got, want *store.Grant) {
+	t.Helper()
+	if got == nil {
+		t.Fatalf("got nil grant, want %+v", want)
+	}
+	if got.Kind != want.Kind || got.Signature != want.Signature || got.RequestID != want.RequestID ||
+		got.ClientID != want.ClientID || got.Subject != want.Subject || got.Active != want.Active ||
+		!got.ExpiresAt.Equal(want.ExpiresAt) || !bytes.Equal(got.Data, want.Data) {
+		t.Errorf("got grant %+v\nwant %+v", got, want)
+	}
+}
+
+// wantActive checks the Active flag of the record of that kind and signature.
+func wantActive(t *testing.T, grants store.Grants, kind store.Kind, signature string, want bool) {
+	t.Helper()
+	g, err := grants.Grant(t.Context(), kind, signature)
+	mustOK(t, err)
+	if g.Active != want {
+		t.Errorf("%s %q: got Active %v, want %v", kind, signature, g.Active, want)
+	}
+}
+
+func testGrantNotFound(t *testing.T, newStores func(*testing.T) Stores) {
+	tests := []struct {
+		name string
+		op   func(g store.Grants, ctx context.Context, kind store.Kind, sig string) error
+	}{
+		{"Grant", func(g store.Grants, ctx context.Context, kind store.Kind, sig string) error {
+			got, err := g.Grant(ctx, kind, sig)
+			if err == nil && got == nil {
+				return errors.New("nil grant and nil error")
+			}
+			return err
+		}},
+		{"Consume", store.Grants.Consume},
+		{"Delete", store.Grants.Delete},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			grants := needGrants(t, newStores(t))
+			// Another record exists, so the store is not simply empty.
+			mustOK(t, grants.CreateGrant(t.Context(), newGrant(store.KindAccessToken, "other", "req-1")))
+			for _, kind := range allKinds() {
+				mustErrIs(t, tc.op(grants, t.Context(), kind, "no-such-signature"), store.ErrNotFound)
+			}
+		})
+	}
+}
+
+func testGrantCreateDuplicate(t *testing.T, s Stores) {
+	grants := needGrants(t, s)
+	ctx := t.Context()
+	want := newGrant(store.KindAuthorizeCode, "code-1", "req-1")
+	mustOK(t, grants.CreateGrant(ctx, want))
+
+	dup := newGrant(store.KindAuthorizeCode, "code-1", "req-2")
+	mustErrIs(t, grants.CreateGrant(ctx, dup), store.ErrAlreadyExists)
+
+	// A consumed record still occupies its key.
+	mustOK(t, grants.Consume(ctx, store.KindAuthorizeCode, "code-1"))
+	mustErrIs(t, grants.CreateGrant(ctx, dup), store.ErrAlreadyExists)
+
+	got, err := grants.Grant(ctx, store.KindAuthorizeCode, "code-1")
+	mustOK(t, err)
+	want.Active = false
+	checkGrant(t, got, want) // the original, not the duplicate
+}
+
+func testGrantRoundTrip(t *testing.T, s Stores) {
+	grants := needGrants(t, s)
+	for _, kind := range allKinds() {
+		g := newGrant(kind, "sig-"+string(kind), "req-"+string(kind))
+		g.ExpiresAt = time.Date(2031, 4, 5, 6, 7, 8, 0, time.UTC)
+		// Data is opaque bytes, not necessarily text.
+		g.Data = append(g.Data, 0x00, 0xff, 0xfe, '\n')
+		if kind == store.KindPKCE {
+			g.Subject = "" // records without a user
+		}
+		// CreateGrant stores the record active whatever g.Active says.
+		g.Active = false
+		mustOK(t, grants.CreateGrant(t.Context(), g))
+
+		got, err := grants.Grant(t.Context(), kind, g.Signature)
+		mustOK(t, err)
+		g.Active = true
+		checkGrant(t, got, g)
+	}
+}
+
+func testGrantKeepsCopy(t *testing.T, s Stores) {
+	grants := needGrants(t, s)
+	g := newGrant(store.KindAccessToken, "at-1", "req-1")
+	want := g.Clone()
+	mustOK(t, grants.CreateGrant(t.Context(), g))
+	g.Data[0] = 'X'
+	g.RequestID = "req-changed"
+	g.Active = false
+
+	got, err := grants.Grant(t.Context(), store.KindAccessToken, "at-1")
+	mustOK(t, err)
+	checkGrant(t, got, want)
+}
+
+func testGrantReturnsCopy(t *testing.T, s Stores) {
+	grants := needGrants(t, s)
+	want := newGrant(store.KindRefreshToken, "rt-1", "req-1")
+	mustOK(t, grants.CreateGrant(t.Context(), want))
+	got, err := grants.Grant(t.Context(), store.KindRefreshToken, "rt-1")
+	mustOK(t, err)
+	got.Data[0] = 'X'
+	got.RequestID = "req-changed"
+	got.Active = false
+
+	again, err := grants.Grant(t.Context(), store.KindRefreshToken, "rt-1")
+	mustOK(t, err)
+	checkGrant(t, again, want)
+}
+
+func testGrantKindsAreDistinct(t *testing.T, s Stores) {
+	grants := needGrants(t, s)
+	ctx := t.Context()
+	const sig = "same-signature"
+	want := make(map[store.Kind]*store.Grant)
+	for _, kind := range allKinds() {
+		g := newGrant(kind, sig, "req-"+string(kind))
+		want[kind] = g
+		mustOK(t, grants.CreateGrant(ctx, g))
+	}
+	for _, kind := range allKinds() {
+		got, err := grants.Grant(ctx, kind, sig)
+		mustOK(t, err)
+		checkGrant(t, got, want[kind])
+	}
+
+	// Consuming or deleting one kind leaves the others alone.
+	mustOK(t, grants.Consume(ctx, store.KindAuthorizeCode, sig))
+	mustOK(t, grants.Delete(ctx, store.KindPKCE, sig))
+	want[store.KindAuthorizeCode].Active = false
+	for _, kind := range allKinds() {
+		got, err := grants.Grant(ctx, kind, sig)
+		if kind == store.KindPKCE {
+			mustErrIs(t, err, store.ErrNotFound)
+			continue
+		}
+		mustOK(t, err)
+		checkGrant(t, got, want[kind])
+	}
+}
+
+func testGrantExpiredIsReturned(t *testing.T, s Stores) {
+	// The store does not filter expired records: the caller checks ExpiresAt.
+	grants := needGrants(t, s)
+	want := newGrant(store.KindAuthorizeCode, "code-old", "req-1")
+	want.ExpiresAt = now().Add(-time.Hour)
+	mustOK(t, grants.CreateGrant(t.Context(), want))
+
+	got, err := grants.Grant(t.Context(), store.KindAuthorizeCode, "code-old")
+	mustOK(t, err)
+	checkGrant(t, got, want)
+	if !got.ExpiresAt.Before(time.Now()) {
+		t.Errorf("got ExpiresAt %v, want a time in the past", got.ExpiresAt)
+	}
+}
+
+func testGrantConsumeOnce(t *testing.T, s Stores) {
+	grants := needGrants(t, s)
+	ctx := t.Context()
+	want := newGrant(store.KindAuthorizeCode, "code-1", "req-1")
+	mustOK(t, grants.CreateGrant(ctx, want))
+
+	mustOK(t, grants.Consume(ctx, store.KindAuthorizeCode, "code-1"))
+	mustErrIs(t, grants.Consume(ctx, store.KindAuthorizeCode, "code-1"), store.ErrConsumed)
+
+	// The consumed record is kept, so that a replay can be detected.
+	got, err := grants.Grant(ctx, store.KindAuthorizeCode, "code-1")
+	mustOK(t, err)
+	want.Active = false
+	checkGrant(t, got, want)
+}
+
+func testConcurrentConsume(t *testing.T, s Stores, kind store.Kind) {
+	grants := needGrants(t, s)
+	ctx := t.Context()
+	mustOK(t, grants.CreateGrant(ctx, newGrant(kind, "contested", "req-1")))
+	errs := race(racers, func() error { return grants.Consume(ctx, kind, "contested") })
+	exactlyOneWins(t, errs, store.ErrConsumed)
+	wantActive(t, grants, kind, "contested", false)
+}
+
+func testGrantDelete(t *testing.T, s Stores) {
+	grants := needGrants(t, s)
+	ctx := t.Context()
+	mustOK(t, grants.CreateGrant(ctx, newGrant(store.KindAccessToken, "at-1", "req-1")))
+	other := newGrant(store.KindAccessToken, "at-2", "req-1")
+	mustOK(t, grants.CreateGrant(ctx, other))
+
+	mustOK(t, grants.Delete(ctx, store.KindAccessToken, "at-1"))
+	_, err := grants.Grant(ctx, store.KindAccessToken, "at-1")
+	mustErrIs(t, err, store.ErrNotFound)
+	mustErrIs(t, grants.Delete(ctx, store.KindAccessToken, "at-1"), store.ErrNotFound)
+
+	got, err := grants.Grant(ctx, store.KindAccessToken, "at-2")
+	mustOK(t, err)
+	checkGrant(t, got, other)
+
+	// The key is free again, and the deleted record no longer belongs to its
+	// request: revoking req-1 leaves the new at-1, of req-3, active.
+	mustOK(t, grants.CreateGrant(ctx, newGrant(store.KindAccessToken, "at-1", "req-3")))
+	mustOK(t, grants.Revoke(ctx, store.KindAccessToken, "req-1"))
+	wantActive(t, grants, store.KindAccessToken, "at-2", false)
+	wantActive(t, grants, store.KindAccessToken, "at-1", true)
+}
+
+func testConcurrentDeletePKCE(t *testing.T, s Stores) {
+	grants := needGrants(t, s)
+	ctx := t.Context()
+	mustOK(t, grants.CreateGrant(ctx, newGrant(store.KindPKCE, "contested", "req-1")))
+	errs := race(racers, func() error { return grants.Delete(ctx, store.KindPKCE, "contested") })
+	exactlyOneWins(t, errs, store.ErrNotFound)
+	_, err := grants.Grant(ctx, store.KindPKCE, "contested")
+	mustErrIs(t, err, store.ErrNotFound)
+}
+
+func testGrantRevoke(t *testing.T, s Stores) {
+	grants := needGrants(t, s)
+	ctx := t.Context()
+	// Each record: its kind and signature, its request, and whether it is
+	// still active after revoking the access and refresh tokens of req-1.
+	records := []struct {
+		kind       store.Kind
+		sig        string
+		requestID  string
+		wantActive bool
+	}{
+		{store.KindAccessToken, "at-1", "req-1", false},
+		{store.KindAccessToken, "at-2", "req-1", false},
+		{store.KindRefreshToken, "rt-1", "req-1", false},
+		{store.KindRefreshToken, "rt-2", "req-1", false},
+		{store.KindAuthorizeCode, "code-1", "req-1", true}, // another kind
+		{store.KindOIDC, "oidc-1", "req-1", true},          // another kind
+		{store.KindAccessToken, "at-3", "req-2", true},     // another request
+		{store.KindRefreshToken, "rt-3", "req-2", true},    // another request
+	}
+	for _, r := range records {
+		mustOK(t, grants.CreateGrant(ctx, newGrant(r.kind, r.sig, r.requestID)))
+	}
+	// One refresh token of req-1 was already rotated.
+	mustOK(t, grants.Consume(ctx, store.KindRefreshToken, "rt-1"))
+
+	mustOK(t, grants.Revoke(ctx, store.KindAccessToken, "req-1"))
+	mustOK(t, grants.Revoke(ctx, store.KindRefreshToken, "req-1"))
+	mustOK(t, grants.Revoke(ctx, store.KindRefreshToken, "req-1")) // again: no error
+
+	for _, r := range records {
+		wantActive(t, grants, r.kind, r.sig, r.wantActive)
+	}
+	// A revoked refresh token cannot be rotated.
+	mustErrIs(t, grants.Consume(ctx, store.KindRefreshToken, "rt-2"), store.ErrConsumed)
+}
+
+func testGrantRevokeNone(t *testing.T, s Stores) {
+	grants := needGrants(t, s)
+	ctx := t.Context()
+	mustOK(t, grants.Revoke(ctx, store.KindAccessToken, "no-such-request")) // empty store
+
+	mustOK(t, grants.CreateGrant(ctx, newGrant(store.KindAccessToken, "at-1", "req-1")))
+	mustOK(t, grants.Revoke(ctx, store.KindAccessToken, "no-such-request"))
+	mustOK(t, grants.Revoke(ctx, store.KindRefreshToken, "req-1")) // no refresh tokens
+	wantActive(t, grants, store.KindAccessToken, "at-1", true)
+}
+
+func testGrantDeleteExpired(t *testing.T, s Stores) {
+	grants := needGrants(t, s)
+	d, ok := grants.(expiredDeleter)
+	if !ok {
+		t.Skip("Stores.Grants has no DeleteExpired method")
+	}
+	ctx := t.Context()
+	cutoff := now()
+	// Each record: its kind, signature and request, when it expires, and
+	// whether DeleteExpired(cutoff) removes it.
+	records := []struct {
+		kind      store.Kind
+		sig       string
+		requestID string
+		expiresAt time.Time
+		wantGone  bool
+	}{
+		{store.KindAuthorizeCode, "code-old", "req-1", cutoff.Add(-2 * time.Hour), true},
+		{store.KindAccessToken, "at-old", "req-1", cutoff.Add(-time.Second), true},
+		{store.KindRefreshToken, "rt-old", "req-1", cutoff.Add(-time.Hour), true},
+		{store.KindAccessToken, "at-new", "req-1", cutoff.Add(time.Hour), false},
+		{store.KindRefreshToken, "rt-new", "req-1", cutoff.Add(time.Hour), false},
+		{store.KindPKCE, "pkce-edge", "req-2", cutoff, false}, // not before cutoff
+	}
+	wantGone := 0
+	for _, r := range records {
+		g := newGrant(r.kind, r.sig, r.requestID)
+		g.ExpiresAt = r.expiresAt
+		mustOK(t, grants.CreateGrant(ctx, g))
+		if r.wantGone {
+			wantGone++
+		}
+	}
+	mustOK(t, grants.Consume(ctx, store.KindRefreshToken, "rt-old")) // inactive records go too
+
+	n, err := d.DeleteExpired(ctx, cutoff)
+	mustOK(t, err)
+	if n != wantGone {
+		t.Errorf("got %d records deleted, want %d", n, wantGone)
+	}
+	for _, r := range records {
+		_, err := grants.Grant(ctx, r.kind, r.sig)
+		if r.wantGone {
+			mustErrIs(t, err, store.ErrNotFound)
+		} else {
+			mustOK(t, err)
+		}
+	}
+
+	n, err = d.DeleteExpired(ctx, cutoff)
+	mustOK(t, err)
+	if n != 0 {
+		t.Errorf("second call: got %d records deleted, want 0", n)
+	}
+
+	// The remaining records of the request are still revocable, and the keys
+	// of deleted ones are free.
+	mustOK(t, grants.Revoke(ctx, store.KindAccessToken, "req-1"))
+	wantActive(t, grants, store.KindAccessToken, "at-new", false)
+	wantActive(t, grants, store.KindRefreshToken, "rt-new", true)
+	mustOK(t, grants.CreateGrant(ctx, newGrant(store.KindAccessToken, "at-old", "req-3")))
+}
+
+// ---- Keys ----
+
+func sampleKey(id, alg string, created time.Time) store.Key {
+	return store.Key{
+		ID:        id,
+		Algorithm: alg,
+		Private:   []byte("private key of " + id + "\x00\xff"),
+		CreatedAt: created,
+	}
+}
+
+func testKeysEmpty(t *testing.T, s Stores) {
+	keys := needKeys(t, s)
+	got, err := keys.Keys(t.Context())
+	mustOK(t, err)
+	if len(got) != 0 {
+		t.Errorf("got %d keys, want 0", len(got))
+	}
+}
+
+func testKeysRoundTrip(t *testing.T, s Stores) {
+	keys := needKeys(t, s)
+	created := now().Add(-24 * time.Hour)
+	want := map[string]store.Key{
+		"kid-rsa": sampleKey("kid-rsa", "RS256", created),
+		"kid-ec":  sampleKey("kid-ec", "ES256", created.Add(time.Hour)),
+	}
+	for _, k := range want {
+		mustOK(t, keys.AddKey(t.Context(), k.Clone()))
+	}
+	got, err := keys.Keys(t.Context())
+	mustOK(t, err)
+	if len(got) != len(want) {
+		t.Fatalf("got %d keys, want %d", len(got), len(want))
+	}
+	for _, k := range got {
+		w, ok := want[k.ID]
+		if !ok {
+			t.Errorf("got key %q, want one of the keys added", k.ID)
+			continue
+		}
+		if k.Algorithm != w.Algorithm || !bytes.Equal(k.Private, w.Private) || !k.CreatedAt.Equal(w.CreatedAt) {
+			t.Errorf("got key %+v, want %+v", k, w)
+		}
+		delete(want, k.ID) // a key listed twice is reported as unknown
+	}
+}
+
+func testKeysDuplicate(t *testing.T, s Stores) {
+	keys := needKeys(t, s)
+	want := sampleKey("kid-1", "RS256", now())
+	mustOK(t, keys.AddKey(t.Context(), want.Clone()))
+	mustErrIs(t, keys.AddKey(t.Context(), sampleKey("kid-1", "ES256", now())), store.ErrAlreadyExists)
+
+	got, err := keys.Keys(t.Context())
+	mustOK(t, err)
+	if len(got) != 1 || got[0].Algorithm != want.Algorithm {
+		t.Errorf("got keys %+v, want only %+v", got, want)
+	}
+}
+
+func testKeysReturnsCopy(t *testing.T, s Stores) {
+	keys := needKeys(t, s)
+	want := sampleKey("kid-1", "ES256", now())
+	mustOK(t, keys.AddKey(t.Context(), want.Clone()))
+	got, err := keys.Keys(t.Context())
+	mustOK(t, err)
+	if len(got) != 1 {
+		t.Fatalf("got %d keys, want 1", len(got))
+	}
+	got[0].Private[0] = 'X'
+	got[0].Algorithm = "none"
+
+	again, err := keys.Keys(t.Context())
+	mustOK(t, err)
+	if len(again) != 1 || !bytes.Equal(again[0].Private, want.Private) || again[0].Algorithm != want.Algorithm {
+		t.Errorf("after modifying a returned key, got %+v, want %+v", again, want)
+	}
+}
