@@ -65,6 +65,9 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 		return nil, p.authorizeError(ctx, ar, fosite.ErrServerError.WithDebug("unexpected client type"))
 	}
 	form := ar.GetRequestForm()
+	if err := checkChallenge(form.Get("code_challenge"), form.Get("code_challenge_method")); err != nil {
+		return nil, p.authorizeError(ctx, ar, err)
+	}
 	maxAge := time.Duration(-1)
 	if v := form.Get("max_age"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 31)
@@ -82,6 +85,27 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 		LoginHint: form.Get("login_hint"),
 		ar:        ar,
 	}, nil
+}
+
+// checkChallenge enforces the form of code_challenge (RFC 7636 §4.2), which
+// fosite leaves unchecked: an S256 challenge is the 43-character base64url
+// encoding of a SHA-256 digest; a plain one is a verifier, 43 to 128
+// unreserved characters. fosite has already refused a missing challenge and
+// any method it is not configured for.
+func checkChallenge(challenge, method string) error {
+	n := len(challenge)
+	switch {
+	case method == "S256" && n != 43,
+		method != "S256" && (n < 43 || n > 128):
+		return fosite.ErrInvalidRequest.WithHint("The code_challenge has the wrong length: S256 challenges are 43 characters (RFC 7636 §4.2).")
+	}
+	for i := 0; i < n; i++ {
+		c := challenge[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || (method != "S256" && (c == '.' || c == '~'))) {
+			return fosite.ErrInvalidRequest.WithHint("The code_challenge contains characters outside the base64url alphabet (RFC 7636 §4.2).")
+		}
+	}
+	return nil
 }
 
 // IssueCode grants the request to the logged-in user and returns the URL to

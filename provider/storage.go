@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -44,17 +45,22 @@ var storedForm = []string{
 	"code_challenge", "code_challenge_method", "response_type", "grant_type", "scope", "client_id",
 }
 
-// storedRequest is a fosite request as serialized into store.Grant.Data.
+// storedRequest is a fosite request as serialized into store.Grant.Data,
+// without its session. Data is "1\n" (the format version), this struct as
+// JSON, "\n", and the session as JSON (empty for PKCE records, which need
+// only the form). Splitting them spares encoding/json a second pass over
+// the session, the largest part, on every read and write.
 type storedRequest struct {
-	ID                string          `json:"id"`
-	RequestedAt       time.Time       `json:"requested_at"`
-	RequestedScope    []string        `json:"requested_scope,omitempty"`
-	GrantedScope      []string        `json:"granted_scope,omitempty"`
-	RequestedAudience []string        `json:"requested_audience,omitempty"`
-	GrantedAudience   []string        `json:"granted_audience,omitempty"`
-	Form              url.Values      `json:"form,omitempty"`
-	Session           json.RawMessage `json:"session"`
+	ID                string     `json:"id"`
+	RequestedAt       time.Time  `json:"requested_at"`
+	RequestedScope    []string   `json:"requested_scope,omitempty"`
+	GrantedScope      []string   `json:"granted_scope,omitempty"`
+	RequestedAudience []string   `json:"requested_audience,omitempty"`
+	GrantedAudience   []string   `json:"granted_audience,omitempty"`
+	Form              url.Values `json:"form,omitempty"`
 }
+
+const dataVersion = "1\n"
 
 // internalError marks a failure of the server, not of the client: a store
 // that is down, a client registration that breaks the rules. fosite folds
@@ -72,17 +78,13 @@ func (e *internalError) Unwrap() error { return e.err }
 var errRecordConsumed = fmt.Errorf("provider: grant already used: %w", store.ErrConsumed)
 
 func (s *fositeStorage) newGrant(kind store.Kind, signature string, r fosite.Requester, expiry fosite.TokenType) (*store.Grant, error) {
-	sess, err := json.Marshal(r.GetSession())
-	if err != nil {
-		return nil, fmt.Errorf("provider: encode session: %w", err)
-	}
 	form := url.Values{}
 	for _, k := range storedForm {
 		if v, ok := r.GetRequestForm()[k]; ok {
 			form[k] = v
 		}
 	}
-	data, err := json.Marshal(storedRequest{
+	head, err := json.Marshal(storedRequest{
 		ID:                r.GetID(),
 		RequestedAt:       r.GetRequestedAt(),
 		RequestedScope:    r.GetRequestedScopes(),
@@ -90,10 +92,18 @@ func (s *fositeStorage) newGrant(kind store.Kind, signature string, r fosite.Req
 		RequestedAudience: r.GetRequestedAudience(),
 		GrantedAudience:   r.GetGrantedAudience(),
 		Form:              form,
-		Session:           sess,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("provider: encode request: %w", err)
+	}
+	data := append([]byte(dataVersion), head...)
+	data = append(data, '\n')
+	if kind != store.KindPKCE {
+		sess, err := json.Marshal(r.GetSession())
+		if err != nil {
+			return nil, fmt.Errorf("provider: encode session: %w", err)
+		}
+		data = append(data, sess...)
 	}
 	exp := r.GetSession().GetExpiresAt(expiry)
 	if exp.IsZero() {
@@ -129,15 +139,21 @@ func (s *fositeStorage) get(ctx context.Context, kind store.Kind, signature stri
 	} else if err != nil {
 		return nil, nil, &internalError{err}
 	}
+	head, sessJSON, ok := bytes.Cut(bytes.TrimPrefix(g.Data, []byte(dataVersion)), []byte("\n"))
+	if !ok || !bytes.HasPrefix(g.Data, []byte(dataVersion)) {
+		return nil, nil, &internalError{fmt.Errorf("provider: %s record in an unknown format", kind)}
+	}
 	var sr storedRequest
-	if err := json.Unmarshal(g.Data, &sr); err != nil {
-		return nil, nil, fmt.Errorf("provider: decode %s record: %w", kind, err)
+	if err := json.Unmarshal(head, &sr); err != nil {
+		return nil, nil, &internalError{fmt.Errorf("provider: decode %s record: %w", kind, err)}
 	}
 	if sess == nil {
 		sess = newSession()
 	}
-	if err := json.Unmarshal(sr.Session, sess); err != nil {
-		return nil, nil, fmt.Errorf("provider: decode %s session: %w", kind, err)
+	if len(sessJSON) > 0 {
+		if err := json.Unmarshal(sessJSON, sess); err != nil {
+			return nil, nil, &internalError{fmt.Errorf("provider: decode %s session: %w", kind, err)}
+		}
 	}
 	c, err := s.GetClient(ctx, g.ClientID)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -35,19 +36,34 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "server:", err)
 		os.Exit(1)
 	}
 }
 
-// run starts the server and serves until ctx is done.
-func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
+// run starts the server and serves until ctx is done, then shuts it down and
+// returns nil. ready, if not nil, is called with the issuer URL once the
+// server accepts connections; with -addr 127.0.0.1:0 that is how a test
+// learns the port.
+func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer, ready func(issuer string)) error {
 	opts, err := parseOptions(args, getenv, out)
 	if err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: opts.logLevel}))
+
+	// Listen first, so that the default issuer has the real port even for
+	// -addr 127.0.0.1:0.
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", opts.addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close() // for the early returns; Serve closes it otherwise
+	if opts.issuer == "" {
+		opts.issuer = defaultIssuer(ln.Addr())
+	}
 
 	// pixie's storage: in memory here; any store.Clients/Users/Grants/Keys.
 	st := memory.New()
@@ -77,10 +93,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		return err
 	}
 
-	ln, err := net.Listen("tcp", opts.addr)
-	if err != nil {
-		return err
-	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -92,6 +104,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	logger.InfoContext(ctx, "listening", "addr", ln.Addr().String(), "issuer", opts.issuer)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	if ready != nil {
+		ready(opts.issuer)
+	}
 	select {
 	case err := <-errc:
 		return err
@@ -112,4 +127,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 func home(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = io.WriteString(w, "This is the example app. Its login server is at /.well-known/openid-configuration.\n")
+}
+
+// defaultIssuer is http://<the listener's address>. A wildcard address
+// (-addr :8080) becomes 127.0.0.1, where a browser on this machine reaches
+// the server (Go's wildcard "tcp" listeners accept IPv4 too) and which the
+// example client uses by default; for other hosts, set -issuer.
+func defaultIssuer(addr net.Addr) string {
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String()
+	}
+	if ap.Addr().IsUnspecified() {
+		ap = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), ap.Port())
+	}
+	return "http://" + ap.String()
 }

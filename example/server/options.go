@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/pixieauth/pixie/provider"
@@ -35,31 +37,39 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (opt
 		}
 		return def
 	}
-	envDur := func(name string, def time.Duration) time.Duration {
-		if v := getenv(name); v != "" {
-			if d, err := time.ParseDuration(v); err == nil {
-				return d
-			}
+	// envErrs[flag name] is why the flag's environment variable could not
+	// be used; it matters only if the flag is not given.
+	envErrs := map[string]error{}
+	envDur := func(flagName, name string, def time.Duration) time.Duration {
+		v := getenv(name)
+		if v == "" {
+			return def
 		}
-		return def
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			envErrs[flagName] = fmt.Errorf("%s: %w", name, err)
+			return def
+		}
+		return d
 	}
 	fs.StringVar(&o.addr, "addr", env("PIXIE_ADDR", "127.0.0.1:8080"), "listen address")
-	fs.StringVar(&o.issuer, "issuer", env("PIXIE_ISSUER", ""), "issuer URL (default http://<addr>)")
+	fs.StringVar(&o.issuer, "issuer", env("PIXIE_ISSUER", ""), "issuer URL (default http://<the address listened on>)")
 	fs.StringVar(&o.demoPassword, "demo-password", env("PIXIE_DEMO_PASSWORD", ""), "password of the demo user alice (default: random, printed)")
 	fs.StringVar(&o.demoAPISecret, "demo-api-secret", env("PIXIE_DEMO_API_SECRET", ""), "client secret of example-api (default: random, printed)")
-	fs.DurationVar(&o.codeLifespan, "code-lifespan", envDur("PIXIE_CODE_LIFESPAN", provider.DefaultAuthorizeCodeLifespan), "authorization code lifespan (at most 10m)")
-	fs.DurationVar(&o.accessTokenLifespan, "access-token-lifespan", envDur("PIXIE_ACCESS_TOKEN_LIFESPAN", provider.DefaultAccessTokenLifespan), "access token lifespan")
+	fs.DurationVar(&o.codeLifespan, "code-lifespan", envDur("code-lifespan", "PIXIE_CODE_LIFESPAN", provider.DefaultAuthorizeCodeLifespan), "authorization code lifespan (at most 10m)")
+	fs.DurationVar(&o.accessTokenLifespan, "access-token-lifespan", envDur("access-token-lifespan", "PIXIE_ACCESS_TOKEN_LIFESPAN", provider.DefaultAccessTokenLifespan), "access token lifespan")
 	fs.StringVar(&o.idTokenAlg, "id-token-alg", env("PIXIE_ID_TOKEN_ALG", provider.RS256), "ID token signing algorithm: RS256 or ES256")
 	level := env("PIXIE_LOG_LEVEL", "info")
 	fs.Func("log-level", "log level: debug, info, warn, error (default info)", func(s string) error { level = s; return nil })
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
+	fs.Visit(func(f *flag.Flag) { delete(envErrs, f.Name) })
+	for _, name := range slices.Sorted(maps.Keys(envErrs)) {
+		return o, envErrs[name]
+	}
 	if err := o.logLevel.UnmarshalText([]byte(level)); err != nil {
 		return o, fmt.Errorf("-log-level: %w", err)
-	}
-	if o.issuer == "" {
-		o.issuer = "http://" + o.addr
 	}
 	var err error
 	if o.demoPassword == "" {

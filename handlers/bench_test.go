@@ -1,0 +1,173 @@
+package handlers_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"html"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/pixieauth/pixie/handlers"
+	"github.com/pixieauth/pixie/provider"
+	"github.com/pixieauth/pixie/store"
+	"github.com/pixieauth/pixie/store/memory"
+)
+
+// BenchmarkFlow measures one full authorization-code flow in process, through
+// the real http.Handler: GET /authorize with a logged-in session (PKCE S256,
+// openid profile email offline_access) and POST /oauth/token redeeming the
+// code with its verifier, which mints an access token, a refresh token and a
+// signed ID token. It reports flows/s. Run:
+//
+//	go test -run '^$' -bench Flow -benchtime 2s ./handlers/
+func BenchmarkFlow(b *testing.B) {
+	for _, alg := range []string{provider.RS256, provider.ES256} {
+		b.Run(alg, func(b *testing.B) {
+			f := newBenchFlow(b, alg)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				f.run(b)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "flows/s")
+		})
+	}
+}
+
+// BenchmarkFlowParallel is BenchmarkFlow from GOMAXPROCS goroutines at once.
+func BenchmarkFlowParallel(b *testing.B) {
+	for _, alg := range []string{provider.RS256, provider.ES256} {
+		b.Run(alg, func(b *testing.B) {
+			f := newBenchFlow(b, alg)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					f.run(b)
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "flows/s")
+		})
+	}
+}
+
+type benchFlow struct {
+	h        http.Handler
+	cookie   *http.Cookie
+	verifier string
+	auth     string // the authorize URL, PKCE challenge included
+}
+
+var hiddenInput = regexp.MustCompile(`name="(csrf_token|request)" value="([^"]*)"`)
+
+func newBenchFlow(b *testing.B, alg string) *benchFlow {
+	b.Helper()
+	ctx := context.Background()
+	const issuer = "http://127.0.0.1:8080"
+	st := memory.New()
+	if err := st.AddUser(&store.User{Subject: "alice", Name: "Alice", Email: "alice@example.com"}, "alice", "correct horse"); err != nil {
+		b.Fatal(err)
+	}
+	if err := st.AddClient(&store.Client{
+		ID: "app", Native: true, FirstParty: true,
+		RedirectURIs: []string{"http://127.0.0.1/callback"},
+		Scopes:       []string{"openid", "profile", "email", "offline_access"},
+	}); err != nil {
+		b.Fatal(err)
+	}
+	p, err := provider.New(ctx, provider.Config{
+		Issuer: issuer, Clients: st, Users: st, Grants: st, Keys: st,
+		IDTokenAlg: alg,
+		Logger:     slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	if err := handlers.Mount(mux, p); err != nil {
+		b.Fatal(err)
+	}
+	verifier := strings.Repeat("v", 43)
+	sum := sha256.Sum256([]byte(verifier))
+	q := url.Values{
+		"response_type":         {"code"},
+		"client_id":             {"app"},
+		"redirect_uri":          {"http://127.0.0.1:5000/callback"},
+		"scope":                 {"openid profile email offline_access"},
+		"state":                 {"state-0123456789"},
+		"nonce":                 {"nonce-0123456789"},
+		"code_challenge":        {base64.RawURLEncoding.EncodeToString(sum[:])},
+		"code_challenge_method": {"S256"},
+	}
+	f := &benchFlow{h: mux, verifier: verifier, auth: issuer + "/authorize?" + q.Encode()}
+
+	// Log in once through the login page to get the session cookie.
+	rec := f.do(httptest.NewRequest(http.MethodGet, issuer+"/login?"+q.Encode(), nil))
+	form := url.Values{"username": {"alice"}, "password": {"correct horse"}}
+	for _, m := range hiddenInput.FindAllStringSubmatch(rec.Body.String(), -1) {
+		form.Set(m[1], html.UnescapeString(m[2]))
+	}
+	req := httptest.NewRequest(http.MethodPost, issuer+"/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", issuer)
+	for _, c := range rec.Result().Cookies() {
+		req.AddCookie(c)
+	}
+	rec = f.do(req)
+	if rec.Code != http.StatusSeeOther {
+		b.Fatalf("login: got status %d, want 303", rec.Code)
+	}
+	for _, c := range rec.Result().Cookies() {
+		f.cookie = c
+	}
+	if f.cookie == nil {
+		b.Fatal("login set no cookie")
+	}
+	f.run(b) // fail fast if the flow is broken
+	return f
+}
+
+func (f *benchFlow) do(r *http.Request) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	f.h.ServeHTTP(rec, r)
+	return rec
+}
+
+// run performs one authorize + token exchange.
+func (f *benchFlow) run(b *testing.B) {
+	req := httptest.NewRequest(http.MethodGet, f.auth, nil)
+	req.AddCookie(f.cookie)
+	rec := f.do(req)
+	loc, err := url.Parse(rec.Header().Get("Location"))
+	if rec.Code != http.StatusSeeOther || err != nil || loc.Query().Get("code") == "" {
+		b.Fatalf("authorize: got %d %q, want a redirect with a code", rec.Code, rec.Header().Get("Location"))
+	}
+	form := url.Values{
+		"grant_type":    {"authorization_code"},
+		"code":          {loc.Query().Get("code")},
+		"code_verifier": {f.verifier},
+		"redirect_uri":  {"http://127.0.0.1:5000/callback"},
+		"client_id":     {"app"},
+	}
+	req = httptest.NewRequest(http.MethodPost, "http://127.0.0.1:8080/oauth/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	rec = f.do(req)
+	if rec.Code != http.StatusOK {
+		b.Fatalf("token: got %d %s, want 200", rec.Code, rec.Body)
+	}
+	var tok struct {
+		IDToken      string `json:"id_token"`
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := json.NewDecoder(io.Reader(rec.Body)).Decode(&tok); err != nil || tok.IDToken == "" || tok.RefreshToken == "" {
+		b.Fatalf("token: got %s, want an ID token and a refresh token", rec.Body)
+	}
+}

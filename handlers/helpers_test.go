@@ -1,0 +1,631 @@
+package handlers_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/net/html"
+	"golang.org/x/oauth2"
+
+	"github.com/pixieauth/pixie/handlers"
+	"github.com/pixieauth/pixie/provider"
+	"github.com/pixieauth/pixie/store"
+	"github.com/pixieauth/pixie/store/memory"
+)
+
+// The demo-like registrations every test server has (see example/server/demo.go).
+const (
+	aliceUsername = "alice"
+	alicePassword = "correct horse battery staple"
+	aliceName     = "Alice Example"
+	aliceEmail    = "alice@example.com"
+
+	nativeClient = "example-native" // public, native, first party
+	otherClient  = "example-other"  // public, native, same redirect URIs
+	apiClient    = "example-api"    // confidential, may introspect
+	// apiSecret has characters that RFC 6749 §2.3.1 form-encodes in HTTP
+	// Basic credentials, so that the encoding is exercised.
+	apiSecret = "api-secret/with+special=chars"
+
+	loopbackURI     = "http://127.0.0.1/callback" // registered; any port matches
+	customSchemeURI = "com.example.app:/oauth2redirect"
+
+	allScopes = "openid profile email offline_access"
+)
+
+// testKeys returns signing keys generated once for the whole test binary:
+// RSA key generation dominates provider.New, even more so under -race, and
+// every test server may share the same keys without weakening any test.
+var testKeys = sync.OnceValues(func() ([]store.Key, error) {
+	st := memory.New()
+	if _, err := provider.New(context.Background(), provider.Config{
+		Issuer: "http://127.0.0.1", Clients: st, Users: st, Grants: st, Keys: st,
+		Logger: slog.New(slog.DiscardHandler),
+	}); err != nil {
+		return nil, err
+	}
+	return st.Keys(context.Background())
+})
+
+// apiSecretHash hashes apiSecret once (argon2id costs tens of milliseconds).
+var apiSecretHash = sync.OnceValues(func() (string, error) { return store.HashSecret(apiSecret) })
+
+// serverOptions are the provider settings a test may change; the zero value
+// gives the defaults.
+type serverOptions struct {
+	IDTokenAlg   string        // provider.Config.IDTokenAlg
+	CodeLifespan time.Duration // provider.Config.AuthorizeCodeLifespan
+	Logger       *slog.Logger  // nil discards the logs
+	Clients      []*store.Client
+}
+
+// testServer is pixie mounted on an http.ServeMux behind a real HTTP server,
+// the issuer being the server's URL.
+type testServer struct {
+	URL      string // the issuer: http://127.0.0.1:PORT
+	Server   *httptest.Server
+	Provider *provider.Provider
+	Store    *memory.Store
+}
+
+// newTestServer starts a provider on a fresh memory store holding the demo
+// registrations, mounted with handlers.Mount. It is closed when t ends.
+func newTestServer(t *testing.T, opts serverOptions) *testServer {
+	t.Helper()
+	ctx := t.Context()
+	st := memory.New()
+	keys, err := testKeys()
+	if err != nil {
+		t.Fatalf("generate keys: %v", err)
+	}
+	for _, k := range keys {
+		if err := st.AddKey(ctx, k.Clone()); err != nil {
+			t.Fatalf("add key: %v", err)
+		}
+	}
+	if err := st.AddUser(&store.User{
+		Subject:           "alice",
+		PreferredUsername: aliceUsername,
+		Name:              aliceName,
+		GivenName:         "Alice",
+		FamilyName:        "Example",
+		Email:             aliceEmail,
+		EmailVerified:     true,
+	}, aliceUsername, alicePassword); err != nil {
+		t.Fatalf("add user: %v", err)
+	}
+	hash, err := apiSecretHash()
+	if err != nil {
+		t.Fatalf("hash secret: %v", err)
+	}
+	native := []string{loopbackURI, customSchemeURI}
+	scopes := strings.Fields(allScopes)
+	clients := []*store.Client{
+		{ID: nativeClient, Name: "Example App", RedirectURIs: native, Scopes: scopes, Native: true, FirstParty: true},
+		{ID: otherClient, Name: "Other App", RedirectURIs: native, Scopes: scopes, Native: true},
+		{ID: apiClient, Name: "Example API", SecretHash: hash, Introspect: true},
+	}
+	for _, c := range append(clients, opts.Clients...) {
+		if err := st.AddClient(c); err != nil {
+			t.Fatalf("add client %s: %v", c.ID, err)
+		}
+	}
+
+	// The issuer must be the server's URL, known only once it listens: an
+	// unstarted server already has its listener.
+	srv := httptest.NewUnstartedServer(nil)
+	issuer := "http://" + srv.Listener.Addr().String()
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	p, err := provider.New(ctx, provider.Config{
+		Issuer:  issuer,
+		Clients: st, Users: st, Grants: st, Keys: st,
+		IDTokenAlg:            opts.IDTokenAlg,
+		AuthorizeCodeLifespan: opts.CodeLifespan,
+		Logger:                logger,
+	})
+	if err != nil {
+		srv.Close()
+		t.Fatalf("provider.New: %v", err)
+	}
+	mux := http.NewServeMux()
+	if err := handlers.Mount(mux, p); err != nil {
+		srv.Close()
+		t.Fatalf("handlers.Mount: %v", err)
+	}
+	srv.Config.Handler = mux
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return &testServer{URL: issuer, Server: srv, Provider: p, Store: st}
+}
+
+// loopbackRedirect returns the registered loopback redirect URI with a port
+// other than the server's, as a native app's local listener would have.
+func (ts *testServer) loopbackRedirect() string {
+	_, sp, _ := net.SplitHostPort(ts.Server.Listener.Addr().String())
+	port := 49152 + rand.N(16000)
+	if strconv.Itoa(port) == sp {
+		port++
+	}
+	return "http://127.0.0.1:" + strconv.Itoa(port) + "/callback"
+}
+
+// oauth2Config is what a native app configures in golang.org/x/oauth2.
+func (ts *testServer) oauth2Config(clientID, redirectURI, scopes string) *oauth2.Config {
+	return &oauth2.Config{
+		ClientID: clientID,
+		Endpoint: oauth2.Endpoint{
+			AuthURL:   ts.URL + handlers.PathAuthorize,
+			TokenURL:  ts.URL + handlers.PathToken,
+			AuthStyle: oauth2.AuthStyleInParams,
+		},
+		RedirectURL: redirectURI,
+		Scopes:      strings.Fields(scopes),
+	}
+}
+
+// oidcProvider discovers the provider with go-oidc.
+func (ts *testServer) oidcProvider(t *testing.T) *oidc.Provider {
+	t.Helper()
+	op, err := oidc.NewProvider(t.Context(), ts.URL)
+	if err != nil {
+		t.Fatalf("oidc.NewProvider(%s): %v", ts.URL, err)
+	}
+	return op
+}
+
+// authRequest is one authorization request as a native app makes it.
+type authRequest struct {
+	Conf     *oauth2.Config
+	State    string
+	Nonce    string
+	Verifier string
+	URL      string // the authorization URL to open in the browser
+}
+
+// newAuthRequest builds an authorization request with S256 PKCE, state and
+// nonce, using x/oauth2.
+func newAuthRequest(conf *oauth2.Config) *authRequest {
+	ar := &authRequest{
+		Conf:     conf,
+		State:    randomString(),
+		Nonce:    randomString(),
+		Verifier: oauth2.GenerateVerifier(),
+	}
+	ar.URL = conf.AuthCodeURL(ar.State, oauth2.S256ChallengeOption(ar.Verifier), oauth2.SetAuthURLParam("nonce", ar.Nonce))
+	return ar
+}
+
+// exchange redeems code with x/oauth2, sending the request's verifier.
+func (ar *authRequest) exchange(ctx context.Context, code string) (*oauth2.Token, error) {
+	return ar.Conf.Exchange(ctx, code, oauth2.VerifierOption(ar.Verifier))
+}
+
+// authorizeURL builds an authorization URL by hand, for requests x/oauth2
+// would not make.
+func (ts *testServer) authorizeURL(q url.Values) string {
+	return ts.URL + handlers.PathAuthorize + "?" + q.Encode()
+}
+
+// randomString returns 22 random URL-safe characters.
+func randomString() string {
+	b := make([]byte, 16)
+	for i := range b {
+		b[i] = byte(rand.Uint32())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// browser is a user agent: it keeps cookies, follows redirects within the
+// server and stops at a redirect leaving it (to the app's loopback port or
+// custom scheme), as the system browser hands that URL to the app.
+type browser struct {
+	ts     *testServer
+	client *http.Client
+	// PasswordPosts counts the login forms submitted.
+	PasswordPosts int
+}
+
+func newBrowser(t *testing.T, ts *testServer) *browser {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin, err := url.Parse(ts.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &browser{ts: ts, client: &http.Client{
+		Jar: jar,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if req.URL.Scheme != origin.Scheme || req.URL.Host != origin.Host {
+				return http.ErrUseLastResponse
+			}
+			if len(via) >= 10 {
+				return errors.New("browser: too many redirects")
+			}
+			return nil
+		},
+	}}
+}
+
+// page is the browser's view of the last response.
+type page struct {
+	Status int
+	URL    *url.URL // the URL the page was served from (after in-server redirects)
+	Header http.Header
+	Body   string
+	// Callback is the Location of a redirect that left the server (to the
+	// client), or nil.
+	Callback *url.URL
+	// Location is the raw Location header of that redirect, or "".
+	Location string
+}
+
+// IsLogin reports whether the page is the login form.
+func (p *page) IsLogin() bool {
+	return p.Status == http.StatusOK && p.URL.Path == handlers.PathLogin && p.Callback == nil
+}
+
+func (b *browser) do(t *testing.T, req *http.Request) *page {
+	t.Helper()
+	resp, err := b.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read %s: %v", req.URL, err)
+	}
+	p := &page{Status: resp.StatusCode, URL: resp.Request.URL, Header: resp.Header, Body: string(body)}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		p.Location = resp.Header.Get("Location")
+		u, err := url.Parse(p.Location)
+		if err != nil {
+			t.Fatalf("redirect to unparsable Location %q: %v", p.Location, err)
+		}
+		p.Callback = u
+	}
+	return p
+}
+
+// get opens a URL, following redirects within the server.
+func (b *browser) get(t *testing.T, rawURL string) *page {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, rawURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.do(t, req)
+}
+
+// post submits a form as a same-origin browser does (Origin header set), or
+// from origin when it is not empty.
+func (b *browser) post(t *testing.T, rawURL string, form url.Values, origin string) *page {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, rawURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if origin == "" {
+		origin = b.ts.URL
+	}
+	req.Header.Set("Origin", origin)
+	return b.do(t, req)
+}
+
+// loginForm is the parsed login form.
+type loginForm struct {
+	Action string     // absolute URL the form posts to
+	Fields url.Values // every named input with its value
+	Error  string     // the text of the error alert, if any
+}
+
+// parseLoginForm parses the login page's form with x/net/html.
+func (b *browser) parseLoginForm(t *testing.T, p *page) *loginForm {
+	t.Helper()
+	doc, err := html.Parse(strings.NewReader(p.Body))
+	if err != nil {
+		t.Fatalf("parse login page: %v", err)
+	}
+	f := &loginForm{Fields: url.Values{}}
+	var inForm bool
+	for n := range doc.Descendants() {
+		if n.Type != html.ElementNode {
+			continue
+		}
+		switch n.Data {
+		case "form":
+			if inForm {
+				t.Fatal("login page has more than one form")
+			}
+			inForm = true
+			action, err := p.URL.Parse(attr(n, "action"))
+			if err != nil {
+				t.Fatalf("form action %q: %v", attr(n, "action"), err)
+			}
+			f.Action = action.String()
+		case "input":
+			if name := attr(n, "name"); name != "" {
+				f.Fields.Set(name, attr(n, "value"))
+			}
+		case "div":
+			if attr(n, "role") == "alert" {
+				f.Error = strings.TrimSpace(textOf(n))
+			}
+		}
+	}
+	if !inForm {
+		t.Fatalf("no form on page %s (status %d):\n%s", p.URL, p.Status, p.Body)
+	}
+	for _, name := range []string{"csrf_token", "request"} {
+		if f.Fields.Get(name) == "" {
+			t.Fatalf("login form has no %s value", name)
+		}
+	}
+	return f
+}
+
+func attr(n *html.Node, key string) string {
+	for _, a := range n.Attr {
+		if a.Key == key {
+			return a.Val
+		}
+	}
+	return ""
+}
+
+func textOf(n *html.Node) string {
+	var sb strings.Builder
+	for d := range n.Descendants() {
+		if d.Type == html.TextNode {
+			sb.WriteString(d.Data)
+		}
+	}
+	return sb.String()
+}
+
+// submitLogin fills in the login form on p and submits it.
+func (b *browser) submitLogin(t *testing.T, p *page, username, password string) *page {
+	t.Helper()
+	f := b.parseLoginForm(t, p)
+	f.Fields.Set("username", username)
+	f.Fields.Set("password", password)
+	b.PasswordPosts++
+	return b.post(t, f.Action, f.Fields, "")
+}
+
+// authorize opens an authorization URL and, if the login page comes up,
+// signs in as alice. It returns the last page: normally the redirect to the
+// client, with Callback set.
+func (b *browser) authorize(t *testing.T, authURL string) *page {
+	t.Helper()
+	p := b.get(t, authURL)
+	if p.IsLogin() {
+		p = b.submitLogin(t, p, aliceUsername, alicePassword)
+	}
+	return p
+}
+
+// code runs an authorization request to the redirect and returns the code,
+// after checking that the redirect carries state and iss.
+func (b *browser) code(t *testing.T, ar *authRequest) string {
+	t.Helper()
+	p := b.authorize(t, ar.URL)
+	if p.Callback == nil {
+		t.Fatalf("authorize: got status %d at %s, want a redirect to the client; body:\n%s", p.Status, p.URL, p.Body)
+	}
+	q := p.Callback.Query()
+	if e := q.Get("error"); e != "" {
+		t.Fatalf("authorize: got error %q (%s), want a code", e, q.Get("error_description"))
+	}
+	if got := q.Get("state"); got != ar.State {
+		t.Fatalf("authorize: got state %q, want %q", got, ar.State)
+	}
+	if got := q.Get("iss"); got != b.ts.URL {
+		t.Fatalf("authorize: got iss %q, want %q", got, b.ts.URL)
+	}
+	code := q.Get("code")
+	if code == "" {
+		t.Fatalf("authorize: got no code in %s", p.Location)
+	}
+	return code
+}
+
+// tokens runs a whole flow for the client and returns the token response.
+func (b *browser) tokens(t *testing.T, conf *oauth2.Config) (*authRequest, *oauth2.Token) {
+	t.Helper()
+	ar := newAuthRequest(conf)
+	tok, err := ar.exchange(t.Context(), b.code(t, ar))
+	if err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	return ar, tok
+}
+
+// httpResult is a raw HTTP response.
+type httpResult struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body as a JSON object, failing the test if it is not one.
+func (r *httpResult) JSON(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("got body %q (status %d), want a JSON object: %v", r.Body, r.Status, err)
+	}
+	return m
+}
+
+// wantOAuthError checks an OAuth error response (RFC 6749 §5.2).
+func (r *httpResult) wantOAuthError(t *testing.T, status int, code string) {
+	t.Helper()
+	if r.Status != status {
+		t.Errorf("got status %d, want %d; body: %s", r.Status, status, r.Body)
+	}
+	if ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); ct != "application/json" {
+		t.Errorf("got Content-Type %q, want application/json", r.Header.Get("Content-Type"))
+	}
+	m := r.JSON(t)
+	if got := m["error"]; got != code {
+		t.Errorf("got error %v (%v), want %q", got, m["error_description"], code)
+	}
+	for _, k := range []string{"access_token", "id_token", "refresh_token"} {
+		if _, ok := m[k]; ok {
+			t.Errorf("error response has %s", k)
+		}
+	}
+}
+
+// send makes a raw HTTP request.
+func send(t *testing.T, client *http.Client, req *http.Request) *httpResult {
+	t.Helper()
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read %s: %v", req.URL, err)
+	}
+	return &httpResult{Status: resp.StatusCode, Header: resp.Header, Body: body}
+}
+
+// postForm POSTs a form to one of the server's endpoints; header may add or
+// override headers.
+func (ts *testServer) postForm(t *testing.T, path string, form url.Values, header http.Header) *httpResult {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, ts.URL+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	return send(t, nil, req)
+}
+
+// userinfo calls the UserInfo endpoint with the given Authorization header
+// value ("" sends none).
+func (ts *testServer) userinfo(t *testing.T, authorization string) *httpResult {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, ts.URL+handlers.PathUserInfo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	return send(t, nil, req)
+}
+
+// introspect calls the introspection endpoint as example-api (HTTP Basic,
+// credentials form-encoded per RFC 6749 §2.3.1).
+func (ts *testServer) introspect(t *testing.T, token string) map[string]any {
+	t.Helper()
+	h := http.Header{}
+	h.Set("Authorization", basicAuth(apiClient, apiSecret))
+	res := ts.postForm(t, handlers.PathIntrospect, url.Values{"token": {token}}, h)
+	if res.Status != http.StatusOK {
+		t.Fatalf("introspect: got status %d, want 200; body: %s", res.Status, res.Body)
+	}
+	return res.JSON(t)
+}
+
+func basicAuth(id, secret string) string {
+	cred := url.QueryEscape(id) + ":" + url.QueryEscape(secret)
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(cred))
+}
+
+// refresh redeems a refresh token with x/oauth2.
+func refresh(ctx context.Context, conf *oauth2.Config, refreshToken string) (*oauth2.Token, error) {
+	return conf.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
+}
+
+// wantRetrieveError checks that err is an OAuth error response from the token
+// endpoint with the status and error code.
+func wantRetrieveError(t *testing.T, err error, status int, code string) {
+	t.Helper()
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		t.Fatalf("got error %v, want an *oauth2.RetrieveError %s", err, code)
+	}
+	if re.Response.StatusCode != status || re.ErrorCode != code {
+		t.Errorf("got %d %q (%s), want %d %q", re.Response.StatusCode, re.ErrorCode, re.ErrorDescription, status, code)
+	}
+}
+
+// jwtHeader decodes the JOSE header of a compact JWS without verifying it.
+func jwtHeader(t *testing.T, token string) map[string]any {
+	t.Helper()
+	h, _, ok := strings.Cut(token, ".")
+	if !ok {
+		t.Fatalf("got %q, want a compact JWS", token)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(h)
+	if err != nil {
+		t.Fatalf("JWS header: %v", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("JWS header: %v", err)
+	}
+	return m
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines to write to
+// while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// scopeSet splits a scope string into a sorted set.
+func scopeSet(s string) []string {
+	f := strings.Fields(s)
+	slices.Sort(f)
+	return slices.Compact(f)
+}
