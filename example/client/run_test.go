@@ -230,6 +230,7 @@ func TestRun(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			s := startPixie(t)
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
@@ -252,14 +253,14 @@ func TestRun(t *testing.T) {
 				onAuthURL: browser(t, s, cancel, tt.tamper),
 			}, &out)
 			if tt.wantErr == "" && err != nil {
-				t.Fatalf("run: %v\ntranscript:\n%s", err, out.String())
+				t.Fatalf("run: got error %v, want nil\ntranscript:\n%s", err, out.String())
 			}
 			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
-				t.Fatalf("run error = %v, want one containing %q\ntranscript:\n%s", err, tt.wantErr, out.String())
+				t.Fatalf("run: got error %v, want one containing %q\ntranscript:\n%s", err, tt.wantErr, out.String())
 			}
 			for _, want := range tt.wantOut {
 				if !strings.Contains(out.String(), want) {
-					t.Errorf("transcript lacks %q:\n%s", want, out.String())
+					t.Errorf("transcript: got no %q, want it in:\n%s", want, out.String())
 				}
 			}
 			s.checkNoSecrets(t, out.String())
@@ -274,11 +275,11 @@ func TestCallbackOnlyOnce(t *testing.T) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/callback?state=s&code=c"+string(rune('0'+i)), nil))
 		if rec.Code != wantStatus {
-			t.Errorf("request %d: status %d, want %d", i, rec.Code, wantStatus)
+			t.Errorf("request %d: got status %d, want %d", i, rec.Code, wantStatus)
 		}
 	}
 	if res := <-results; res.code != "c0" || res.err != nil {
-		t.Errorf("result = %+v, want code c0", res)
+		t.Errorf("result: got %+v, want code c0", res)
 	}
 }
 
@@ -293,7 +294,7 @@ func TestRedact(t *testing.T) {
 	}
 	for _, tt := range tests {
 		if got := redact(tt.in); got != tt.want {
-			t.Errorf("redact(%q) = %q, want %q", tt.in, got, tt.want)
+			t.Errorf("redact(%q): got %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }
