@@ -128,5 +128,5 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	w.Header().Set("Content-Type", "application/jwk-set+json")
-	_, _ = w.Write(s.p.JWKS())
+	_, _ = w.Write(s.p.JWKS(r.Context()))
 }

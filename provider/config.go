@@ -19,6 +19,7 @@ const (
 	DefaultAccessTokenLifespan   = time.Hour
 	DefaultIDTokenLifespan       = time.Hour
 	DefaultRefreshTokenLifespan  = 30 * 24 * time.Hour
+	DefaultKeyRefreshInterval    = 30 * time.Second
 )
 
 // Signing algorithms pixie signs with. Both are always available; the
@@ -62,6 +63,16 @@ type Config struct {
 	IDTokenLifespan time.Duration
 	// RefreshTokenLifespan defaults to 30 days.
 	RefreshTokenLifespan time.Duration
+
+	// KeyRefreshInterval is how often the provider rereads the key store, so
+	// that it signs with and publishes a key another replica rotated in.
+	// Default 30 seconds; at least a second.
+	KeyRefreshInterval time.Duration
+
+	// CleanupInterval is how often the provider deletes expired grant
+	// records, when the grant store is a store.ExpiredDeleter. Default 1
+	// hour; negative disables it (call Provider.DeleteExpired yourself).
+	CleanupInterval time.Duration
 
 	// AllowPlainPKCE accepts code_challenge_method=plain. Default false: only
 	// S256 is accepted. plain gives no protection when the authorization
@@ -113,6 +124,9 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("provider: Config.IDTokenAlg %q is not RS256 or ES256", c.IDTokenAlg)
 	}
+	if c.CleanupInterval == 0 {
+		c.CleanupInterval = DefaultCleanupInterval
+	}
 	for _, l := range []struct {
 		name string
 		v    *time.Duration
@@ -123,6 +137,7 @@ func (c *Config) validate() error {
 		{"AccessTokenLifespan", &c.AccessTokenLifespan, DefaultAccessTokenLifespan, 0},
 		{"IDTokenLifespan", &c.IDTokenLifespan, DefaultIDTokenLifespan, 0},
 		{"RefreshTokenLifespan", &c.RefreshTokenLifespan, DefaultRefreshTokenLifespan, 0},
+		{"KeyRefreshInterval", &c.KeyRefreshInterval, DefaultKeyRefreshInterval, 0},
 	} {
 		switch {
 		case *l.v == 0:

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -38,57 +39,107 @@ type signingKey struct {
 }
 
 // keyring holds the provider's keys, loaded from a store.Keys. The newest key
-// of each algorithm signs; every key verifies and is published.
+// of each algorithm signs; every key verifies; a key is published in the
+// JWKS while it signs and, once a newer key replaced it, for as long as a
+// token it signed may still be valid. The keyring rereads the store when it
+// is older than the refresh interval, so that a replica picks up a key
+// another replica rotated in.
 type keyring struct {
+	st       store.Keys
+	now      func() time.Time
+	interval time.Duration // how stale the keys may get
+	retire   time.Duration // how long a replaced key stays published
+	log      func() *slog.Logger
+
 	mu     sync.RWMutex
 	active map[string]*signingKey // by algorithm
 	byKID  map[string]*signingKey
-	jwks   []byte   // the public JWK Set, marshalled once per load
-	secret []byte   // the newest token secret
-	olds   [][]byte // older token secrets, still accepted
+	jwks   []byte    // the public JWK Set, marshalled once per load
+	secret []byte    // the newest token secret
+	olds   [][]byte  // older token secrets, still accepted
+	loaded time.Time // when the store was last read
+
+	refreshing sync.Mutex // held by the one goroutine rereading the store
 }
 
-// loadKeyring reads the keys from st, generating and storing whatever is
-// missing: an RS256 key, an ES256 key and the token secret.
-func loadKeyring(ctx context.Context, st store.Keys, now func() time.Time) (*keyring, error) {
-	keys, err := st.Keys(ctx)
+// loadKeyring reads the keys from the keyring's store, generating and
+// storing whatever is missing: an RS256 key, an ES256 key and the token
+// secret.
+func (kr *keyring) load(ctx context.Context) error {
+	keys, err := kr.st.Keys(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("provider: load keys: %w", err)
+		return fmt.Errorf("provider: load keys: %w", err)
 	}
 	added := false
 	for _, alg := range []string{RS256, ES256, secretAlg} {
 		if slices.ContainsFunc(keys, func(k store.Key) bool { return k.Algorithm == alg }) {
 			continue
 		}
-		k, err := generateKey(alg, now())
+		k, err := generateKey(alg, kr.now())
 		if err != nil {
-			return nil, err
+			return err
 		}
 		// Another replica starting at the same moment may add its own key:
 		// both are kept, the newest signs, all verify.
-		if err := st.AddKey(ctx, k); err != nil && !errors.Is(err, store.ErrAlreadyExists) {
-			return nil, fmt.Errorf("provider: store %s key: %w", alg, err)
+		if err := kr.st.AddKey(ctx, k); err != nil && !errors.Is(err, store.ErrAlreadyExists) {
+			return fmt.Errorf("provider: store %s key: %w", alg, err)
 		}
 		added = true
 	}
 	if added {
-		if keys, err = st.Keys(ctx); err != nil {
-			return nil, fmt.Errorf("provider: load keys: %w", err)
+		if keys, err = kr.st.Keys(ctx); err != nil {
+			return fmt.Errorf("provider: load keys: %w", err)
 		}
 	}
-	kr := &keyring{}
-	if err := kr.set(keys); err != nil {
-		return nil, err
+	return kr.set(keys)
+}
+
+// rotate adds a new RS256 and ES256 key, which sign from now on, and reloads.
+func (kr *keyring) rotate(ctx context.Context) error {
+	for _, alg := range []string{RS256, ES256} {
+		k, err := generateKey(alg, kr.now())
+		if err != nil {
+			return err
+		}
+		if err := kr.st.AddKey(ctx, k); err != nil {
+			return fmt.Errorf("provider: store %s key: %w", alg, err)
+		}
 	}
-	return kr, nil
+	return kr.load(ctx)
+}
+
+// refresh rereads the store if the keys are older than the refresh
+// interval. Only one caller rereads; the others go on with the keys they
+// have. A failure is logged and retried after another interval: signing
+// goes on with the keys already loaded.
+func (kr *keyring) refresh(ctx context.Context) {
+	kr.mu.RLock()
+	fresh := kr.now().Sub(kr.loaded) < kr.interval
+	kr.mu.RUnlock()
+	if fresh || !kr.refreshing.TryLock() {
+		return
+	}
+	defer kr.refreshing.Unlock()
+	keys, err := kr.st.Keys(ctx)
+	if err == nil {
+		err = kr.set(keys)
+	}
+	if err != nil {
+		kr.log().ErrorContext(ctx, "refresh signing keys", "error", err)
+		kr.mu.Lock()
+		kr.loaded = kr.now()
+		kr.mu.Unlock()
+	}
 }
 
 // set replaces the keyring's contents with keys.
 func (kr *keyring) set(keys []store.Key) error {
+	now := kr.now()
 	// Newest first, so the first key of an algorithm is its active one.
 	slices.SortFunc(keys, func(a, b store.Key) int { return b.CreatedAt.Compare(a.CreatedAt) })
 	active := map[string]*signingKey{}
 	byKID := map[string]*signingKey{}
+	replacedAt := map[string]time.Time{} // by algorithm: when the key last seen was replaced
 	var secrets [][]byte
 	pub := jwk.NewSet()
 	for _, k := range keys {
@@ -104,8 +155,13 @@ func (kr *keyring) set(keys []store.Key) error {
 			return err
 		}
 		byKID[sk.kid] = sk
+		published := active[sk.alg] == nil || now.Sub(replacedAt[sk.alg]) < kr.retire
 		if active[sk.alg] == nil {
 			active[sk.alg] = sk
+		}
+		replacedAt[sk.alg] = k.CreatedAt
+		if !published {
+			continue
 		}
 		pk, err := jwk.FromRaw(sk.pub)
 		if err != nil {
@@ -134,6 +190,7 @@ func (kr *keyring) set(keys []store.Key) error {
 	defer kr.mu.Unlock()
 	kr.active, kr.byKID, kr.jwks = active, byKID, doc
 	kr.secret, kr.olds = secrets[0], secrets[1:]
+	kr.loaded = now
 	return nil
 }
 
@@ -262,7 +319,8 @@ type jwtSigner struct {
 func newJWTSigner(ring *keyring, alg string) *jwtSigner {
 	return &jwtSigner{
 		ring: ring,
-		DefaultSigner: jwt.DefaultSigner{GetPrivateKey: func(context.Context) (any, error) {
+		DefaultSigner: jwt.DefaultSigner{GetPrivateKey: func(ctx context.Context) (any, error) {
+			ring.refresh(ctx)
 			k := ring.signer(alg)
 			if k == nil {
 				return nil, fmt.Errorf("provider: no %s key", alg)

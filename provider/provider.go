@@ -18,6 +18,10 @@ import (
 	"github.com/pixieauth/pixie/store"
 )
 
+// keyRetireMargin is added to the token lifespan for how long a replaced key
+// stays published, to cover clock skew between replicas and clients.
+const keyRetireMargin = 5 * time.Minute
+
 // Provider is an OAuth 2.0 / OpenID Connect authorization server for the
 // Authorization Code grant with PKCE: the protocol engine behind the HTTP
 // endpoints of package handlers. It is safe for concurrent use.
@@ -28,6 +32,10 @@ type Provider struct {
 	grants  store.Grants
 	keys    *keyring
 	oauth2  fosite.OAuth2Provider
+
+	cleanMu   sync.Mutex
+	cleaning  bool      // a cleanup is running
+	lastClean time.Time // when the last one started; zero: at the first token request
 
 	dummyOnce sync.Once
 	dummy     string // a hash to check secrets of unknown clients against
@@ -43,8 +51,14 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		return nil, err
 	}
 	p := &Provider{cfg: cfg, clients: cfg.Clients, users: cfg.Users, grants: cfg.Grants}
-	ring, err := loadKeyring(ctx, cfg.Keys, p.now)
-	if err != nil {
+	ring := &keyring{
+		st:       cfg.Keys,
+		now:      p.now,
+		interval: cfg.KeyRefreshInterval,
+		retire:   max(cfg.IDTokenLifespan, cfg.AccessTokenLifespan) + keyRetireMargin,
+		log:      p.log,
+	}
+	if err := ring.load(ctx); err != nil {
 		return nil, err
 	}
 	p.keys = ring
@@ -103,8 +117,22 @@ func (p *Provider) Clients() store.Clients { return p.clients }
 func (p *Provider) Users() store.Users { return p.users }
 
 // JWKS returns the public JSON Web Key Set (RFC 7517) that verifies the
-// provider's tokens, as served at /.well-known/jwks.json.
-func (p *Provider) JWKS() []byte { return p.keys.publicJWKS() }
+// provider's tokens, as served at /.well-known/jwks.json: the signing key of
+// each algorithm and the keys they replaced, until every token those signed
+// has expired. It rereads the key store when the keys are older than
+// Config.KeyRefreshInterval.
+func (p *Provider) JWKS(ctx context.Context) []byte {
+	p.keys.refresh(ctx)
+	return p.keys.publicJWKS()
+}
+
+// RotateKeys generates a new RS256 and a new ES256 key and stores them:
+// they sign from now on, here at once and on other replicas sharing the key
+// store within Config.KeyRefreshInterval. The replaced keys stay published
+// until every token they signed has expired.
+func (p *Provider) RotateKeys(ctx context.Context) error {
+	return p.keys.rotate(ctx)
+}
 
 // AllowsPlainPKCE reports whether Config.AllowPlainPKCE is set.
 func (p *Provider) AllowsPlainPKCE() bool { return p.cfg.AllowPlainPKCE }

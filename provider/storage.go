@@ -15,6 +15,7 @@ import (
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/handler/pkce"
+	"github.com/ory/fosite/storage"
 
 	"github.com/pixieauth/pixie/store"
 )
@@ -35,6 +36,7 @@ var (
 	_ oauth2.TokenRevocationStorage      = (*fositeStorage)(nil)
 	_ pkce.PKCERequestStorage            = (*fositeStorage)(nil)
 	_ openid.OpenIDConnectRequestStorage = (*fositeStorage)(nil)
+	_ storage.Transactional              = (*fositeStorage)(nil)
 )
 
 // storedForm lists the request parameters kept with a grant: what fosite
@@ -343,4 +345,30 @@ func (s *fositeStorage) RevokeRefreshToken(ctx context.Context, requestID string
 
 func (s *fositeStorage) RevokeAccessToken(ctx context.Context, requestID string) error {
 	return s.p.grants.Revoke(ctx, store.KindAccessToken, requestID)
+}
+
+// BeginTX starts a transaction when the grant store is a store.Transactor,
+// so that fosite's write phase (consume the code, store the tokens) is all
+// or nothing. Without one it is a no-op.
+func (s *fositeStorage) BeginTX(ctx context.Context) (context.Context, error) {
+	if tx, ok := s.p.grants.(store.Transactor); ok {
+		return tx.BeginTx(ctx)
+	}
+	return ctx, nil
+}
+
+// Commit commits the transaction BeginTX started.
+func (s *fositeStorage) Commit(ctx context.Context) error {
+	if tx, ok := s.p.grants.(store.Transactor); ok {
+		return tx.Commit(ctx)
+	}
+	return nil
+}
+
+// Rollback abandons the transaction BeginTX started.
+func (s *fositeStorage) Rollback(ctx context.Context) error {
+	if tx, ok := s.p.grants.(store.Transactor); ok {
+		return tx.Rollback(ctx)
+	}
+	return nil
 }

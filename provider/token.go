@@ -26,6 +26,7 @@ func (p *Provider) Token(ctx context.Context, r *http.Request) (map[string]any, 
 	if err := checkForm(r); err != nil {
 		return nil, err
 	}
+	p.maybeCleanup(ctx)
 	ar, err := p.oauth2.NewAccessRequest(ctx, r, newSession())
 	if err != nil {
 		return nil, p.oauthError(ctx, "token", err)

@@ -80,8 +80,8 @@ type Grants interface {
 type Keys interface {
 	// Keys returns every stored key, in any order, as fresh copies.
 	Keys(ctx context.Context) ([]Key, error)
-	// AddKey stores a new key. A key with the same ID yields an error
-	// wrapping [ErrAlreadyExists].
+	// AddKey stores a new key; the store keeps its own copy. A key with the
+	// same ID yields an error wrapping [ErrAlreadyExists].
 	AddKey(ctx context.Context, k Key) error
 }
 
@@ -199,4 +199,34 @@ type Key struct {
 func (k Key) Clone() Key {
 	k.Private = append([]byte(nil), k.Private...)
 	return k
+}
+
+// ExpiredDeleter is an optional capability of a [Grants] store, found by type
+// assertion: it removes the records that expired before a time, so that
+// tables do not grow without bound. The provider calls it periodically.
+type ExpiredDeleter interface {
+	// DeleteExpired removes every grant record whose ExpiresAt is before
+	// before, and returns how many it removed.
+	DeleteExpired(ctx context.Context, before time.Time) (int, error)
+}
+
+// Transactor is an optional capability of a [Grants] store, found by type
+// assertion: it makes the writes of one token exchange (consuming the code,
+// storing the access and refresh tokens) all happen or none. The transaction
+// travels in the context BeginTx returns; every Grants method called with
+// that context runs inside it. Consume and Delete keep their compare-and-set
+// guarantee inside a transaction.
+type Transactor interface {
+	// BeginTx starts a transaction and returns a context carrying it.
+	BeginTx(ctx context.Context) (context.Context, error)
+	// Commit commits the transaction carried by ctx.
+	Commit(ctx context.Context) error
+	// Rollback abandons the transaction carried by ctx.
+	Rollback(ctx context.Context) error
+}
+
+// Pinger is an optional capability of any store, found by type assertion:
+// it reports whether the backing database answers, for readiness checks.
+type Pinger interface {
+	Ping(ctx context.Context) error
 }
