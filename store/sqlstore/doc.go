@@ -1,0 +1,139 @@
+// Package sqlstore is pixie's SQL backend over [database/sql]: one [Store]
+// implements [store.Clients], [store.Users], [store.Grants] and [store.Keys],
+// and the optional capabilities [store.ExpiredDeleter], [store.Transactor]
+// and [store.Pinger], on SQLite or PostgreSQL.
+//
+// It imports no database driver. Most programs use one of the openers,
+// which do, and return a Store that also owns (and closes) the database:
+//
+//   - [github.com/pixieauth/pixie/store/sqlstore/sqlite]: an SQLite file
+//     through modernc.org/sqlite (pure Go, no cgo). The embedded default:
+//     one process, nothing to install.
+//   - [github.com/pixieauth/pixie/store/sqlstore/postgres]: PostgreSQL through
+//     pgx. Several replicas behind a load balancer share it.
+//
+// A program that opens its *sql.DB itself calls [New] with the dialect:
+//
+//	db, err := sql.Open("pgx", dsn) // any driver; the caller owns db
+//	...
+//	s, err := sqlstore.New(ctx, db, sqlstore.Config{
+//		Dialect:   sqlstore.Postgres,
+//		KeySecret: keySecret, // ≥ 32 random bytes, the same on every replica
+//	})
+//	...
+//	defer s.Close()
+//
+// # What is stored
+//
+// Grant records are keyed by the token's signature, never the token. User
+// passwords are argon2id PHC strings made by [store.HashSecret]; client
+// secrets are stored as the [store.Client.SecretHash] given. Signing keys
+// are encrypted with AES-256-GCM under a key derived with HKDF-SHA256 from
+// [Config.KeySecret]; the key ID and algorithm are authenticated with it, so
+// a key decrypts only in its own row, and a wrong secret yields [ErrDecrypt],
+// never garbage. [New] refuses to start without a KeySecret of at least 32
+// bytes.
+//
+// Times are stored as integer Unix microseconds (UTC by definition) on both
+// dialects, and returned in UTC. Lists of strings (redirect URIs, scopes,
+// grant types) are JSON arrays in TEXT columns.
+//
+// # Schema
+//
+// [New] applies the migrations embedded in the package, recording each in
+// the pixie_migrations table. It is idempotent, and safe when several
+// replicas start at once: on PostgreSQL the migrations run in one
+// transaction that first takes pg_advisory_xact_lock, on SQLite in a BEGIN
+// IMMEDIATE transaction; either way DDL is transactional, so a failed
+// migration leaves nothing half-done. Version 1 is, on PostgreSQL (the
+// SQLite schema is the same with INTEGER for BIGINT and BOOLEAN, BLOB for
+// BYTEA, and STRICT tables):
+//
+//	CREATE TABLE clients (
+//	    id            TEXT    NOT NULL PRIMARY KEY,
+//	    name          TEXT    NOT NULL DEFAULT '',
+//	    secret_hash   TEXT    NOT NULL DEFAULT '',  -- argon2id PHC, '' for public clients
+//	    redirect_uris TEXT    NOT NULL DEFAULT '[]', -- JSON array
+//	    scopes        TEXT    NOT NULL DEFAULT '[]', -- JSON array
+//	    grant_types   TEXT    NOT NULL DEFAULT '[]', -- JSON array
+//	    native        BOOLEAN NOT NULL DEFAULT FALSE,
+//	    first_party   BOOLEAN NOT NULL DEFAULT FALSE,
+//	    introspect    BOOLEAN NOT NULL DEFAULT FALSE,
+//	    id_token_alg  TEXT    NOT NULL DEFAULT ''
+//	);
+//	CREATE TABLE users (
+//	    subject            TEXT    NOT NULL PRIMARY KEY,
+//	    username           TEXT    NOT NULL UNIQUE,
+//	    password_hash      TEXT    NOT NULL,             -- argon2id PHC (or bcrypt, imported)
+//	    preferred_username TEXT    NOT NULL DEFAULT '',
+//	    name               TEXT    NOT NULL DEFAULT '',
+//	    given_name         TEXT    NOT NULL DEFAULT '',
+//	    family_name        TEXT    NOT NULL DEFAULT '',
+//	    email              TEXT    NOT NULL DEFAULT '',
+//	    email_verified     BOOLEAN NOT NULL DEFAULT FALSE,
+//	    picture            TEXT    NOT NULL DEFAULT '',
+//	    locale             TEXT    NOT NULL DEFAULT ''
+//	);
+//	CREATE TABLE grants (
+//	    kind       TEXT    NOT NULL,  -- store.Kind
+//	    signature  TEXT    NOT NULL,
+//	    request_id TEXT    NOT NULL,
+//	    client_id  TEXT    NOT NULL,
+//	    subject    TEXT    NOT NULL DEFAULT '',
+//	    expires_at BIGINT  NOT NULL,  -- Unix microseconds
+//	    active     BOOLEAN NOT NULL,
+//	    data       BYTEA   NOT NULL,  -- opaque to the store
+//	    PRIMARY KEY (kind, signature)
+//	);
+//	CREATE INDEX grants_request_idx ON grants (kind, request_id);
+//	CREATE INDEX grants_expires_idx ON grants (expires_at);
+//	CREATE TABLE keys (
+//	    id          TEXT   NOT NULL PRIMARY KEY,
+//	    algorithm   TEXT   NOT NULL,
+//	    private_enc BYTEA  NOT NULL,  -- 0x01 || nonce || AES-256-GCM(PKCS #8)
+//	    created_at  BIGINT NOT NULL   -- Unix microseconds
+//	);
+//
+// [Config.TablePrefix] puts a prefix in front of every one of these names,
+// including pixie_migrations, so that pixie can share a database with an
+// application that has tables of those names. On PostgreSQL a schema of its
+// own (the search_path parameter of the DSN) does the same.
+//
+// Clients and users are registered with [Store.AddClient] and
+// [Store.AddUser], or by inserting rows with SQL (hash passwords with
+// [store.HashSecret]); the storage interfaces only read them.
+//
+// # Atomicity and round trips
+//
+// Consuming a code or rotating a refresh token is one compare-and-set
+// statement, UPDATE … SET active = FALSE WHERE kind = ? AND signature = ?
+// AND active, and a rows-affected check; deleting is one DELETE and a
+// rows-affected check. Nothing is read and then written, so of N concurrent
+// callers exactly one wins, whatever the connection, pool or replica they
+// use. Inserts are INSERT … ON CONFLICT DO NOTHING with a rows-affected
+// check, so a duplicate is [store.ErrAlreadyExists] without decoding
+// driver-specific errors and, on PostgreSQL, without aborting the
+// surrounding transaction. Every call is one round trip, except a Consume
+// that loses, which asks a second time to tell [store.ErrConsumed] from
+// [store.ErrNotFound].
+//
+// Every statement is prepared once by [New]; database/sql prepares it again
+// on each pooled connection the first time it runs there.
+//
+// # Transactions
+//
+// [Store.BeginTx] returns a context carrying a database transaction; every
+// method of the Store called with that context runs inside it, until
+// [Store.Commit] or [Store.Rollback]. See [Store.BeginTx] for the rules.
+//
+// # Errors
+//
+// Errors are prefixed with "sqlstore: " and wrap the store sentinels where
+// the contracts say so (a missing row is [store.ErrNotFound]). Any other
+// error, a database that is down or a timeout, wraps the driver's error and
+// no sentinel, so that pixie answers it with server_error and never with
+// invalid_grant or invalid_client.
+//
+// A Store is safe for concurrent use. Every value it returns is a fresh
+// copy the caller may modify.
+package sqlstore

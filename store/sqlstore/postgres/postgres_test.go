@@ -1,0 +1,144 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/pixieauth/pixie/store"
+	"github.com/pixieauth/pixie/store/sqlstore"
+	"github.com/pixieauth/pixie/store/sqlstore/internal/sqlstoretest"
+	"github.com/pixieauth/pixie/store/sqlstore/postgres"
+	"github.com/pixieauth/pixie/store/storetest"
+)
+
+// dsnEnv names the environment variable with the DSN of the test database.
+const dsnEnv = "PIXIE_TEST_POSTGRES_DSN"
+
+// testDSN returns the DSN of the test database, or skips the test.
+func testDSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv(dsnEnv)
+	if dsn == "" {
+		t.Skip("set PIXIE_TEST_POSTGRES_DSN to run the PostgreSQL tests, e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+	}
+	return dsn
+}
+
+// freshSchema creates an empty schema for t, dropped when t ends, and
+// returns a DSN whose search_path selects it.
+func freshSchema(t testing.TB) string {
+	t.Helper()
+	dsn := testDSN(t)
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatalf("open admin connection: %v", err)
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	schema := "pixie_test_" + hex.EncodeToString(b)
+	if _, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
+		admin.Close()
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		// t.Context() is done by now: use a context of its own.
+		if _, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+		admin.Close()
+	})
+	return withSearchPath(t, dsn, schema)
+}
+
+// withSearchPath adds search_path=schema to a URL or keyword/value DSN.
+func withSearchPath(t testing.TB, dsn, schema string) string {
+	t.Helper()
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			t.Fatalf("parse %s: %v", dsnEnv, err)
+		}
+		q := u.Query()
+		q.Set("search_path", schema)
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	return dsn + " search_path=" + schema
+}
+
+// open opens a Store on dsn, closed when t ends. Its pool is limited, so
+// that the tests stay well below the server's max_connections.
+func open(t testing.TB, dsn string, cfg sqlstore.Config) (*postgres.Store, error) {
+	s, err := postgres.Open(t.Context(), dsn, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.DB().SetMaxOpenConns(16)
+	t.Cleanup(func() { _ = s.Close() }) // a test may have closed the pool already
+	return s, nil
+}
+
+// backend is a fresh schema per test.
+var backend = sqlstoretest.Backend{
+	Dialect: sqlstore.Postgres,
+	NewDatabase: func(t testing.TB) sqlstoretest.Opener {
+		dsn := freshSchema(t)
+		return func(cfg sqlstore.Config) (*sqlstore.Store, *sql.DB, error) {
+			s, err := open(t, dsn, cfg)
+			if err != nil {
+				return nil, nil, err
+			}
+			return s.Store, s.DB(), nil
+		}
+	},
+}
+
+func TestConformance(t *testing.T) {
+	testDSN(t)
+	storetest.Run(t, func(t *testing.T) storetest.Stores {
+		s, err := open(t, freshSchema(t), sqlstore.Config{KeySecret: sqlstoretest.Secret})
+		if err != nil {
+			t.Fatalf("Open: got error %v, want nil", err)
+		}
+		return storetest.Stores{
+			Clients: s,
+			Users:   s,
+			Grants:  s,
+			Keys:    s,
+			AddClient: func(c *store.Client) error {
+				return s.AddClient(t.Context(), c)
+			},
+			AddUser: func(u *store.User, username, password string) error {
+				return s.AddUser(t.Context(), u, username, password)
+			},
+		}
+	})
+}
+
+func TestSQLStore(t *testing.T) {
+	testDSN(t)
+	sqlstoretest.Run(t, backend)
+}
+
+// TestOpenErrors checks that a bad DSN fails without echoing its password.
+func TestOpenErrors(t *testing.T) {
+	_, err := postgres.Open(t.Context(), "postgres://u:hunter2@127.0.0.1:notaport/db", sqlstore.Config{KeySecret: sqlstoretest.Secret})
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("got error %v, want one without the password", err)
+	}
+	_, err = postgres.Open(t.Context(), "postgres://127.0.0.1/db", sqlstore.Config{Dialect: sqlstore.SQLite, KeySecret: sqlstoretest.Secret})
+	if err == nil || !strings.Contains(err.Error(), "Dialect") {
+		t.Errorf("got error %v, want one naming Dialect", err)
+	}
+}
+
+func BenchmarkStore(b *testing.B) {
+	testDSN(b)
+	sqlstoretest.Bench(b, backend)
+}

@@ -1,0 +1,128 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// statements are the prepared statements of a Store, one per query. They
+// are prepared once by New; database/sql prepares each again, lazily, on
+// every pooled connection it runs on, and [sql.Tx.StmtContext] reuses the
+// connection's preparation inside a transaction.
+type statements struct {
+	clientGet *sql.Stmt
+	clientAdd *sql.Stmt
+	clientPut *sql.Stmt
+
+	userAuth *sql.Stmt
+	userGet  *sql.Stmt
+	userAdd  *sql.Stmt
+	userPass *sql.Stmt
+
+	grantCreate        *sql.Stmt
+	grantGet           *sql.Stmt
+	grantExists        *sql.Stmt
+	grantConsume       *sql.Stmt
+	grantDelete        *sql.Stmt
+	grantRevoke        *sql.Stmt
+	grantDeleteExpired *sql.Stmt
+
+	keysAll *sql.Stmt
+	keyAdd  *sql.Stmt
+}
+
+// The queries, written with ? placeholders and {p} for the table prefix.
+// Inserts use ON CONFLICT DO NOTHING and a rows-affected check instead of
+// catching a unique violation: no driver-specific error decoding, and on
+// PostgreSQL a duplicate does not abort the surrounding transaction.
+const (
+	qClientGet = `SELECT name, secret_hash, redirect_uris, scopes, grant_types, native, first_party, introspect, id_token_alg
+FROM {p}clients WHERE id = ?`
+	qClientAdd = `INSERT INTO {p}clients
+(id, name, secret_hash, redirect_uris, scopes, grant_types, native, first_party, introspect, id_token_alg)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	qClientPut = `INSERT INTO {p}clients
+(id, name, secret_hash, redirect_uris, scopes, grant_types, native, first_party, introspect, id_token_alg)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET
+name = excluded.name, secret_hash = excluded.secret_hash, redirect_uris = excluded.redirect_uris,
+scopes = excluded.scopes, grant_types = excluded.grant_types, native = excluded.native,
+first_party = excluded.first_party, introspect = excluded.introspect, id_token_alg = excluded.id_token_alg`
+
+	qUserAuth = `SELECT subject, password_hash FROM {p}users WHERE username = ?`
+	qUserGet  = `SELECT preferred_username, name, given_name, family_name, email, email_verified, picture, locale
+FROM {p}users WHERE subject = ?`
+	qUserAdd = `INSERT INTO {p}users
+(subject, username, password_hash, preferred_username, name, given_name, family_name, email, email_verified, picture, locale)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	qUserPass = `UPDATE {p}users SET password_hash = ? WHERE username = ?`
+
+	qGrantCreate = `INSERT INTO {p}grants
+(kind, signature, request_id, client_id, subject, expires_at, active, data)
+VALUES (?, ?, ?, ?, ?, ?, TRUE, ?) ON CONFLICT DO NOTHING`
+	qGrantGet = `SELECT request_id, client_id, subject, expires_at, active, data
+FROM {p}grants WHERE kind = ? AND signature = ?`
+	qGrantExists       = `SELECT 1 FROM {p}grants WHERE kind = ? AND signature = ?`
+	qGrantConsume      = `UPDATE {p}grants SET active = FALSE WHERE kind = ? AND signature = ? AND active`
+	qGrantDelete       = `DELETE FROM {p}grants WHERE kind = ? AND signature = ?`
+	qGrantRevoke       = `UPDATE {p}grants SET active = FALSE WHERE kind = ? AND request_id = ? AND active`
+	qGrantDeleteExpire = `DELETE FROM {p}grants WHERE expires_at < ?`
+
+	qKeysAll = `SELECT id, algorithm, private_enc, created_at FROM {p}keys ORDER BY created_at, id`
+	qKeyAdd  = `INSERT INTO {p}keys (id, algorithm, private_enc, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`
+)
+
+// prepare prepares every statement on db. On error it closes those it
+// prepared.
+func (st *statements) prepare(ctx context.Context, db *sql.DB, d Dialect, prefix string) error {
+	for _, p := range st.list() {
+		stmt, err := db.PrepareContext(ctx, expand(d, prefix, p.query))
+		if err != nil {
+			return errors.Join(fmt.Errorf("sqlstore: prepare statement: %w", err), st.close())
+		}
+		*p.stmt = stmt
+	}
+	return nil
+}
+
+// close closes every prepared statement.
+func (st *statements) close() error {
+	var errs []error
+	for _, p := range st.list() {
+		if *p.stmt != nil {
+			if err := (*p.stmt).Close(); err != nil {
+				errs = append(errs, fmt.Errorf("sqlstore: close statement: %w", err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// list pairs each statement field with its query.
+func (st *statements) list() []struct {
+	stmt  **sql.Stmt
+	query string
+} {
+	return []struct {
+		stmt  **sql.Stmt
+		query string
+	}{
+		{&st.clientGet, qClientGet},
+		{&st.clientAdd, qClientAdd},
+		{&st.clientPut, qClientPut},
+		{&st.userAuth, qUserAuth},
+		{&st.userGet, qUserGet},
+		{&st.userAdd, qUserAdd},
+		{&st.userPass, qUserPass},
+		{&st.grantCreate, qGrantCreate},
+		{&st.grantGet, qGrantGet},
+		{&st.grantExists, qGrantExists},
+		{&st.grantConsume, qGrantConsume},
+		{&st.grantDelete, qGrantDelete},
+		{&st.grantRevoke, qGrantRevoke},
+		{&st.grantDeleteExpired, qGrantDeleteExpire},
+		{&st.keysAll, qKeysAll},
+		{&st.keyAdd, qKeyAdd},
+	}
+}
