@@ -52,8 +52,13 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var e *provider.Error
 		if errors.As(err, &e) && e.Status < 500 {
-			// RFC 6750 §3: the error goes in WWW-Authenticate.
-			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error=%q, error_description=%q`, e.Code, e.Description))
+			if r.Header.Get("Authorization") == "" {
+				// RFC 6750 §3.1: no error code for a request without credentials.
+				w.Header().Set("WWW-Authenticate", `Bearer realm="pixie"`)
+			} else {
+				// RFC 6750 §3: the error goes in WWW-Authenticate.
+				w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error=%q, error_description=%q`, e.Code, e.Description))
+			}
 		}
 		s.writeError(w, r, err)
 		return

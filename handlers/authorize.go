@@ -62,9 +62,11 @@ func (s *Server) authorizeFailed(w http.ResponseWriter, r *http.Request, err err
 		http.Redirect(w, r, ae.RedirectURL, http.StatusSeeOther)
 		return
 	}
-	status := ae.Err.Status
-	if status < 400 {
-		status = http.StatusBadRequest
+	// A page for a person: 400, not fosite's 401 for invalid_client (which
+	// would need a WWW-Authenticate challenge no browser can answer).
+	status := http.StatusBadRequest
+	if ae.Err.Status >= 500 {
+		status = ae.Err.Status
 	}
 	s.renderError(w, r, status, ae.Err.Code, ae.Err.Description)
 }

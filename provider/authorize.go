@@ -65,7 +65,7 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 		return nil, p.authorizeError(ctx, ar, fosite.ErrServerError.WithDebug("unexpected client type"))
 	}
 	form := ar.GetRequestForm()
-	if err := checkChallenge(form.Get("code_challenge"), form.Get("code_challenge_method")); err != nil {
+	if err := checkChallenge(form.Get("code_challenge"), form.Get("code_challenge_method"), p.cfg.AllowPlainPKCE); err != nil {
 		return nil, p.authorizeError(ctx, ar, err)
 	}
 	maxAge := time.Duration(-1)
@@ -87,16 +87,27 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 	}, nil
 }
 
-// checkChallenge enforces the form of code_challenge (RFC 7636 §4.2), which
-// fosite leaves unchecked: an S256 challenge is the 43-character base64url
-// encoding of a SHA-256 digest; a plain one is a verifier, 43 to 128
-// unreserved characters. fosite has already refused a missing challenge and
-// any method it is not configured for.
-func checkChallenge(challenge, method string) error {
-	n := len(challenge)
+// checkChallenge enforces PKCE (RFC 7636) when the request arrives, before
+// the user is asked to log in: fosite checks the method only when it issues
+// the code, and the form of the challenge never. Every request needs a
+// challenge; the method must be S256, or plain (also when absent, RFC 7636
+// §4.3) only with AllowPlainPKCE. An S256 challenge is the 43-character
+// base64url encoding of a SHA-256 digest; a plain one is a verifier, 43 to
+// 128 unreserved characters (§4.1, §4.2).
+func checkChallenge(challenge, method string, allowPlain bool) error {
 	switch {
-	case method == "S256" && n != 43,
-		method != "S256" && (n < 43 || n > 128):
+	case challenge == "":
+		return fosite.ErrInvalidRequest.WithHint("Clients must include a code_challenge (PKCE, RFC 7636) when performing the authorize code flow, but it is missing.")
+	case method == "S256":
+	case method == "plain" || method == "":
+		if !allowPlain {
+			return fosite.ErrInvalidRequest.WithHint("Clients must use code_challenge_method=S256, plain is not allowed.")
+		}
+	default:
+		return fosite.ErrInvalidRequest.WithHint("The code_challenge_method is not supported, use S256 instead.")
+	}
+	n := len(challenge)
+	if method == "S256" && n != 43 || method != "S256" && (n < 43 || n > 128) {
 		return fosite.ErrInvalidRequest.WithHint("The code_challenge has the wrong length: S256 challenges are 43 characters (RFC 7636 §4.2).")
 	}
 	for i := 0; i < n; i++ {

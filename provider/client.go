@@ -62,7 +62,7 @@ func validateRedirectURI(raw string, native bool) error {
 	}
 	switch u.Scheme {
 	case "https":
-		if u.Host == "" {
+		if u.Hostname() == "" {
 			return fmt.Errorf("redirect URI %q has no host", raw)
 		}
 	case "http":

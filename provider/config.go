@@ -100,7 +100,7 @@ func (c *Config) validate() error {
 		return errors.New("provider: Config.Issuer is empty")
 	case err != nil:
 		return fmt.Errorf("provider: Config.Issuer: %w", err)
-	case u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.HasSuffix(c.Issuer, "/"):
+	case u.Hostname() == "" || strings.ContainsAny(c.Issuer, "?#") || u.User != nil || strings.HasSuffix(c.Issuer, "/"):
 		return fmt.Errorf("provider: Config.Issuer %q must be an absolute URL with no query, fragment, user or trailing slash", c.Issuer)
 	case u.Scheme == "https":
 	case u.Scheme == "http" && (isLoopbackHost(u.Hostname()) || c.InsecureAllowHTTPIssuer):

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -14,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -96,8 +98,20 @@ func (kr *keyring) load(ctx context.Context) error {
 
 // rotate adds a new RS256 and ES256 key, which sign from now on, and reloads.
 func (kr *keyring) rotate(ctx context.Context) error {
+	keys, err := kr.st.Keys(ctx)
+	if err != nil {
+		return fmt.Errorf("provider: load keys: %w", err)
+	}
 	for _, alg := range []string{RS256, ES256} {
-		k, err := generateKey(alg, kr.now())
+		// Newer than every key it replaces, even on a clock that has not
+		// moved or in a store that keeps whole seconds: the newest signs.
+		created := kr.now()
+		for _, old := range keys {
+			if old.Algorithm == alg && !created.After(old.CreatedAt) {
+				created = old.CreatedAt.Truncate(time.Second).Add(time.Second)
+			}
+		}
+		k, err := generateKey(alg, created)
 		if err != nil {
 			return err
 		}
@@ -136,7 +150,10 @@ func (kr *keyring) refresh(ctx context.Context) {
 func (kr *keyring) set(keys []store.Key) error {
 	now := kr.now()
 	// Newest first, so the first key of an algorithm is its active one.
-	slices.SortFunc(keys, func(a, b store.Key) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	// Ties broken by ID, so that every replica picks the same key.
+	slices.SortFunc(keys, func(a, b store.Key) int {
+		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
 	active := map[string]*signingKey{}
 	byKID := map[string]*signingKey{}
 	replacedAt := map[string]time.Time{} // by algorithm: when the key last seen was replaced

@@ -322,8 +322,15 @@ func (s *fositeStorage) GetRefreshTokenSession(ctx context.Context, signature st
 	return r, nil
 }
 
+// DeleteRefreshTokenSession is called only when fosite detects the reuse of
+// a rotated refresh token. Concurrent replays race to delete the record; for
+// the losers it being gone already is the outcome they want, not an error
+// (fosite would answer it with invalid_request, "Please retry").
 func (s *fositeStorage) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
-	return s.remove(ctx, store.KindRefreshToken, signature)
+	if err := s.remove(ctx, store.KindRefreshToken, signature); err != nil && !errors.Is(err, fosite.ErrNotFound) {
+		return err
+	}
+	return nil
 }
 
 // RotateRefreshToken consumes the presented refresh token (compare-and-set:

@@ -187,12 +187,19 @@ type User struct {
 	Locale            string // locale, e.g. en-GB
 }
 
-// Key is a signing key.
+// Key is one of the provider's keys: a signing key, or the token secret.
+//
+// A signing key has Algorithm "RS256" or "ES256", Private holds the private
+// key as PKCS #8 DER, and ID is the RFC 7638 thumbprint of the public key
+// (its kid). The token secret, which keys the HMAC of codes and opaque
+// tokens and from which the login-cookie keys are derived, has Algorithm
+// "HS256", Private holds 32 random bytes, and ID is random. A store keeps
+// both alike and must not check more than that IDs are unique.
 type Key struct {
-	ID        string    // kid: the RFC 7638 thumbprint of the public key
-	Algorithm string    // JWS algorithm: "RS256" or "ES256"
-	Private   []byte    // the private key, PKCS #8 DER
-	CreatedAt time.Time // the newest key of an algorithm signs
+	ID        string    // kid (signing keys) or a random ID (the token secret)
+	Algorithm string    // "RS256", "ES256" or "HS256"
+	Private   []byte    // the private key, PKCS #8 DER; or the secret's bytes
+	CreatedAt time.Time // the newest key of an algorithm is the one in use
 }
 
 // Clone returns a deep copy of k.

@@ -1,17 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 
 	"github.com/pixieauth/pixie/store"
-	"github.com/pixieauth/pixie/store/memory"
 )
 
-// registerDemo adds the demo user and clients, and prints their credentials
-// once: they are this demo's to show, and never logged.
-func registerDemo(st *memory.Store, o options, out io.Writer) error {
-	err := st.AddUser(&store.User{
+// registerDemo adds the demo user and clients, or updates them on a restart
+// (the password and API secret follow the flags), and prints their
+// credentials once: they are this demo's to show, and never logged.
+func registerDemo(ctx context.Context, st backend, o options, out io.Writer) error {
+	err := st.putUser(ctx, &store.User{
 		Subject:           "alice",
 		PreferredUsername: "alice",
 		Name:              "Alice Example",
@@ -34,7 +35,7 @@ func registerDemo(st *memory.Store, o options, out io.Writer) error {
 		{ID: "example-other", Name: "Other App", RedirectURIs: native, Scopes: scopes, Native: true},
 		{ID: "example-api", Name: "Example API", SecretHash: apiSecret, Introspect: true},
 	} {
-		if err := st.AddClient(c); err != nil {
+		if err := st.putClient(ctx, c); err != nil {
 			return err
 		}
 	}

@@ -11,7 +11,8 @@
 // It registers a demo user alice (password printed at start unless
 // -demo-password is given), the public native clients example-native (first
 // party) and example-other, and the confidential client example-api, which
-// may call the introspection endpoint. Everything is kept in memory.
+// may call the introspection endpoint. Everything is kept in the SQLite file
+// pixie.db (-db), or in PostgreSQL (-postgres), or in memory (-memory).
 package main
 
 import (
@@ -30,7 +31,6 @@ import (
 
 	"github.com/pixieauth/pixie/handlers"
 	"github.com/pixieauth/pixie/provider"
-	"github.com/pixieauth/pixie/store/memory"
 )
 
 func main() {
@@ -65,9 +65,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		opts.issuer = defaultIssuer(ln.Addr())
 	}
 
-	// pixie's storage: in memory here; any store.Clients/Users/Grants/Keys.
-	st := memory.New()
-	if err := registerDemo(st, opts, out); err != nil {
+	// pixie's storage: a SQLite file by default, PostgreSQL for replicas
+	// (storage.go); any store.Clients/Users/Grants/Keys will do.
+	st, err := openStore(ctx, opts, out)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := registerDemo(ctx, st, opts, out); err != nil {
 		return err
 	}
 

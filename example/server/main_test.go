@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -53,7 +54,7 @@ func start(t *testing.T, env map[string]string, args ...string) *server {
 	out := &syncBuffer{}
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	args = append([]string{"-addr", "127.0.0.1:0"}, args...)
+	args = append([]string{"-addr", "127.0.0.1:0", "-db", filepath.Join(t.TempDir(), "pixie.db")}, args...)
 	go func() {
 		done <- run(ctx, args, func(k string) string { return env[k] }, out, func(iss string) { ready <- iss })
 	}()
@@ -336,7 +337,7 @@ func TestStartErrors(t *testing.T) {
 			ln.Close()
 
 			var out syncBuffer
-			args := append([]string{"-addr", addr}, tt.args...)
+			args := append([]string{"-addr", addr, "-db", filepath.Join(t.TempDir(), "pixie.db")}, tt.args...)
 			err = run(t.Context(), args, func(k string) string { return tt.env[k] }, &out, func(string) {
 				t.Error("the server became ready")
 			})

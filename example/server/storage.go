@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/pixieauth/pixie/store"
+	"github.com/pixieauth/pixie/store/memory"
+	"github.com/pixieauth/pixie/store/sqlstore"
+	"github.com/pixieauth/pixie/store/sqlstore/postgres"
+	"github.com/pixieauth/pixie/store/sqlstore/sqlite"
+)
+
+// backend is what the example needs of a store: pixie's four interfaces and
+// a way to (re)register the demo user and clients on every start.
+type backend interface {
+	store.Clients
+	store.Users
+	store.Grants
+	store.Keys
+	putClient(ctx context.Context, c *store.Client) error
+	putUser(ctx context.Context, u *store.User, username, password string) error
+	Close() error
+}
+
+// openStore opens the store the flags choose: PostgreSQL with -postgres,
+// memory with -memory, and otherwise the SQLite file -db (default pixie.db).
+func openStore(ctx context.Context, o options, out io.Writer) (backend, error) {
+	switch {
+	case o.memory:
+		return memBackend{memory.New()}, nil
+	case o.postgres != "":
+		if o.keySecret == "" {
+			return nil, errors.New("-postgres needs -key-secret (or PIXIE_KEY_SECRET): the secret that encrypts the signing keys, shared by every replica")
+		}
+		st, err := postgres.Open(ctx, o.postgres, sqlstore.Config{KeySecret: []byte(o.keySecret)})
+		if err != nil {
+			return nil, err
+		}
+		return sqlBackend{st.Store, st}, nil
+	default:
+		secret := o.keySecret
+		if secret == "" {
+			var err error
+			if secret, err = fileSecret(o.db+".key", out); err != nil {
+				return nil, err
+			}
+		}
+		st, err := sqlite.Open(ctx, o.db, sqlstore.Config{KeySecret: []byte(secret)})
+		if err != nil {
+			return nil, err
+		}
+		return sqlBackend{st.Store, st}, nil
+	}
+}
+
+// fileSecret reads the key-encryption secret from path, creating it (mode
+// 0600) on first start. A convenience of the demo: in production pass
+// -key-secret from your secret manager, and keep it apart from the database.
+func fileSecret(path string, out io.Writer) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if len(b) < sqlstore.MinKeySecretLen {
+			return "", fmt.Errorf("key secret file %s is shorter than %d bytes", path, sqlstore.MinKeySecretLen)
+		}
+		return string(b), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	secret := base64.RawURLEncoding.EncodeToString(raw)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) { // another process made it first
+		return fileSecret(path, out)
+	} else if err != nil {
+		return "", err
+	}
+	if _, err := f.WriteString(secret); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	fmt.Fprintf(out, "created %s: the secret that encrypts the signing keys in the database\n", path)
+	return secret, nil
+}
+
+type memBackend struct{ *memory.Store }
+
+func (m memBackend) putClient(_ context.Context, c *store.Client) error { return m.AddClient(c) }
+func (m memBackend) putUser(_ context.Context, u *store.User, username, password string) error {
+	return m.AddUser(u, username, password)
+}
+func (m memBackend) Close() error { return nil }
+
+type sqlBackend struct {
+	*sqlstore.Store
+	closer io.Closer
+}
+
+func (s sqlBackend) putClient(ctx context.Context, c *store.Client) error {
+	return s.PutClient(ctx, c)
+}
+
+// putUser adds the user, or on a restart sets the password the flags give.
+func (s sqlBackend) putUser(ctx context.Context, u *store.User, username, password string) error {
+	err := s.AddUser(ctx, u, username, password)
+	if errors.Is(err, store.ErrAlreadyExists) {
+		return s.SetPassword(ctx, username, password)
+	}
+	return err
+}
+
+func (s sqlBackend) Close() error { return s.closer.Close() }
