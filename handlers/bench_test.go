@@ -3,60 +3,154 @@ package handlers_test
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"html"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pixieauth/pixie/handlers"
 	"github.com/pixieauth/pixie/provider"
 	"github.com/pixieauth/pixie/store"
 	"github.com/pixieauth/pixie/store/memory"
+	"github.com/pixieauth/pixie/store/sqlstore"
+	"github.com/pixieauth/pixie/store/sqlstore/postgres"
+	"github.com/pixieauth/pixie/store/sqlstore/sqlite"
 )
 
 // BenchmarkFlow measures one full authorization-code flow in process, through
 // the real http.Handler: GET /authorize with a logged-in session (PKCE S256,
 // openid profile email offline_access) and POST /oauth/token redeeming the
 // code with its verifier, which mints an access token, a refresh token and a
-// signed ID token. It reports flows/s. Run:
+// signed ID token. It reports flows/s for each signing algorithm and storage
+// backend (PostgreSQL with PIXIE_TEST_POSTGRES_DSN set). Run:
 //
 //	go test -run '^$' -bench Flow -benchtime 2s ./handlers/
 func BenchmarkFlow(b *testing.B) {
-	for _, alg := range []string{provider.RS256, provider.ES256} {
-		b.Run(alg, func(b *testing.B) {
-			f := newBenchFlow(b, alg)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				f.run(b)
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "flows/s")
-		})
+	for _, be := range benchBackends {
+		for _, alg := range []string{provider.RS256, provider.ES256} {
+			b.Run(be.name+"/"+alg, func(b *testing.B) {
+				f := newBenchFlow(b, alg, be.open(b))
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					f.run(b)
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "flows/s")
+			})
+		}
 	}
 }
 
 // BenchmarkFlowParallel is BenchmarkFlow from GOMAXPROCS goroutines at once.
 func BenchmarkFlowParallel(b *testing.B) {
-	for _, alg := range []string{provider.RS256, provider.ES256} {
-		b.Run(alg, func(b *testing.B) {
-			f := newBenchFlow(b, alg)
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					f.run(b)
-				}
+	for _, be := range benchBackends {
+		for _, alg := range []string{provider.RS256, provider.ES256} {
+			b.Run(be.name+"/"+alg, func(b *testing.B) {
+				f := newBenchFlow(b, alg, be.open(b))
+				b.ReportAllocs()
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						f.run(b)
+					}
+				})
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "flows/s")
 			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "flows/s")
-		})
+		}
 	}
+}
+
+// benchStore is a backend under benchmark with its registration methods.
+type benchStore struct {
+	st interface {
+		store.Clients
+		store.Users
+		store.Grants
+		store.Keys
+	}
+	addClient func(*store.Client) error
+	addUser   func(u *store.User, username, password string) error
+}
+
+var benchBackends = []struct {
+	name string
+	open func(b *testing.B) benchStore
+}{
+	{"memory", func(*testing.B) benchStore {
+		st := memory.New()
+		return benchStore{st, st.AddClient, st.AddUser}
+	}},
+	{"sqlite", func(b *testing.B) benchStore {
+		st, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "pixie.db"), sqlstore.Config{KeySecret: benchKeySecret})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { st.Close() })
+		return sqlBenchStore(b, st.Store)
+	}},
+	{"postgres", func(b *testing.B) benchStore {
+		dsn := os.Getenv("PIXIE_TEST_POSTGRES_DSN")
+		if dsn == "" {
+			b.Skip("set PIXIE_TEST_POSTGRES_DSN to benchmark on PostgreSQL")
+		}
+		st, err := postgres.Open(b.Context(), benchSchema(b, dsn), sqlstore.Config{KeySecret: benchKeySecret})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { st.Close() })
+		return sqlBenchStore(b, st.Store)
+	}},
+}
+
+var benchKeySecret = []byte("benchmark key-encryption secret, 32+ bytes")
+
+func sqlBenchStore(b *testing.B, st *sqlstore.Store) benchStore {
+	ctx := b.Context()
+	return benchStore{st,
+		func(c *store.Client) error { return st.AddClient(ctx, c) },
+		func(u *store.User, username, password string) error { return st.AddUser(ctx, u, username, password) },
+	}
+}
+
+// benchSchema creates a fresh PostgreSQL schema, dropped after the
+// benchmark, and returns a DSN that selects it.
+func benchSchema(b *testing.B, dsn string) string {
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer admin.Close()
+	schema := fmt.Sprintf("pixie_bench_%d", time.Now().UnixNano())
+	if _, err := admin.ExecContext(b.Context(), "CREATE SCHEMA "+schema); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		admin, err := sql.Open("pgx", dsn)
+		if err == nil {
+			_, _ = admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+			admin.Close()
+		}
+	})
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme == "" {
+		return dsn + " search_path=" + schema
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 type benchFlow struct {
@@ -68,15 +162,15 @@ type benchFlow struct {
 
 var hiddenInput = regexp.MustCompile(`name="(csrf_token|request)" value="([^"]*)"`)
 
-func newBenchFlow(b *testing.B, alg string) *benchFlow {
+func newBenchFlow(b *testing.B, alg string, bs benchStore) *benchFlow {
 	b.Helper()
 	ctx := context.Background()
 	const issuer = "http://127.0.0.1:8080"
-	st := memory.New()
-	if err := st.AddUser(&store.User{Subject: "alice", Name: "Alice", Email: "alice@example.com"}, "alice", "correct horse"); err != nil {
+	st := bs.st
+	if err := bs.addUser(&store.User{Subject: "alice", Name: "Alice", Email: "alice@example.com"}, "alice", "correct horse"); err != nil {
 		b.Fatal(err)
 	}
-	if err := st.AddClient(&store.Client{
+	if err := bs.addClient(&store.Client{
 		ID: "app", Native: true, FirstParty: true,
 		RedirectURIs: []string{"http://127.0.0.1/callback"},
 		Scopes:       []string{"openid", "profile", "email", "offline_access"},

@@ -56,6 +56,7 @@ func (e *AuthorizeError) Unwrap() error { return e.Err }
 // ParseAuthorizeRequest validates an authorization request. On failure it
 // returns an *AuthorizeError.
 func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (*AuthorizeRequest, error) {
+	ctx = withMemo(ctx)
 	ar, err := p.oauth2.NewAuthorizeRequest(ctx, r)
 	if err != nil {
 		return nil, p.authorizeError(ctx, ar, err)
@@ -85,6 +86,31 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 		LoginHint: form.Get("login_hint"),
 		ar:        ar,
 	}, nil
+}
+
+// newAuthorizeResponse issues the code. Its three records (the code, its
+// PKCE challenge, its OIDC request) are written in one transaction when the
+// grant store supports them: all or none, and one commit instead of three.
+func (p *Provider) newAuthorizeResponse(ctx context.Context, ar fosite.AuthorizeRequester, sess fosite.Session) (fosite.AuthorizeResponder, error) {
+	tx, ok := p.grants.(store.Transactor)
+	if !ok {
+		return p.oauth2.NewAuthorizeResponse(ctx, ar, sess)
+	}
+	txCtx, err := tx.BeginTx(ctx)
+	if err != nil {
+		return nil, &internalError{err}
+	}
+	resp, err := p.oauth2.NewAuthorizeResponse(txCtx, ar, sess)
+	if err != nil {
+		if rerr := tx.Rollback(txCtx); rerr != nil {
+			p.log().ErrorContext(ctx, "roll back authorization", "error", rerr)
+		}
+		return nil, err
+	}
+	if err := tx.Commit(txCtx); err != nil {
+		return nil, &internalError{err}
+	}
+	return resp, nil
 }
 
 // checkChallenge enforces PKCE (RFC 7636) when the request arrives, before
@@ -157,7 +183,7 @@ func (p *Provider) IssueCode(ctx context.Context, areq *AuthorizeRequest, login 
 	sess.Claims.RequestedAt = ar.GetRequestedAt()
 	sess.Claims.AuthenticationMethodsReferences = login.AMR
 	sess.Claims.Extra = userClaims(user, ar.GetGrantedScopes())
-	resp, err := p.oauth2.NewAuthorizeResponse(ctx, ar, sess)
+	resp, err := p.newAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
 		return "", p.authorizeError(ctx, ar, err)
 	}

@@ -135,7 +135,15 @@ func (s *fositeStorage) create(ctx context.Context, kind store.Kind, signature s
 // sess (fosite's prototype) or, when fosite passes none, a fresh session.
 // Not-found and a vanished client are fosite.ErrNotFound.
 func (s *fositeStorage) get(ctx context.Context, kind store.Kind, signature string, sess fosite.Session) (*fosite.Request, *store.Grant, error) {
-	g, err := s.p.grants.Grant(ctx, kind, signature)
+	m := memoFrom(ctx)
+	g := m.code(kind, signature)
+	var err error
+	if g == nil {
+		g, err = s.p.grants.Grant(ctx, kind, signature)
+		if err == nil {
+			m.setCode(kind, g)
+		}
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil, fosite.ErrNotFound
 	} else if err != nil {
@@ -186,6 +194,10 @@ func (s *fositeStorage) remove(ctx context.Context, kind store.Kind, signature s
 // rules (see ValidateClient). A missing client is fosite.ErrNotFound
 // (invalid_client); any other failure stays a server error.
 func (s *fositeStorage) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	m := memoFrom(ctx)
+	if c := m.client(id); c != nil {
+		return fositeClient{c}, nil
+	}
 	c, err := s.p.clients.Client(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fosite.ErrNotFound
@@ -195,6 +207,7 @@ func (s *fositeStorage) GetClient(ctx context.Context, id string) (fosite.Client
 	if err := ValidateClient(c); err != nil {
 		return nil, &internalError{err}
 	}
+	m.setClient(c)
 	return fositeClient{c}, nil
 }
 

@@ -27,6 +27,7 @@ func (p *Provider) Token(ctx context.Context, r *http.Request) (map[string]any, 
 		return nil, err
 	}
 	p.maybeCleanup(ctx)
+	ctx = withMemo(ctx)
 	ar, err := p.oauth2.NewAccessRequest(ctx, r, newSession())
 	if err != nil {
 		return nil, p.oauthError(ctx, "token", err)

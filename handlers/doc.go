@@ -1,0 +1,24 @@
+// Package handlers serves a [provider.Provider] over net/http: the
+// authorization, token, userinfo, revocation and introspection endpoints,
+// discovery, the JWKS, and the login and logout pages.
+//
+// [Mount] registers them on the app's existing mux, anything with
+// Handle(pattern, http.Handler) (*http.ServeMux, chi, gorilla/mux):
+//
+//	mux := http.NewServeMux()
+//	mux.HandleFunc("GET /{$}", home) // the app's own routes
+//	if err := handlers.Mount(mux, p); err != nil {
+//		log.Fatal(err)
+//	}
+//
+// The login session is a gorilla/sessions cookie sealed with keys derived
+// from the provider's key store, so every replica reads it; it is HttpOnly,
+// SameSite=Lax, and Secure with the __Host- prefix when the issuer is https.
+// The pages are html/template files embedded in the package, parsed once by
+// [New]; [Config.Templates] overrides any of them, and each page's data is a
+// documented struct ([LoginPage], [ErrorPage], [LogoutPage]). Forms carry a
+// CSRF token bound to the session and sit behind http.CrossOriginProtection;
+// pages send a nonce-based Content-Security-Policy with frame-ancestors 'none'.
+//
+// A [Server] is safe for concurrent use.
+package handlers

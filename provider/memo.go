@@ -1,0 +1,74 @@
+package provider
+
+import (
+	"context"
+	"sync"
+
+	"github.com/pixieauth/pixie/store"
+)
+
+// memo remembers, for the length of one request, what the storage adapter
+// read: fosite asks for the client once per record it reads and for the
+// authorization code twice, and each ask would be a database round trip.
+// Records are decoded afresh on every read, so fosite still gets a copy of
+// its own to mutate; the compare-and-set that consumes a code goes to the
+// store, whatever the memo holds.
+type memo struct {
+	mu       sync.Mutex
+	clients  map[string]*store.Client
+	lastCode *store.Grant // the authorization code record read last
+}
+
+type memoKey struct{}
+
+// withMemo returns ctx carrying a fresh memo for one request.
+func withMemo(ctx context.Context) context.Context {
+	return context.WithValue(ctx, memoKey{}, &memo{clients: map[string]*store.Client{}})
+}
+
+// memoFrom returns the request's memo, or nil; a nil memo remembers nothing.
+func memoFrom(ctx context.Context) *memo {
+	m, _ := ctx.Value(memoKey{}).(*memo)
+	return m
+}
+
+func (m *memo) client(id string) *store.Client {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.clients[id]
+}
+
+func (m *memo) setClient(c *store.Client) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.clients[c.ID] = c
+}
+
+// code returns the remembered record if it is the authorization code asked
+// for; only codes are remembered (fosite reads them twice per exchange).
+func (m *memo) code(kind store.Kind, signature string) *store.Grant {
+	if m == nil || kind != store.KindAuthorizeCode {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.lastCode != nil && m.lastCode.Signature == signature {
+		return m.lastCode
+	}
+	return nil
+}
+
+func (m *memo) setCode(kind store.Kind, g *store.Grant) {
+	if m == nil || kind != store.KindAuthorizeCode {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lastCode = g
+}
