@@ -3,7 +3,6 @@ package provider
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
-	"github.com/ory/fosite/handler/openid"
 
 	"github.com/pixieauth/pixie/store"
 )
@@ -28,6 +26,7 @@ type AuthorizeRequest struct {
 	Prompt    []string      // prompt values (OIDC Core §3.1.2.1)
 	MaxAge    time.Duration // max_age; negative when absent
 	LoginHint string        // login_hint
+	API       string        // the API asked for (audience or resource), or ""
 	ar        fosite.AuthorizeRequester
 }
 
@@ -57,6 +56,10 @@ func (e *AuthorizeError) Unwrap() error { return e.Err }
 // returns an *AuthorizeError.
 func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (*AuthorizeRequest, error) {
 	ctx = withMemo(ctx)
+	if err := r.ParseForm(); err != nil {
+		return nil, &AuthorizeError{Err: &Error{Code: ErrCodeInvalidRequest, Description: "The request could not be parsed.", Status: http.StatusBadRequest}}
+	}
+	targets := takeTarget(r.Form)
 	ar, err := p.oauth2.NewAuthorizeRequest(ctx, r)
 	if err != nil {
 		return nil, p.authorizeError(ctx, ar, err)
@@ -64,6 +67,13 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 	c, ok := ar.GetClient().(fositeClient)
 	if !ok {
 		return nil, p.authorizeError(ctx, ar, fosite.ErrServerError.WithDebug("unexpected client type"))
+	}
+	api, err := p.checkTarget(c.c, targets, ar.GetRequestedScopes())
+	if err != nil {
+		return nil, p.authorizeError(ctx, ar, err)
+	}
+	if api != nil {
+		ar.SetRequestedAudience(fosite.Arguments{api.Identifier})
 	}
 	form := ar.GetRequestForm()
 	if err := checkChallenge(form.Get("code_challenge"), form.Get("code_challenge_method"), p.cfg.AllowPlainPKCE); err != nil {
@@ -77,7 +87,7 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 		}
 		maxAge = time.Duration(n) * time.Second
 	}
-	return &AuthorizeRequest{
+	areq := &AuthorizeRequest{
 		Client:    c.c.Clone(),
 		Scopes:    slices.Clone(ar.GetRequestedScopes()),
 		State:     ar.GetState(),
@@ -85,7 +95,11 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 		MaxAge:    maxAge,
 		LoginHint: form.Get("login_hint"),
 		ar:        ar,
-	}, nil
+	}
+	if api != nil {
+		areq.API = api.Identifier
+	}
+	return areq, nil
 }
 
 // newAuthorizeResponse issues the code. Its three records (the code, its
@@ -162,6 +176,13 @@ func (p *Provider) IssueCode(ctx context.Context, areq *AuthorizeRequest, login 
 			return "", p.authorizeError(ctx, ar, fosite.ErrAccessDenied.WithHint("The user no longer exists."))
 		}
 		return "", p.authorizeError(ctx, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
+	}
+	// The access token is for the API asked for, or else for the userinfo
+	// endpoint: the issuer itself (RFC 9068 §3 wants an aud in every token).
+	if areq.API != "" {
+		ar.GrantAudience(areq.API)
+	} else {
+		ar.GrantAudience(p.cfg.Issuer)
 	}
 	for _, s := range ar.GetRequestedScopes() {
 		if (s == "offline_access" || s == "offline") && !allowsGrant(areq.Client, grantRefreshToken) {
@@ -250,15 +271,6 @@ func userClaims(u *store.User, scopes fosite.Arguments) map[string]any {
 		c["email_verified"] = u.EmailVerified
 	}
 	return c
-}
-
-// sessionFrom extracts pixie's session from a fosite requester.
-func sessionFrom(r fosite.Requester) (*openid.DefaultSession, error) {
-	s, ok := r.GetSession().(*openid.DefaultSession)
-	if !ok || s.Claims == nil {
-		return nil, fmt.Errorf("provider: unexpected session type %T", r.GetSession())
-	}
-	return s, nil
 }
 
 // Refuse ends the request with an OAuth error chosen by the caller, such as

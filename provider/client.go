@@ -81,8 +81,16 @@ func validateRedirectURI(raw string, native bool) error {
 	return nil
 }
 
-// fositeClient presents a store.Client to fosite.
-type fositeClient struct{ c *store.Client }
+// fositeClient presents a store.Client to fosite. aud is what the client may
+// get tokens for: its APIs and, for userinfo, the issuer.
+type fositeClient struct {
+	c   *store.Client
+	aud fosite.Arguments
+}
+
+func (p *Provider) fositeClient(c *store.Client) fositeClient {
+	return fositeClient{c, append(slices.Clone(c.APIs), p.cfg.Issuer)}
+}
 
 var (
 	_ fosite.Client             = fositeClient{}
@@ -95,7 +103,7 @@ func (f fositeClient) GetRedirectURIs() []string          { return f.c.RedirectU
 func (f fositeClient) GetResponseTypes() fosite.Arguments { return fosite.Arguments{"code"} }
 func (f fositeClient) GetScopes() fosite.Arguments        { return f.c.Scopes }
 func (f fositeClient) IsPublic() bool                     { return f.c.Public() }
-func (f fositeClient) GetAudience() fosite.Arguments      { return nil }
+func (f fositeClient) GetAudience() fosite.Arguments      { return f.aud }
 func (f fositeClient) GetGrantTypes() fosite.Arguments {
 	if len(f.c.GrantTypes) == 0 {
 		return fosite.Arguments{grantAuthorizationCode, grantRefreshToken}
@@ -131,5 +139,5 @@ func (secretHasher) Hash(_ context.Context, secret []byte) ([]byte, error) {
 
 // allowsGrant reports whether the client may use the grant type.
 func allowsGrant(c *store.Client, grant string) bool {
-	return slices.Contains(fositeClient{c}.GetGrantTypes(), grant)
+	return slices.Contains(fositeClient{c: c}.GetGrantTypes(), grant)
 }

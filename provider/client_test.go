@@ -120,7 +120,7 @@ func TestFositeClient(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := fositeClient{&tc.client}
+			f := fositeClient{c: &tc.client}
 			if got := []string(f.GetGrantTypes()); !slices.Equal(got, tc.wantGrants) {
 				t.Errorf("got grant types %v, want %v", got, tc.wantGrants)
 			}

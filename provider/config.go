@@ -50,8 +50,18 @@ type Config struct {
 	// them, so that every replica sharing the store signs alike. Required.
 	Keys store.Keys
 
+	// APIs are the resource servers pixie issues access tokens for. Default
+	// none: access tokens are then for the userinfo endpoint only (their aud
+	// is the issuer).
+	APIs []API
+	// OpaqueAccessTokens issues opaque access tokens, which resource servers
+	// check with the introspection endpoint, instead of RFC 9068 JWTs, which
+	// they check with the JWKS (package middleware). Default false: JWTs.
+	OpaqueAccessTokens bool
+
 	// IDTokenAlg is the default JWS algorithm of ID tokens, RS256 or ES256; a
-	// client may override it with [store.Client.IDTokenAlg]. Default RS256.
+	// client may override it with [store.Client.IDTokenAlg]. JWT access
+	// tokens are signed with it too. Default RS256.
 	IDTokenAlg string
 
 	// AuthorizeCodeLifespan is how long an authorization code may be redeemed.
@@ -116,6 +126,9 @@ func (c *Config) validate() error {
 		return errors.New("provider: Config.Grants is nil")
 	case c.Keys == nil:
 		return errors.New("provider: Config.Keys is nil")
+	}
+	if err := validateAPIs(c.APIs); err != nil {
+		return err
 	}
 	switch c.IDTokenAlg {
 	case "":

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
+	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/token/jwt"
 
@@ -88,8 +89,15 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	for _, alg := range []string{RS256, ES256} {
 		idTokens[alg] = &openid.DefaultStrategy{Signer: newJWTSigner(ring, alg), Config: fc}
 	}
+	var core oauth2.CoreStrategy = compose.NewOAuth2HMACStrategy(fc)
+	if !cfg.OpaqueAccessTokens {
+		core = &accessTokenStrategy{
+			DefaultJWTStrategy: &oauth2.DefaultJWTStrategy{Signer: newJWTSigner(ring, cfg.IDTokenAlg), HMACSHAStrategy: core, Config: fc},
+			p:                  p,
+		}
+	}
 	strategy := &compose.CommonStrategy{
-		CoreStrategy:               compose.NewOAuth2HMACStrategy(fc),
+		CoreStrategy:               core,
 		OpenIDConnectTokenStrategy: &idTokenStrategy{byAlg: idTokens, def: cfg.IDTokenAlg},
 		Signer:                     newJWTSigner(ring, cfg.IDTokenAlg),
 	}
@@ -179,12 +187,6 @@ func (p *Provider) now() time.Time {
 		return p.cfg.Now()
 	}
 	return time.Now()
-}
-
-// newSession returns the session every grant carries: OIDC claims and the
-// token expiries, serialized with the grant.
-func newSession() *openid.DefaultSession {
-	return &openid.DefaultSession{Claims: &jwt.IDTokenClaims{}, Headers: &jwt.Headers{}}
 }
 
 // idTokenStrategy signs each ID token with the algorithm its client asks for.

@@ -196,7 +196,7 @@ func (s *fositeStorage) remove(ctx context.Context, kind store.Kind, signature s
 func (s *fositeStorage) GetClient(ctx context.Context, id string) (fosite.Client, error) {
 	m := memoFrom(ctx)
 	if c := m.client(id); c != nil {
-		return fositeClient{c}, nil
+		return s.p.fositeClient(c), nil
 	}
 	c, err := s.p.clients.Client(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -208,7 +208,7 @@ func (s *fositeStorage) GetClient(ctx context.Context, id string) (fosite.Client
 		return nil, &internalError{err}
 	}
 	m.setClient(c)
-	return fositeClient{c}, nil
+	return s.p.fositeClient(c), nil
 }
 
 // ClientAssertionJWTValid is part of fosite's ClientManager; pixie does not

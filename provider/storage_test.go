@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
-	"github.com/ory/fosite/handler/openid"
 
 	"github.com/pixieauth/pixie/store"
 	"github.com/pixieauth/pixie/store/memory"
@@ -381,7 +380,7 @@ func testRequest(t testing.TB, e *testEnv, id string) *fosite.Request {
 	return &fosite.Request{
 		ID:             id,
 		RequestedAt:    time.Now().UTC().Truncate(time.Second),
-		Client:         fositeClient{c},
+		Client:         e.p.fositeClient(c),
 		RequestedScope: fosite.Arguments{"openid", "offline_access"},
 		GrantedScope:   fosite.Arguments{"openid", "offline_access"},
 		Form: url.Values{
@@ -576,7 +575,7 @@ func TestConsumedCode(t *testing.T) {
 	}
 	if r == nil || r.GetID() != "req-1" {
 		t.Errorf("consumed code: got request %v, want req-1 (fosite needs its ID to revoke)", r)
-	} else if sess, ok := r.GetSession().(*openid.DefaultSession); !ok || sess.Subject != testSubject {
+	} else if sess, ok := r.GetSession().(*session); !ok || sess.Subject != testSubject {
 		t.Errorf("consumed code: got session %#v, want subject %q", r.GetSession(), testSubject)
 	}
 	err = s.InvalidateAuthorizeCodeSession(ctx, "code-sig")
@@ -1031,7 +1030,7 @@ func TestStoredRequestRoundTrip(t *testing.T) {
 	s := &fositeStorage{p: e.p}
 	ctx := t.Context()
 	req := testRequest(t, e, "req-1")
-	req.Session.(*openid.DefaultSession).Claims.Extra = map[string]any{"email": "alice@example.com"}
+	req.Session.(*session).Claims.Extra = map[string]any{"email": "alice@example.com"}
 	if err := s.CreateAccessTokenSession(ctx, "at", req); err != nil {
 		t.Fatal(err)
 	}
@@ -1048,7 +1047,7 @@ func TestStoredRequestRoundTrip(t *testing.T) {
 	if got.GetRequestForm().Get("redirect_uri") != nativeRedirect {
 		t.Errorf("got form %v, want redirect_uri %q", got.GetRequestForm(), nativeRedirect)
 	}
-	sess := got.GetSession().(*openid.DefaultSession)
+	sess := got.GetSession().(*session)
 	if sess.Claims.Extra["email"] != "alice@example.com" {
 		t.Errorf("got claims %v, want email alice@example.com", sess.Claims.Extra)
 	}
@@ -1076,7 +1075,7 @@ func TestStoredRequestRoundTrip(t *testing.T) {
 	version, rest, _ := strings.Cut(string(g.Data), "\n")
 	head, sessJSON, _ := strings.Cut(rest, "\n")
 	var sr storedRequest
-	var ds openid.DefaultSession
+	var ds session
 	if version != "1" || json.Unmarshal([]byte(head), &sr) != nil || json.Unmarshal([]byte(sessJSON), &ds) != nil {
 		t.Errorf("got data %q, want \"1\\n\", the request as JSON, \"\\n\", the session as JSON", g.Data)
 	} else if sr.ID != req.ID || ds.Subject != testSubject {

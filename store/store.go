@@ -159,6 +159,9 @@ type Client struct {
 	// IDTokenAlg is the JWS algorithm of this client's ID tokens: "RS256" or
 	// "ES256". Empty means the provider's default.
 	IDTokenAlg string
+	// APIs are the identifiers of the APIs (provider.Config.APIs) this client
+	// may ask access tokens for, with the audience or resource parameter.
+	APIs []string
 }
 
 // Public reports whether the client has no secret.
@@ -170,6 +173,7 @@ func (c *Client) Clone() *Client {
 	d.RedirectURIs = append([]string(nil), c.RedirectURIs...)
 	d.Scopes = append([]string(nil), c.Scopes...)
 	d.GrantTypes = append([]string(nil), c.GrantTypes...)
+	d.APIs = append([]string(nil), c.APIs...)
 	return &d
 }
 

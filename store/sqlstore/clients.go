@@ -42,8 +42,12 @@ func (s *Store) writeClient(ctx context.Context, st *sql.Stmt, c *store.Client, 
 	if err != nil {
 		return fmt.Errorf("sqlstore: %s %q: %w", op, c.ID, err)
 	}
+	apis, err := encodeList(c.APIs)
+	if err != nil {
+		return fmt.Errorf("sqlstore: %s %q: %w", op, c.ID, err)
+	}
 	res, err := s.stmt(ctx, st).ExecContext(ctx,
-		c.ID, c.Name, c.SecretHash, redirects, scopes, grantTypes, c.Native, c.FirstParty, c.Introspect, c.IDTokenAlg)
+		c.ID, c.Name, c.SecretHash, redirects, scopes, grantTypes, c.Native, c.FirstParty, c.Introspect, c.IDTokenAlg, apis)
 	if err := inserted(res, err); err != nil {
 		return fmt.Errorf("sqlstore: %s %q: %w", op, c.ID, err)
 	}
@@ -54,9 +58,9 @@ func (s *Store) writeClient(ctx context.Context, st *sql.Stmt, c *store.Client, 
 // [store.ErrNotFound]. It implements [store.Clients].
 func (s *Store) Client(ctx context.Context, id string) (*store.Client, error) {
 	c := &store.Client{ID: id}
-	var redirects, scopes, grantTypes string
+	var redirects, scopes, grantTypes, apis string
 	err := s.stmt(ctx, s.stmts.clientGet).QueryRowContext(ctx, id).Scan(
-		&c.Name, &c.SecretHash, &redirects, &scopes, &grantTypes, &c.Native, &c.FirstParty, &c.Introspect, &c.IDTokenAlg)
+		&c.Name, &c.SecretHash, &redirects, &scopes, &grantTypes, &c.Native, &c.FirstParty, &c.Introspect, &c.IDTokenAlg, &apis)
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			err = store.ErrNotFound
@@ -71,6 +75,9 @@ func (s *Store) Client(ctx context.Context, id string) (*store.Client, error) {
 	}
 	if c.GrantTypes, err = decodeList(grantTypes); err != nil {
 		return nil, fmt.Errorf("sqlstore: client %q: grant_types: %w", id, err)
+	}
+	if c.APIs, err = decodeList(apis); err != nil {
+		return nil, fmt.Errorf("sqlstore: client %q: apis: %w", id, err)
 	}
 	return c, nil
 }

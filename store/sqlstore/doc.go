@@ -94,6 +94,9 @@
 //	    created_at  BIGINT NOT NULL   -- Unix microseconds
 //	);
 //
+// Schema version 2 adds to clients the column apis TEXT NOT NULL DEFAULT '[]'
+// (a JSON array: [store.Client.APIs]).
+//
 // [Config.TablePrefix] puts a prefix in front of every one of these names,
 // including pixie_migrations, so that pixie can share a database with an
 // application that has tables of those names. On PostgreSQL a schema of its

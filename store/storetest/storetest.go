@@ -239,6 +239,7 @@ func sampleClient() *store.Client {
 		Name:         "Example App",
 		SecretHash:   "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
 		RedirectURIs: []string{"https://app.example.com/callback", "http://127.0.0.1/callback"},
+		APIs:         []string{"https://api.example.com"},
 		Scopes:       []string{"openid", "profile", "email", "offline_access"},
 		GrantTypes:   []string{"authorization_code", "refresh_token"},
 		Native:       true,

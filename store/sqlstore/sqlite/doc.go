@@ -70,6 +70,9 @@
 //	    created_at  INTEGER NOT NULL   -- Unix microseconds
 //	) STRICT;
 //
+// Schema version 2 adds to clients the column apis TEXT NOT NULL DEFAULT '[]'
+// (a JSON array: [store.Client.APIs]).
+//
 // Back the file up with the sqlite3 command's .backup or VACUUM INTO, not
 // by copying it while the server runs (the WAL file holds recent writes).
 package sqlite
