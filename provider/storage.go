@@ -278,6 +278,16 @@ func oidcKey(code string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
+// accessKey is the storage key of an access token: the signature of an
+// opaque token as it is, and a SHA-256 digest of a JWT's, which is several
+// hundred characters long.
+func accessKey(signature string) string {
+	if len(signature) <= 64 {
+		return signature
+	}
+	return oidcKey(signature)
+}
+
 func (s *fositeStorage) CreateOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) error {
 	return s.create(ctx, store.KindOIDC, oidcKey(code), r, fosite.AuthorizeCode)
 }
@@ -297,12 +307,12 @@ func (s *fositeStorage) DeleteOpenIDConnectSession(ctx context.Context, code str
 }
 
 func (s *fositeStorage) CreateAccessTokenSession(ctx context.Context, signature string, r fosite.Requester) error {
-	return s.create(ctx, store.KindAccessToken, signature, r, fosite.AccessToken)
+	return s.create(ctx, store.KindAccessToken, accessKey(signature), r, fosite.AccessToken)
 }
 
 // GetAccessTokenSession treats a revoked access token as unknown.
 func (s *fositeStorage) GetAccessTokenSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
-	r, g, err := s.get(ctx, store.KindAccessToken, signature, sess)
+	r, g, err := s.get(ctx, store.KindAccessToken, accessKey(signature), sess)
 	if err != nil {
 		return nil, err
 	}
@@ -313,7 +323,7 @@ func (s *fositeStorage) GetAccessTokenSession(ctx context.Context, signature str
 }
 
 func (s *fositeStorage) DeleteAccessTokenSession(ctx context.Context, signature string) error {
-	return s.remove(ctx, store.KindAccessToken, signature)
+	return s.remove(ctx, store.KindAccessToken, accessKey(signature))
 }
 
 func (s *fositeStorage) CreateRefreshTokenSession(ctx context.Context, signature, _ string, r fosite.Requester) error {
