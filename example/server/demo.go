@@ -1,18 +1,20 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 
 	"github.com/pixieauth/pixie/store"
+	"github.com/pixieauth/pixie/store/memory"
 )
 
-// registerDemo adds the demo user and clients, or updates them on a restart
-// (the password and API secret follow the flags), and prints their
-// credentials once: they are this demo's to show, and never logged.
-func registerDemo(ctx context.Context, st backend, o options, out io.Writer) error {
-	err := st.putUser(ctx, &store.User{
+// registerDemo registers the demo user and clients, declared here in code
+// and kept in memory: on every start they are what the flags say (password,
+// API secret), and two servers sharing a database do not overwrite each
+// other's. It prints their credentials once: they are this demo's to show,
+// and never logged.
+func registerDemo(st *memory.Store, o options, out io.Writer) error {
+	err := st.AddUser(&store.User{
 		Subject:           "alice",
 		PreferredUsername: "alice",
 		Name:              "Alice Example",
@@ -35,7 +37,7 @@ func registerDemo(ctx context.Context, st backend, o options, out io.Writer) err
 		{ID: "example-other", Name: "Other App", RedirectURIs: native, Scopes: scopes, Native: true},
 		{ID: "example-api", Name: "Example API", SecretHash: apiSecret, Introspect: true},
 	} {
-		if err := st.putClient(ctx, c); err != nil {
+		if err := st.AddClient(c); err != nil {
 			return err
 		}
 	}

@@ -11,8 +11,9 @@
 // It registers a demo user alice (password printed at start unless
 // -demo-password is given), the public native clients example-native (first
 // party) and example-other, and the confidential client example-api, which
-// may call the introspection endpoint. Everything is kept in the SQLite file
-// pixie.db (-db), or in PostgreSQL (-postgres), or in memory (-memory).
+// may call the introspection endpoint. Grants and signing keys are kept in the
+// SQLite file pixie.db (-db), or in PostgreSQL (-postgres), or in memory
+// (-memory); the demo user and clients are declared in code.
 package main
 
 import (
@@ -31,6 +32,7 @@ import (
 
 	"github.com/pixieauth/pixie/handlers"
 	"github.com/pixieauth/pixie/provider"
+	"github.com/pixieauth/pixie/store/memory"
 )
 
 func main() {
@@ -65,21 +67,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		opts.issuer = defaultIssuer(ln.Addr())
 	}
 
-	// pixie's storage: a SQLite file by default, PostgreSQL for replicas
-	// (storage.go); any store.Clients/Users/Grants/Keys will do.
+	// pixie's storage. Users and clients: the app's own, here the demo's,
+	// declared in code (demo.go). Grants and signing keys: a SQLite file by
+	// default, PostgreSQL for replicas (storage.go), so that refresh tokens
+	// and keys survive a restart.
+	demo := memory.New()
+	if err := registerDemo(demo, opts, out); err != nil {
+		return err
+	}
 	st, err := openStore(ctx, opts, out)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := registerDemo(ctx, st, opts, out); err != nil {
-		return err
-	}
 
 	// The provider: the issuer and the stores. Everything else has a secure default.
 	p, err := provider.New(ctx, provider.Config{
 		Issuer:  opts.issuer,
-		Clients: st, Users: st, Grants: st, Keys: st,
+		Clients: demo, Users: demo, Grants: st, Keys: st,
 		IDTokenAlg:            opts.idTokenAlg,
 		AuthorizeCodeLifespan: opts.codeLifespan,
 		AccessTokenLifespan:   opts.accessTokenLifespan,

@@ -16,24 +16,21 @@ import (
 	"github.com/pixieauth/pixie/store/sqlstore/sqlite"
 )
 
-// backend is what the example needs of a store: pixie's four interfaces and
-// a way to (re)register the demo user and clients on every start.
-type backend interface {
-	store.Clients
-	store.Users
+// durable is where the example keeps what must survive a restart and be
+// shared by replicas: grants (codes, refresh tokens) and signing keys.
+type durable interface {
 	store.Grants
 	store.Keys
-	putClient(ctx context.Context, c *store.Client) error
-	putUser(ctx context.Context, u *store.User, username, password string) error
 	Close() error
 }
 
-// openStore opens the store the flags choose: PostgreSQL with -postgres,
-// memory with -memory, and otherwise the SQLite file -db (default pixie.db).
-func openStore(ctx context.Context, o options, out io.Writer) (backend, error) {
+// openStore opens the store the flags choose for grants and keys:
+// PostgreSQL with -postgres, memory with -memory, and otherwise the SQLite
+// file -db (default pixie.db).
+func openStore(ctx context.Context, o options, out io.Writer) (durable, error) {
 	switch {
 	case o.memory:
-		return memBackend{memory.New()}, nil
+		return memDurable{memory.New()}, nil
 	case o.postgres != "":
 		if o.keySecret == "" {
 			return nil, errors.New("-postgres needs -key-secret (or PIXIE_KEY_SECRET): the secret that encrypts the signing keys, shared by every replica")
@@ -42,7 +39,7 @@ func openStore(ctx context.Context, o options, out io.Writer) (backend, error) {
 		if err != nil {
 			return nil, err
 		}
-		return sqlBackend{st.Store, st}, nil
+		return st, nil
 	default:
 		secret := o.keySecret
 		if secret == "" {
@@ -55,7 +52,7 @@ func openStore(ctx context.Context, o options, out io.Writer) (backend, error) {
 		if err != nil {
 			return nil, err
 		}
-		return sqlBackend{st.Store, st}, nil
+		return st, nil
 	}
 }
 
@@ -95,30 +92,6 @@ func fileSecret(path string, out io.Writer) (string, error) {
 	return secret, nil
 }
 
-type memBackend struct{ *memory.Store }
+type memDurable struct{ *memory.Store }
 
-func (m memBackend) putClient(_ context.Context, c *store.Client) error { return m.AddClient(c) }
-func (m memBackend) putUser(_ context.Context, u *store.User, username, password string) error {
-	return m.AddUser(u, username, password)
-}
-func (m memBackend) Close() error { return nil }
-
-type sqlBackend struct {
-	*sqlstore.Store
-	closer io.Closer
-}
-
-func (s sqlBackend) putClient(ctx context.Context, c *store.Client) error {
-	return s.PutClient(ctx, c)
-}
-
-// putUser adds the user, or on a restart sets the password the flags give.
-func (s sqlBackend) putUser(ctx context.Context, u *store.User, username, password string) error {
-	err := s.AddUser(ctx, u, username, password)
-	if errors.Is(err, store.ErrAlreadyExists) {
-		return s.SetPassword(ctx, username, password)
-	}
-	return err
-}
-
-func (s sqlBackend) Close() error { return s.closer.Close() }
+func (memDurable) Close() error { return nil }
