@@ -83,6 +83,10 @@ type serverOptions struct {
 	Grants func(store.Grants) store.Grants
 	// Middleware, if set, wraps the mux.
 	Middleware func(http.Handler) http.Handler
+	APIs       []provider.API  // provider.Config.APIs
+	Rules      []provider.Rule // provider.Config.Rules
+	// RuleTimeout is provider.Config.RuleTimeout.
+	RuleTimeout time.Duration
 }
 
 // testServer is pixie mounted on an http.ServeMux behind a real HTTP server,
@@ -194,6 +198,9 @@ func startServer(ctx context.Context, opts serverOptions) (*testServer, error) {
 		IDTokenAlg:            opts.IDTokenAlg,
 		AuthorizeCodeLifespan: opts.CodeLifespan,
 		Logger:                logger,
+		APIs:                  opts.APIs,
+		Rules:                 opts.Rules,
+		RuleTimeout:           opts.RuleTimeout,
 	})
 	if err != nil {
 		srv.Close()

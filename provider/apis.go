@@ -2,6 +2,7 @@ package provider
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -78,17 +79,22 @@ func (p *Provider) apiLifespan(aud []string) time.Duration {
 
 // takeTarget removes the audience and resource parameters from the request
 // form, before fosite reads it (fosite would refuse an audience with a
-// generic invalid_request and ignores resource), and returns their values.
-func takeTarget(form url.Values) []string {
-	var targets []string
+// generic invalid_request and ignores resource). It returns their values,
+// and a function that puts them back, so that the caller still sees the
+// request as it came.
+func takeTarget(form url.Values) (targets []string, restore func()) {
+	saved := url.Values{}
 	for _, k := range []string{"audience", "resource"} {
-		for _, v := range form[k] {
-			targets = append(targets, strings.Fields(v)...)
+		if vs, ok := form[k]; ok {
+			saved[k] = vs
+			for _, v := range vs {
+				targets = append(targets, strings.Fields(v)...)
+			}
+			delete(form, k)
 		}
-		delete(form, k)
 	}
 	slices.Sort(targets)
-	return slices.Compact(targets)
+	return slices.Compact(targets), func() { maps.Copy(form, saved) }
 }
 
 // checkTarget validates the requested API and scopes: one API at most, one

@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -59,8 +60,9 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 	if err := r.ParseForm(); err != nil {
 		return nil, &AuthorizeError{Err: &Error{Code: ErrCodeInvalidRequest, Description: "The request could not be parsed.", Status: http.StatusBadRequest}}
 	}
-	targets := takeTarget(r.Form)
+	targets, restore := takeTarget(r.Form)
 	ar, err := p.oauth2.NewAuthorizeRequest(ctx, r)
+	restore()
 	if err != nil {
 		return nil, p.authorizeError(ctx, ar, err)
 	}
@@ -204,6 +206,16 @@ func (p *Provider) IssueCode(ctx context.Context, areq *AuthorizeRequest, login 
 	sess.Claims.RequestedAt = ar.GetRequestedAt()
 	sess.Claims.AuthenticationMethodsReferences = login.AMR
 	sess.Claims.Extra = userClaims(user, ar.GetGrantedScopes())
+	rules, err := p.runRules(ctx, ProtocolAuthorizationCode, areq.Client, user, ar.GetGrantedScopes(), areq.API)
+	if err != nil {
+		var deny *DenyError
+		if errors.As(err, &deny) {
+			return "", p.authorizeError(ctx, ar, fosite.ErrAccessDenied.WithHint(deny.Message))
+		}
+		return "", p.authorizeError(ctx, ar, err)
+	}
+	maps.Copy(sess.Claims.Extra, rules.IDToken)
+	sess.AccessClaims.Extra = rules.AccessToken
 	resp, err := p.newAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
 		return "", p.authorizeError(ctx, ar, err)

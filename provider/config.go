@@ -59,6 +59,12 @@ type Config struct {
 	// they check with the JWKS (package middleware). Default false: JWTs.
 	OpaqueAccessTokens bool
 
+	// Rules run, in order, whenever tokens are issued (see [Rule]). Default
+	// none.
+	Rules []Rule
+	// RuleTimeout is the time budget of each rule. Default 2 seconds.
+	RuleTimeout time.Duration
+
 	// IDTokenAlg is the default JWS algorithm of ID tokens, RS256 or ES256; a
 	// client may override it with [store.Client.IDTokenAlg]. JWT access
 	// tokens are signed with it too. Default RS256.
@@ -136,6 +142,16 @@ func (c *Config) validate() error {
 	case RS256, ES256:
 	default:
 		return fmt.Errorf("provider: Config.IDTokenAlg %q is not RS256 or ES256", c.IDTokenAlg)
+	}
+	for i, r := range c.Rules {
+		if r.Run == nil {
+			return fmt.Errorf("provider: Config.Rules[%d] (%q) has no Run function", i, r.Name)
+		}
+	}
+	if c.RuleTimeout == 0 {
+		c.RuleTimeout = DefaultRuleTimeout
+	} else if c.RuleTimeout < 0 {
+		return errors.New("provider: Config.RuleTimeout is negative")
 	}
 	if c.CleanupInterval == 0 {
 		c.CleanupInterval = DefaultCleanupInterval

@@ -3,12 +3,14 @@ package provider
 import (
 	"context"
 	"errors"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
 	"strings"
 
 	"github.com/ory/fosite"
+	"github.com/ory/fosite/token/jwt"
 
 	"github.com/pixieauth/pixie/store"
 )
@@ -32,11 +34,58 @@ func (p *Provider) Token(ctx context.Context, r *http.Request) (map[string]any, 
 	if err != nil {
 		return nil, p.oauthError(ctx, "token", err)
 	}
+	if ar.GetGrantTypes().ExactOne(grantRefreshToken) {
+		if err := p.refreshClaims(ctx, ar); err != nil {
+			return nil, err
+		}
+	}
 	resp, err := p.oauth2.NewAccessResponse(ctx, ar)
 	if err != nil {
 		return nil, p.oauthError(ctx, "token", err)
 	}
 	return resp.ToMap(), nil
+}
+
+// refreshClaims brings a refreshed grant's claims up to date before its new
+// tokens are made: the user's profile as it is now, and the rules, run again
+// (ProtocolRefreshToken). A rule's refusal is invalid_grant; a user who no
+// longer exists, too.
+func (p *Provider) refreshClaims(ctx context.Context, ar fosite.AccessRequester) error {
+	sess, err := sessionFrom(ar)
+	if err != nil {
+		return p.oauthError(ctx, "token", &internalError{err})
+	}
+	c, ok := ar.GetClient().(fositeClient)
+	if !ok {
+		return p.oauthError(ctx, "token", &internalError{errors.New("provider: unexpected client type")})
+	}
+	u, err := p.users.User(ctx, sess.Subject)
+	if errors.Is(err, store.ErrNotFound) {
+		return p.oauthError(ctx, "token", fosite.ErrInvalidGrant.WithHint("The user no longer exists."))
+	} else if err != nil {
+		return p.oauthError(ctx, "token", &internalError{err})
+	}
+	var api string
+	for _, a := range ar.GetGrantedAudience() {
+		if p.api(a) != nil {
+			api = a
+		}
+	}
+	rules, err := p.runRules(ctx, ProtocolRefreshToken, c.c, u, ar.GetGrantedScopes(), api)
+	if err != nil {
+		var deny *DenyError
+		if errors.As(err, &deny) {
+			return p.oauthError(ctx, "token", fosite.ErrInvalidGrant.WithHint(deny.Message))
+		}
+		return p.oauthError(ctx, "token", err)
+	}
+	sess.Claims.Extra = userClaims(u, ar.GetGrantedScopes())
+	maps.Copy(sess.Claims.Extra, rules.IDToken)
+	if sess.AccessClaims == nil {
+		sess.AccessClaims = &jwt.JWTClaims{}
+	}
+	sess.AccessClaims.Extra = rules.AccessToken
+	return nil
 }
 
 // checkForm refuses anything but a form POST.

@@ -191,6 +191,12 @@ type User struct {
 	Locale            string // locale, e.g. en-GB
 }
 
+// Clone returns a copy of u.
+func (u *User) Clone() *User {
+	c := *u
+	return &c
+}
+
 // Key is one of the provider's keys: a signing key, or the token secret.
 //
 // A signing key has Algorithm "RS256" or "ES256", Private holds the private
