@@ -87,6 +87,8 @@ type serverOptions struct {
 	Rules      []provider.Rule // provider.Config.Rules
 	// RuleTimeout is provider.Config.RuleTimeout.
 	RuleTimeout time.Duration
+	// GracePeriod is provider.Config.RefreshTokenGracePeriod.
+	GracePeriod time.Duration
 }
 
 // testServer is pixie mounted on an http.ServeMux behind a real HTTP server,
@@ -195,12 +197,13 @@ func startServer(ctx context.Context, opts serverOptions) (*testServer, error) {
 	p, err := provider.New(ctx, provider.Config{
 		Issuer:  issuer,
 		Clients: st, Users: st, Grants: grants, Keys: st,
-		IDTokenAlg:            opts.IDTokenAlg,
-		AuthorizeCodeLifespan: opts.CodeLifespan,
-		Logger:                logger,
-		APIs:                  opts.APIs,
-		Rules:                 opts.Rules,
-		RuleTimeout:           opts.RuleTimeout,
+		IDTokenAlg:              opts.IDTokenAlg,
+		AuthorizeCodeLifespan:   opts.CodeLifespan,
+		Logger:                  logger,
+		APIs:                    opts.APIs,
+		Rules:                   opts.Rules,
+		RuleTimeout:             opts.RuleTimeout,
+		RefreshTokenGracePeriod: opts.GracePeriod,
 	})
 	if err != nil {
 		srv.Close()

@@ -278,3 +278,57 @@ func TestRuleFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestRefreshGracePeriod: within the grace period a rotated refresh token
+// may be used again (a mobile app whose response got lost), and every
+// token issued stays valid; after it, using it again is a replay that
+// revokes the family.
+func TestRefreshGracePeriod(t *testing.T) {
+	t.Parallel()
+	const grace = time.Second
+	ts := newTestServer(t, serverOptions{GracePeriod: grace})
+	conf := ts.oauth2Config(nativeClient, ts.loopbackRedirect(), allScopes)
+	_, tok := newBrowser(t, ts).tokens(t, conf)
+	first, err := refresh(t.Context(), conf, tok.RefreshToken)
+	if err != nil {
+		t.Fatalf("first refresh: %v", err)
+	}
+	rotatedAt := time.Now()
+	// The response was "lost": the app uses the old token again.
+	second, err := refresh(t.Context(), conf, tok.RefreshToken)
+	if err != nil {
+		t.Fatalf("reuse within the grace period: got %v, want new tokens", err)
+	}
+	if second.RefreshToken == first.RefreshToken || second.AccessToken == first.AccessToken {
+		t.Error("reuse within the grace period returned the same tokens")
+	}
+	if r := ts.userinfo(t, "Bearer "+second.AccessToken); r.Status != http.StatusOK {
+		t.Errorf("userinfo with the tokens of the reuse: got %d, want 200", r.Status)
+	}
+	if _, err := refresh(t.Context(), conf, first.RefreshToken); err != nil {
+		t.Errorf("the first rotation's refresh token: got %v, want it still valid", err)
+	}
+
+	time.Sleep(time.Until(rotatedAt.Add(grace + 100*time.Millisecond)))
+	_, err = refresh(t.Context(), conf, tok.RefreshToken)
+	wantRetrieveError(t, err, http.StatusBadRequest, "invalid_grant")
+	// A replay after the period revokes the family.
+	_, err = refresh(t.Context(), conf, second.RefreshToken)
+	wantRetrieveError(t, err, http.StatusBadRequest, "invalid_grant")
+}
+
+// TestNoGracePeriodByDefault: without a grace period, the very next use of
+// a rotated refresh token is refused and revokes the family.
+func TestNoGracePeriodByDefault(t *testing.T) {
+	ts := sharedServer(t)
+	conf := ts.oauth2Config(nativeClient, ts.loopbackRedirect(), allScopes)
+	_, tok := newBrowser(t, ts).tokens(t, conf)
+	next, err := refresh(t.Context(), conf, tok.RefreshToken)
+	if err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	_, err = refresh(t.Context(), conf, tok.RefreshToken)
+	wantRetrieveError(t, err, http.StatusBadRequest, "invalid_grant")
+	_, err = refresh(t.Context(), conf, next.RefreshToken)
+	wantRetrieveError(t, err, http.StatusBadRequest, "invalid_grant")
+}

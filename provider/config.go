@@ -20,6 +20,7 @@ const (
 	DefaultIDTokenLifespan       = time.Hour
 	DefaultRefreshTokenLifespan  = 30 * 24 * time.Hour
 	DefaultKeyRefreshInterval    = 30 * time.Second
+	MaxRefreshTokenGracePeriod   = 5 * time.Minute
 )
 
 // Signing algorithms pixie signs with. Both are always available; the
@@ -79,6 +80,12 @@ type Config struct {
 	IDTokenLifespan time.Duration
 	// RefreshTokenLifespan defaults to 30 days.
 	RefreshTokenLifespan time.Duration
+
+	// RefreshTokenGracePeriod is how long a rotated refresh token may still
+	// be used, each use getting new tokens: for mobile apps whose refresh
+	// response got lost on a flaky network. Default 0: a rotated token used
+	// again is a replay, and revokes its whole family. At most 5 minutes.
+	RefreshTokenGracePeriod time.Duration
 
 	// KeyRefreshInterval is how often the provider rereads the key store, so
 	// that it signs with and publishes a key another replica rotated in.
@@ -152,6 +159,9 @@ func (c *Config) validate() error {
 		c.RuleTimeout = DefaultRuleTimeout
 	} else if c.RuleTimeout < 0 {
 		return errors.New("provider: Config.RuleTimeout is negative")
+	}
+	if c.RefreshTokenGracePeriod < 0 || c.RefreshTokenGracePeriod > MaxRefreshTokenGracePeriod {
+		return fmt.Errorf("provider: Config.RefreshTokenGracePeriod %v is not between 0 and %v", c.RefreshTokenGracePeriod, MaxRefreshTokenGracePeriod)
 	}
 	if c.CleanupInterval == 0 {
 		c.CleanupInterval = DefaultCleanupInterval

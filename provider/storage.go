@@ -338,11 +338,26 @@ func (s *fositeStorage) GetRefreshTokenSession(ctx context.Context, signature st
 		return nil, err
 	}
 	if !g.Active {
+		if s.inGrace(ctx, signature) {
+			s.p.log().InfoContext(ctx, "rotated refresh token used again within the grace period",
+				"client_id", g.ClientID, "request_id", g.RequestID)
+			return r, nil
+		}
 		s.p.log().WarnContext(ctx, "inactive refresh token used; revoking its family",
 			"client_id", g.ClientID, "request_id", g.RequestID)
 		return r, fosite.ErrInactiveToken
 	}
 	return r, nil
+}
+
+// inGrace reports whether the refresh token was rotated less than
+// Config.RefreshTokenGracePeriod ago (and not revoked since).
+func (s *fositeStorage) inGrace(ctx context.Context, signature string) bool {
+	if s.p.cfg.RefreshTokenGracePeriod <= 0 {
+		return false
+	}
+	g, err := s.p.grants.Grant(ctx, store.KindRefreshGrace, signature)
+	return err == nil && g.Active && s.p.now().Before(g.ExpiresAt)
 }
 
 // DeleteRefreshTokenSession is called only when fosite detects the reuse of
@@ -359,18 +374,41 @@ func (s *fositeStorage) DeleteRefreshTokenSession(ctx context.Context, signature
 // RotateRefreshToken consumes the presented refresh token (compare-and-set:
 // of concurrent refreshes exactly one proceeds) and revokes the access tokens
 // issued before it.
+//
+// With a grace period, the first rotation also records when the period ends
+// (a KindRefreshGrace record); within it the rotated token may be used again,
+// and each use gets new tokens, for apps whose response got lost.
 func (s *fositeStorage) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
 	err := s.p.grants.Consume(ctx, store.KindRefreshToken, signature)
-	if errors.Is(err, store.ErrConsumed) || errors.Is(err, store.ErrNotFound) {
+	switch {
+	case (errors.Is(err, store.ErrConsumed) || errors.Is(err, store.ErrNotFound)) && s.inGrace(ctx, signature):
+	case errors.Is(err, store.ErrConsumed) || errors.Is(err, store.ErrNotFound):
 		return errRecordConsumed
-	} else if err != nil {
+	case err != nil:
 		return err
+	case s.p.cfg.RefreshTokenGracePeriod > 0:
+		err := s.p.grants.CreateGrant(ctx, &store.Grant{
+			Kind:      store.KindRefreshGrace,
+			Signature: signature,
+			RequestID: requestID,
+			ExpiresAt: s.p.now().Add(s.p.cfg.RefreshTokenGracePeriod).UTC(),
+			Active:    true,
+			Data:      []byte{},
+		})
+		if err != nil && !errors.Is(err, store.ErrAlreadyExists) {
+			return err
+		}
 	}
 	return s.p.grants.Revoke(ctx, store.KindAccessToken, requestID)
 }
 
+// RevokeRefreshToken revokes every refresh token of the grant, and ends any
+// grace period of its rotated ones.
 func (s *fositeStorage) RevokeRefreshToken(ctx context.Context, requestID string) error {
-	return s.p.grants.Revoke(ctx, store.KindRefreshToken, requestID)
+	if err := s.p.grants.Revoke(ctx, store.KindRefreshToken, requestID); err != nil {
+		return err
+	}
+	return s.p.grants.Revoke(ctx, store.KindRefreshGrace, requestID)
 }
 
 func (s *fositeStorage) RevokeAccessToken(ctx context.Context, requestID string) error {

@@ -95,12 +95,16 @@ const (
 	KindOIDC          Kind = "oidc"           // the OpenID Connect request bound to a code
 	KindAccessToken   Kind = "access_token"   // an access token
 	KindRefreshToken  Kind = "refresh_token"  // a refresh token
+	// KindRefreshGrace marks a refresh token rotated within the grace
+	// period (provider.Config.RefreshTokenGracePeriod), under the rotated
+	// token's signature; it expires when the period ends.
+	KindRefreshGrace Kind = "refresh_grace"
 )
 
 // Valid reports whether k is one of the defined kinds.
 func (k Kind) Valid() bool {
 	switch k {
-	case KindAuthorizeCode, KindPKCE, KindOIDC, KindAccessToken, KindRefreshToken:
+	case KindAuthorizeCode, KindPKCE, KindOIDC, KindAccessToken, KindRefreshToken, KindRefreshGrace:
 		return true
 	}
 	return false
