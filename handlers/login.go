@@ -14,11 +14,8 @@ const maxCredentialLen = 1024
 // loginPage shows the login form. Its query is the pending authorization
 // request, which the form carries back.
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
-	sess := s.session(r)
-	token, _ := sess.csrfToken()
-	if err := s.save(w, r, sess); err != nil {
-		s.p.Logger().ErrorContext(r.Context(), "save login session", "error", err)
-		s.renderError(w, r, http.StatusInternalServerError, "server_error", "")
+	token, ok := s.formToken(w, r)
+	if !ok {
 		return
 	}
 	request := r.URL.RawQuery
@@ -35,14 +32,8 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 // form again with the same message whether the user exists or not.
 func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil {
-		s.renderError(w, r, http.StatusBadRequest, "invalid_request", "The form could not be read.")
-		return
-	}
-	sess := s.session(r)
-	if !sess.checkCSRF(r.PostForm.Get("csrf_token")) {
-		s.renderError(w, r, http.StatusForbidden, "invalid_request", "The form expired or did not come from this site. Go back and try again.")
+	sess, ok := s.postedForm(w, r)
+	if !ok {
 		return
 	}
 	request := r.PostForm.Get("request")
@@ -115,11 +106,8 @@ func queryValue(query, key string) string {
 // logoutPage asks for confirmation, so that a link or an image on another
 // site cannot sign the user out.
 func (s *Server) logoutPage(w http.ResponseWriter, r *http.Request) {
-	sess := s.session(r)
-	token, _ := sess.csrfToken()
-	if err := s.save(w, r, sess); err != nil {
-		s.p.Logger().ErrorContext(r.Context(), "save login session", "error", err)
-		s.renderError(w, r, http.StatusInternalServerError, "server_error", "")
+	token, ok := s.formToken(w, r)
+	if !ok {
 		return
 	}
 	nonce := newNonce()
@@ -128,14 +116,8 @@ func (s *Server) logoutPage(w http.ResponseWriter, r *http.Request) {
 
 // logoutSubmit ends the login session.
 func (s *Server) logoutSubmit(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil {
-		s.renderError(w, r, http.StatusBadRequest, "invalid_request", "The form could not be read.")
-		return
-	}
-	sess := s.session(r)
-	if !sess.checkCSRF(r.PostForm.Get("csrf_token")) {
-		s.renderError(w, r, http.StatusForbidden, "invalid_request", "The form expired or did not come from this site. Go back and try again.")
+	sess, ok := s.postedForm(w, r)
+	if !ok {
 		return
 	}
 	sess.end()
@@ -144,4 +126,33 @@ func (s *Server) logoutSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	nonce := newNonce()
 	s.render(w, r, http.StatusOK, "logout.html", nonce, LogoutPage{Nonce: nonce, Done: true})
+}
+
+// formToken returns the CSRF token a form must post back, saving the
+// session that holds it. On failure it has answered the request.
+func (s *Server) formToken(w http.ResponseWriter, r *http.Request) (string, bool) {
+	sess := s.session(r)
+	token, _ := sess.csrfToken()
+	if err := s.save(w, r, sess); err != nil {
+		s.p.Logger().ErrorContext(r.Context(), "save login session", "error", err)
+		s.renderError(w, r, http.StatusInternalServerError, "server_error", "")
+		return "", false
+	}
+	return token, true
+}
+
+// postedForm parses a posted form (64 KiB at most) and checks its CSRF
+// token against the session's. On failure it has answered the request.
+func (s *Server) postedForm(w http.ResponseWriter, r *http.Request) (loginSession, bool) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		s.renderError(w, r, http.StatusBadRequest, "invalid_request", "The form could not be read.")
+		return loginSession{}, false
+	}
+	sess := s.session(r)
+	if !sess.checkCSRF(r.PostForm.Get("csrf_token")) {
+		s.renderError(w, r, http.StatusForbidden, "invalid_request", "The form expired or did not come from this site. Go back and try again.")
+		return loginSession{}, false
+	}
+	return sess, true
 }
