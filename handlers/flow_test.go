@@ -793,11 +793,20 @@ func TestTokenEndpointBadRequests(t *testing.T) {
 		body        string
 		// wantStatus lists the acceptable statuses.
 		wantStatus []int
+		wantCode   string // the OAuth error; "" means invalid_request
 	}{
-		{"GET with the parameters in the query", http.MethodGet, handlers.PathToken + "?" + form.Encode(), "", "", []int{http.StatusMethodNotAllowed, http.StatusBadRequest}},
-		{"POST with a JSON body", http.MethodPost, handlers.PathToken, "application/json", string(jsonBody), []int{http.StatusBadRequest}},
-		{"POST with no Content-Type", http.MethodPost, handlers.PathToken, "", form.Encode(), []int{http.StatusBadRequest}},
-		{"PUT with a form", http.MethodPut, handlers.PathToken, "application/x-www-form-urlencoded", form.Encode(), []int{http.StatusMethodNotAllowed, http.StatusBadRequest}},
+		{"GET with the parameters in the query", http.MethodGet, handlers.PathToken + "?" + form.Encode(), "", "", []int{http.StatusMethodNotAllowed, http.StatusBadRequest}, ""},
+		{"POST with a JSON body", http.MethodPost, handlers.PathToken, "application/json", string(jsonBody), []int{http.StatusBadRequest}, ""},
+		{"POST with no Content-Type", http.MethodPost, handlers.PathToken, "", form.Encode(), []int{http.StatusBadRequest}, ""},
+		{"PUT with a form", http.MethodPut, handlers.PathToken, "application/x-www-form-urlencoded", form.Encode(), []int{http.StatusMethodNotAllowed, http.StatusBadRequest}, ""},
+		{"password grant", http.MethodPost, handlers.PathToken, "application/x-www-form-urlencoded",
+			"grant_type=password&client_id=" + nativeClient + "&username=alice&password=x", []int{http.StatusBadRequest}, "unsupported_grant_type"},
+		{"client_credentials grant", http.MethodPost, handlers.PathToken, "application/x-www-form-urlencoded",
+			"grant_type=client_credentials&client_id=" + nativeClient, []int{http.StatusBadRequest}, "unsupported_grant_type"},
+		{"no grant_type", http.MethodPost, handlers.PathToken, "application/x-www-form-urlencoded",
+			"client_id=" + nativeClient, []int{http.StatusBadRequest}, ""},
+		{"a parameter twice (RFC 6749 §3.2)", http.MethodPost, handlers.PathToken, "application/x-www-form-urlencoded",
+			form.Encode() + "&code_verifier=" + ar.Verifier, []int{http.StatusBadRequest}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -812,7 +821,11 @@ func TestTokenEndpointBadRequests(t *testing.T) {
 			if !slices.Contains(tt.wantStatus, res.Status) {
 				t.Errorf("got status %d, want one of %v", res.Status, tt.wantStatus)
 			}
-			res.wantOAuthError(t, res.Status, "invalid_request")
+			code := tt.wantCode
+			if code == "" {
+				code = "invalid_request"
+			}
+			res.wantOAuthError(t, res.Status, code)
 			if res.Status == http.StatusMethodNotAllowed && res.Header.Get("Allow") != http.MethodPost {
 				t.Errorf("got Allow %q with 405, want POST", res.Header.Get("Allow"))
 			}

@@ -249,7 +249,11 @@ func TestRuleFailures(t *testing.T) {
 		{"deny", func(context.Context, *provider.RuleContext) error { return provider.Deny("No logins on Sundays.") }, "access_denied", "No logins on Sundays."},
 		{"error", func(context.Context, *provider.RuleContext) error { return errors.New("directory unreachable") }, "server_error", ""},
 		{"panic", func(context.Context, *provider.RuleContext) error { panic("boom") }, "server_error", ""},
-		{"timeout", func(ctx context.Context, _ *provider.RuleContext) error { <-ctx.Done(); time.Sleep(50 * time.Millisecond); return nil }, "server_error", ""},
+		{"timeout", func(ctx context.Context, _ *provider.RuleContext) error {
+			<-ctx.Done()
+			time.Sleep(50 * time.Millisecond)
+			return nil
+		}, "server_error", ""},
 		{"claim not namespaced", func(_ context.Context, rc *provider.RuleContext) error { rc.IDToken["role"] = "admin"; return nil }, "server_error", ""},
 		{"registered claim", func(_ context.Context, rc *provider.RuleContext) error { rc.AccessToken["sub"] = "mallory"; return nil }, "server_error", ""},
 	}

@@ -60,6 +60,10 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 	if err := r.ParseForm(); err != nil {
 		return nil, &AuthorizeError{Err: &Error{Code: ErrCodeInvalidRequest, Description: "The request could not be parsed.", Status: http.StatusBadRequest}}
 	}
+	if k := repeated(r.Form); k != "" {
+		// RFC 6749 §3.1. Before the client is known: shown, not redirected.
+		return nil, &AuthorizeError{Err: &Error{Code: ErrCodeInvalidRequest, Description: "The parameter " + k + " is included more than once.", Status: http.StatusBadRequest}}
+	}
 	targets, restore := takeTarget(r.Form)
 	ar, err := p.oauth2.NewAuthorizeRequest(ctx, r)
 	restore()

@@ -28,6 +28,20 @@ func (p *Provider) Token(ctx context.Context, r *http.Request) (map[string]any, 
 	if err := checkForm(r); err != nil {
 		return nil, err
 	}
+	if err := r.ParseForm(); err != nil {
+		return nil, &Error{Code: ErrCodeInvalidRequest, Description: "The request body could not be parsed.", Status: http.StatusBadRequest}
+	}
+	if k := repeated(r.PostForm); k != "" {
+		return nil, &Error{Code: ErrCodeInvalidRequest, Description: "The parameter " + k + " is included more than once (RFC 6749 §3.2).", Status: http.StatusBadRequest}
+	}
+	switch gt := r.PostForm.Get("grant_type"); gt {
+	case grantAuthorizationCode, grantRefreshToken:
+	case "":
+		return nil, &Error{Code: ErrCodeInvalidRequest, Description: "The grant_type parameter is missing.", Status: http.StatusBadRequest}
+	default:
+		// RFC 6749 §5.2; fosite would answer invalid_request.
+		return nil, &Error{Code: "unsupported_grant_type", Description: "Only the authorization_code and refresh_token grants are supported.", Status: http.StatusBadRequest}
+	}
 	p.maybeCleanup(ctx)
 	ctx = withMemo(ctx)
 	ar, err := p.oauth2.NewAccessRequest(ctx, r, newSession())
@@ -86,6 +100,17 @@ func (p *Provider) refreshClaims(ctx context.Context, ar fosite.AccessRequester)
 	}
 	sess.AccessClaims.Extra = rules.AccessToken
 	return nil
+}
+
+// repeated returns the name of a parameter given more than once, or "".
+// resource may be (RFC 8707 §2).
+func repeated(form url.Values) string {
+	for k, v := range form {
+		if len(v) > 1 && k != "resource" {
+			return k
+		}
+	}
+	return ""
 }
 
 // checkForm refuses anything but a form POST.
