@@ -60,7 +60,11 @@ func (p *Provider) oauthError(ctx context.Context, op string, err error) *Error 
 	if e.Status >= 500 || e.Code == fosite.ErrServerError.ErrorField || e.Code == "error" {
 		// fosite reports storage failures as server_error; keep the cause for
 		// the operator and give the client nothing of it.
-		p.log().ErrorContext(ctx, "request failed", "op", op, "error", rfc.Debug(), "cause", errors.Unwrap(err))
+		cause := ""
+		if c := rfc.Cause(); c != nil {
+			cause = c.Error() // the message: slog would print fosite's stack trace
+		}
+		p.log().ErrorContext(ctx, "request failed", "op", op, "error", rfc.Debug(), "cause", cause)
 		return &Error{Code: ErrCodeServerError, Description: "The server could not complete the request.", Status: http.StatusInternalServerError, cause: err}
 	}
 	p.log().DebugContext(ctx, "request refused", "op", op, "error_code", e.Code, "description", e.Description)

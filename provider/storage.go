@@ -239,13 +239,20 @@ func (s *fositeStorage) GetAuthorizeCodeSession(ctx context.Context, signature s
 }
 
 // InvalidateAuthorizeCodeSession consumes the code: compare-and-set, so
-// that of concurrent redemptions exactly one proceeds.
+// that of concurrent redemptions exactly one proceeds. It deletes the code's
+// PKCE record with it, inside the exchange's transaction (see
+// DeletePKCERequestSession).
 func (s *fositeStorage) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
 	err := s.p.grants.Consume(ctx, store.KindAuthorizeCode, signature)
 	if errors.Is(err, store.ErrConsumed) || errors.Is(err, store.ErrNotFound) {
 		return errRecordConsumed
+	} else if err != nil {
+		return err
 	}
-	return err
+	if err := s.p.grants.Delete(ctx, store.KindPKCE, signature); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return nil
 }
 
 func (s *fositeStorage) CreatePKCERequestSession(ctx context.Context, signature string, r fosite.Requester) error {
@@ -260,16 +267,12 @@ func (s *fositeStorage) GetPKCERequestSession(ctx context.Context, signature str
 	return r, nil
 }
 
-// DeletePKCERequestSession runs while the code is redeemed, before any token
-// is made; losing the delete means another redemption is under way.
-func (s *fositeStorage) DeletePKCERequestSession(ctx context.Context, signature string) error {
-	if err := s.remove(ctx, store.KindPKCE, signature); errors.Is(err, fosite.ErrNotFound) {
-		return errRecordConsumed
-	} else if err != nil {
-		return err
-	}
-	return nil
-}
+// DeletePKCERequestSession does nothing. fosite calls it before it checks
+// the verifier and outside the exchange's transaction, so deleting here
+// would let a wrong verifier, or a database failing later in the exchange,
+// make the code unusable for the real client. InvalidateAuthorizeCodeSession
+// deletes the record instead, with the code, in the transaction.
+func (s *fositeStorage) DeletePKCERequestSession(context.Context, string) error { return nil }
 
 // oidcKey is the storage key of the OIDC record: fosite passes the raw
 // authorization code, which must not be stored.

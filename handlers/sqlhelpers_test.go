@@ -1,0 +1,344 @@
+package handlers_test
+
+import (
+	"context"
+	cryptorand "crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver, for the admin connection
+
+	"github.com/pixieauth/pixie/handlers"
+	"github.com/pixieauth/pixie/provider"
+	"github.com/pixieauth/pixie/store"
+	"github.com/pixieauth/pixie/store/sqlstore"
+)
+
+// Helpers for the tests on the SQL stores: a fresh PostgreSQL schema per
+// test, the demo registrations, a server on a SQL store, and a TCP proxy
+// that plays a database going away and coming back.
+
+// postgresDSNEnv names the environment variable with the DSN of the test
+// database.
+const postgresDSNEnv = "PIXIE_TEST_POSTGRES_DSN"
+
+// testKeySecret is the key-encryption secret of every SQL store in these
+// tests: replicas of one deployment share it.
+var testKeySecret = []byte("pixie handlers tests: key-encryption secret, 32+ bytes")
+
+// postgresDSN returns the DSN of the test database, or skips the test.
+func postgresDSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv(postgresDSNEnv)
+	if dsn == "" {
+		t.Skip("set PIXIE_TEST_POSTGRES_DSN to run the PostgreSQL tests, e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+	}
+	return dsn
+}
+
+// freshSchema creates an empty schema pixie_test_<random> for t, dropped
+// when t ends, and returns the DSN of the test database with search_path set
+// to it. The same as store/sqlstore/postgres/postgres_test.go does.
+func freshSchema(t testing.TB) string {
+	t.Helper()
+	dsn := postgresDSN(t)
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatalf("open admin connection: %v", err)
+	}
+	b := make([]byte, 8)
+	_, _ = cryptorand.Read(b)
+	schema := "pixie_test_" + hex.EncodeToString(b)
+	if _, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
+		admin.Close()
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		// t.Context() is done by now: use a context of its own.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+		admin.Close()
+	})
+	return dsnWith(t, dsn, map[string]string{"search_path": schema})
+}
+
+// dsnWith sets connection parameters in a URL or keyword/value DSN.
+func dsnWith(t testing.TB, dsn string, params map[string]string) string {
+	t.Helper()
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			t.Fatalf("parse %s: %v", postgresDSNEnv, err)
+		}
+		q := u.Query()
+		for k, v := range params {
+			if k == "host" {
+				u.Host = v // host:port
+				continue
+			}
+			q.Set(k, v)
+		}
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	for k, v := range params {
+		if k == "host" {
+			h, p, err := net.SplitHostPort(v)
+			if err != nil {
+				t.Fatalf("host %q: %v", v, err)
+			}
+			dsn += " host=" + h + " port=" + p
+			continue
+		}
+		dsn += " " + k + "=" + v
+	}
+	return dsn
+}
+
+// postgresAddr returns the network and address the DSN connects to.
+func postgresAddr(t testing.TB, dsn string) (network, addr string) {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatalf("parse %s: %v", postgresDSNEnv, err)
+	}
+	port := strconv.Itoa(int(cfg.Port))
+	if strings.HasPrefix(cfg.Host, "/") { // a Unix socket directory
+		return "unix", filepath.Join(cfg.Host, ".s.PGSQL."+port)
+	}
+	return "tcp", net.JoinHostPort(cfg.Host, port)
+}
+
+// seedStore registers the demo user alice and the demo's native client, as
+// example/server does, in a SQL store.
+func seedStore(t testing.TB, st *sqlstore.Store) {
+	t.Helper()
+	ctx := t.Context()
+	if err := st.AddUser(ctx, &store.User{
+		Subject:           "alice",
+		PreferredUsername: aliceUsername,
+		Name:              aliceName,
+		GivenName:         "Alice",
+		FamilyName:        "Example",
+		Email:             aliceEmail,
+		EmailVerified:     true,
+	}, aliceUsername, alicePassword); err != nil {
+		t.Fatalf("add user: %v", err)
+	}
+	if err := st.AddClient(ctx, &store.Client{
+		ID: nativeClient, Name: "Example App",
+		RedirectURIs: []string{loopbackURI, customSchemeURI},
+		Scopes:       strings.Fields(allScopes),
+		Native:       true, FirstParty: true,
+	}); err != nil {
+		t.Fatalf("add client: %v", err)
+	}
+}
+
+// startSQLServer starts pixie on a SQL store behind a real HTTP server whose
+// URL is the issuer, closed when t ends. grants, if not nil, replaces st as
+// the grant store. Expired-grant cleanup is off, so that no background
+// goroutine touches the database at a moment the test does not choose.
+func startSQLServer(t *testing.T, st *sqlstore.Store, grants store.Grants, logger *slog.Logger) *testServer {
+	t.Helper()
+	if grants == nil {
+		grants = st
+	}
+	srv := httptest.NewUnstartedServer(nil)
+	issuer := "http://" + srv.Listener.Addr().String()
+	p, err := provider.New(t.Context(), provider.Config{
+		Issuer:  issuer,
+		Clients: st, Users: st, Grants: grants, Keys: st,
+		CleanupInterval: -1,
+		Logger:          logger,
+	})
+	if err != nil {
+		srv.Close()
+		t.Fatalf("provider.New: %v", err)
+	}
+	h, err := handlers.New(p, handlers.Config{})
+	if err != nil {
+		srv.Close()
+		t.Fatalf("handlers.New: %v", err)
+	}
+	srv.Config.Handler = h
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return &testServer{URL: issuer, Server: srv, Provider: p}
+}
+
+// testLogger returns a logger writing every level as text into a buffer,
+// which is printed if t fails.
+func testLogger(t *testing.T, name string) (*slog.Logger, *syncBuffer) {
+	t.Helper()
+	buf := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log of %s:\n%s", name, buf.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
+}
+
+// tcpProxy forwards TCP connections to a database server. Stopping it is the
+// database going away as the network sees it: new connections are refused
+// and open ones are cut. Restoring it listens again on the same port.
+type tcpProxy struct {
+	network, target string // where connections are forwarded
+	addr            string // where the proxy listens: 127.0.0.1:port
+
+	mu    sync.Mutex
+	ln    net.Listener // nil while stopped
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup // the accept loop and the copying goroutines
+}
+
+// startTCPProxy starts a proxy to target on a free port of 127.0.0.1,
+// stopped when t ends.
+func startTCPProxy(t *testing.T, network, target string) *tcpProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpProxy{network: network, target: target, addr: ln.Addr().String(), conns: map[net.Conn]struct{}{}}
+	p.serve(ln)
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *tcpProxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return // closed by stop
+			}
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				p.forward(c)
+			}()
+		}
+	}()
+}
+
+// forward connects c to the target and copies both ways until either side
+// closes or the proxy stops.
+func (p *tcpProxy) forward(c net.Conn) {
+	up, err := net.DialTimeout(p.network, p.target, 5*time.Second)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	if p.ln == nil { // stopped meanwhile
+		p.mu.Unlock()
+		c.Close()
+		up.Close()
+		return
+	}
+	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+	p.mu.Unlock()
+	var copying sync.WaitGroup
+	for _, pair := range [][2]net.Conn{{up, c}, {c, up}} {
+		copying.Go(func() {
+			_, _ = io.Copy(pair[0], pair[1])
+			// Either direction ending ends the connection, both halves.
+			pair[0].Close()
+			pair[1].Close()
+		})
+	}
+	copying.Wait()
+	p.mu.Lock()
+	delete(p.conns, c)
+	delete(p.conns, up)
+	p.mu.Unlock()
+}
+
+// stop closes the listener and cuts every open connection, and returns once
+// the proxy's goroutines have ended. Stopping a stopped proxy does nothing.
+func (p *tcpProxy) stop() {
+	p.mu.Lock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// restore listens again on the proxy's port.
+func (p *tcpProxy) restore(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		t.Fatalf("proxy: listen again on %s: %v", p.addr, err)
+	}
+	p.serve(ln)
+}
+
+// outageAfterConsume is a SQL store whose Consume can be made to cut the
+// database connection right after it succeeds: armed for a kind, the next
+// successful Consume of that kind (made inside the token request's
+// transaction) runs cut before it returns, so that the rest of the
+// transaction meets a real outage. Everything else, transactions included,
+// is the store's own.
+type outageAfterConsume struct {
+	*sqlstore.Store
+
+	mu   sync.Mutex
+	kind store.Kind
+	cut  func()
+}
+
+// arm makes the next successful Consume of kind run cut.
+func (o *outageAfterConsume) arm(kind store.Kind, cut func()) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.kind, o.cut = kind, cut
+}
+
+func (o *outageAfterConsume) Consume(ctx context.Context, kind store.Kind, signature string) error {
+	err := o.Store.Consume(ctx, kind, signature)
+	o.mu.Lock()
+	var cut func()
+	if err == nil && kind == o.kind {
+		cut, o.kind, o.cut = o.cut, "", nil
+	}
+	o.mu.Unlock()
+	if cut != nil {
+		cut()
+	}
+	return err
+}
+
+// Compile-time checks: the wrapper is still a transactional grant store.
+var (
+	_ store.Grants     = (*outageAfterConsume)(nil)
+	_ store.Transactor = (*outageAfterConsume)(nil)
+)
