@@ -80,7 +80,8 @@ type route struct {
 //	GET      /.well-known/oauth-authorization-server metadata (RFC 8414)
 //	GET      /.well-known/jwks.json                  public signing keys (RFC 7517)
 //	GET|POST /login                                  login page
-//	GET|POST /logout                                 logout page
+//	GET|POST /logout                                 end_session_endpoint (RP-Initiated Logout 1.0)
+//	POST     /logout/confirm                         the logout confirmation form
 func Mount(r Router, p *provider.Provider) error {
 	s, err := New(p, Config{})
 	if err != nil {
@@ -157,8 +158,10 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 		{"GET " + PathJWKS, http.HandlerFunc(s.jwks)},
 		{"GET " + PathLogin, http.HandlerFunc(s.loginPage)},
 		{"POST " + PathLogin, forms.Handler(http.HandlerFunc(s.loginSubmit))},
-		{"GET " + PathLogout, http.HandlerFunc(s.logoutPage)},
-		{"POST " + PathLogout, forms.Handler(http.HandlerFunc(s.logoutSubmit))},
+		// RP-initiated logout may be a GET or a form POST from the app's page.
+		{"GET " + PathLogout, http.HandlerFunc(s.logout)},
+		{"POST " + PathLogout, http.HandlerFunc(s.logout)},
+		{"POST " + PathLogout + "/confirm", forms.Handler(http.HandlerFunc(s.logoutConfirm))},
 	}
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.pattern, rt.h)

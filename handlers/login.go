@@ -89,10 +89,7 @@ func (s *Server) clientName(r *http.Request, request string) string {
 	if err != nil {
 		return ""
 	}
-	if c.Name != "" {
-		return c.Name
-	}
-	return c.ID
+	return displayName(c)
 }
 
 func queryValue(query, key string) string {
@@ -101,31 +98,6 @@ func queryValue(query, key string) string {
 		return ""
 	}
 	return q.Get(key)
-}
-
-// logoutPage asks for confirmation, so that a link or an image on another
-// site cannot sign the user out.
-func (s *Server) logoutPage(w http.ResponseWriter, r *http.Request) {
-	token, ok := s.formToken(w, r)
-	if !ok {
-		return
-	}
-	nonce := newNonce()
-	s.render(w, r, http.StatusOK, "logout.html", nonce, LogoutPage{Nonce: nonce, CSRFToken: token, Action: s.link(PathLogout)})
-}
-
-// logoutSubmit ends the login session.
-func (s *Server) logoutSubmit(w http.ResponseWriter, r *http.Request) {
-	sess, ok := s.postedForm(w, r)
-	if !ok {
-		return
-	}
-	sess.end()
-	if err := s.save(w, r, sess); err != nil {
-		s.p.Logger().ErrorContext(r.Context(), "end login session", "error", err)
-	}
-	nonce := newNonce()
-	s.render(w, r, http.StatusOK, "logout.html", nonce, LogoutPage{Nonce: nonce, Done: true})
 }
 
 // formToken returns the CSRF token a form must post back, saving the

@@ -41,12 +41,15 @@ type ErrorPage struct {
 	Description string // a description for the developer of the app
 }
 
-// LogoutPage is the data of logout.html.
+// LogoutPage is the data of logout.html: a confirmation form, or (Done) the
+// news that the session ended.
 type LogoutPage struct {
-	Nonce     string
-	Done      bool   // true once the session has ended
-	CSRFToken string // must be posted back as csrf_token
-	Action    string // where the form posts
+	Nonce      string
+	Done       bool   // true once the session has ended
+	ClientName string // the app that asked for the logout, or ""
+	CSRFToken  string // must be posted back as csrf_token
+	Request    string // the logout request; posted back as request
+	Action     string // where the form posts
 }
 
 // pages holds the parsed templates.

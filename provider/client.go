@@ -39,6 +39,11 @@ func ValidateClient(c *store.Client) error {
 			return fmt.Errorf("provider: client %q: %w", c.ID, err)
 		}
 	}
+	for _, raw := range c.PostLogoutRedirectURIs {
+		if err := validateRedirectURI(raw, c.Native); err != nil {
+			return fmt.Errorf("provider: client %q: post-logout %w", c.ID, err)
+		}
+	}
 	for _, g := range c.GrantTypes {
 		if g != grantAuthorizationCode && g != grantRefreshToken {
 			return fmt.Errorf("provider: client %q: unsupported grant type %q", c.ID, g)

@@ -166,6 +166,10 @@ type Client struct {
 	// APIs are the identifiers of the APIs (provider.Config.APIs) this client
 	// may ask access tokens for, with the audience or resource parameter.
 	APIs []string
+	// PostLogoutRedirectURIs are where the client may send the browser back
+	// after logging the user out (OpenID Connect RP-Initiated Logout 1.0),
+	// matched exactly.
+	PostLogoutRedirectURIs []string
 }
 
 // Public reports whether the client has no secret.
@@ -178,6 +182,7 @@ func (c *Client) Clone() *Client {
 	d.Scopes = append([]string(nil), c.Scopes...)
 	d.GrantTypes = append([]string(nil), c.GrantTypes...)
 	d.APIs = append([]string(nil), c.APIs...)
+	d.PostLogoutRedirectURIs = append([]string(nil), c.PostLogoutRedirectURIs...)
 	return &d
 }
 
@@ -250,4 +255,33 @@ type Transactor interface {
 // it reports whether the backing database answers, for readiness checks.
 type Pinger interface {
 	Ping(ctx context.Context) error
+}
+
+// Consents remembers which scopes a user allowed a client that is not first
+// party (OpenID Connect Core §3.1.2.4), so that the consent page is shown
+// again only when the client asks for more.
+type Consents interface {
+	// Consent returns the scopes the user has allowed the client, or an
+	// empty list (not an error) if none. The result is a fresh copy.
+	Consent(ctx context.Context, subject, clientID string) ([]string, error)
+	// SaveConsent records that the user allows the client these scopes,
+	// replacing what was recorded before.
+	SaveConsent(ctx context.Context, subject, clientID string, scopes []string) error
+}
+
+// Throttle counts failed logins in fixed windows, so that replicas sharing
+// it throttle together. Keys are opaque strings chosen by the caller (pixie
+// passes digests, never a username or an address in clear).
+type Throttle interface {
+	// AddFailure records a failure for key at time at and returns how many
+	// failures the key has in its current window: a window starts at the
+	// first failure and lasts window; a failure after it starts a new one.
+	// It is atomic: N concurrent calls on one key count N.
+	AddFailure(ctx context.Context, key string, at time.Time, window time.Duration) (int, error)
+	// Failures returns how many failures the key has in a window that is
+	// still open at time at (0 when none is).
+	Failures(ctx context.Context, key string, at time.Time, window time.Duration) (int, error)
+	// ResetFailures forgets the key's failures. It is not an error if there
+	// are none.
+	ResetFailures(ctx context.Context, key string) error
 }
