@@ -28,7 +28,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// r.Form holds the query and, for POST, the body: resume with all of it.
-		http.Redirect(w, r, s.link(PathLogin)+"?"+r.Form.Encode(), http.StatusSeeOther)
+		http.Redirect(w, r, s.loginURL+"?"+r.Form.Encode(), http.StatusSeeOther)
 		return
 	}
 	to, err := s.p.IssueCode(ctx, areq, provider.Login{Subject: sub, AuthTime: authTime, AMR: amr})
@@ -71,16 +71,17 @@ func (s *Server) authorizeFailed(w http.ResponseWriter, r *http.Request, err err
 	s.renderError(w, r, status, ae.Err.Code, ae.Err.Description)
 }
 
-// resumeURL returns the authorization request to resume after a login: the
-// pending request's parameters, minus prompt=login, which the login just
-// honoured. It only ever points at this server's authorization endpoint.
-func (s *Server) resumeURL(request string) (string, bool) {
+// resumeURL returns the authorization request to resume after a login or
+// a consent: the pending request's parameters, minus the prompt value the
+// step just honoured (login or consent). It only ever points at this
+// server's authorization endpoint.
+func (s *Server) resumeURL(request, honoured string) (string, bool) {
 	q, err := url.ParseQuery(request)
 	if err != nil || q.Get("client_id") == "" {
 		return "", false
 	}
 	if p := q.Get("prompt"); p != "" {
-		kept := slices.DeleteFunc(strings.Fields(p), func(v string) bool { return v == "login" })
+		kept := slices.DeleteFunc(strings.Fields(p), func(v string) bool { return v == honoured })
 		if len(kept) == 0 {
 			q.Del("prompt")
 		} else {

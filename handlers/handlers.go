@@ -47,6 +47,12 @@ type Config struct {
 	// SessionLifetime is how long a login session lasts before the user must
 	// sign in again. Default 12 hours.
 	SessionLifetime time.Duration
+	// LoginURL replaces pixie's login page with the host app's own: a user
+	// who must log in is sent there, the authorization request in the
+	// query. The app authenticates the user its own way (its session, its
+	// SSO) and finishes with [Server.PendingLogin] and [Pending.Complete].
+	// Default "": pixie's login page at /login.
+	LoginURL string
 }
 
 // Server serves pixie's endpoints. It is an http.Handler, for mounting under
@@ -61,6 +67,7 @@ type Server struct {
 	mux      *http.ServeMux
 	routes   []route
 	lifetime time.Duration
+	loginURL string // where users log in
 }
 
 type route struct {
@@ -137,6 +144,13 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 		base:     strings.TrimSuffix(iss.Path, "/"),
 		mux:      http.NewServeMux(),
 		lifetime: cfg.SessionLifetime,
+	}
+	s.loginURL = s.link(PathLogin)
+	if u, err := url.Parse(cfg.LoginURL); err != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("handlers: Config.LoginURL %q must be a URL without query or fragment", cfg.LoginURL)
+	}
+	if cfg.LoginURL != "" {
+		s.loginURL = cfg.LoginURL
 	}
 	if secure {
 		// __Host-: the browser refuses it unless Secure, Path=/ and no

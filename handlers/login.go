@@ -65,7 +65,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.p.Logger().InfoContext(ctx, "user logged in", "subject", sub)
-	to, ok := s.resumeURL(request)
+	to, ok := s.resumeURL(request, "login")
 	if !ok {
 		to = s.link("/")
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/sessions"
@@ -14,7 +15,7 @@ import (
 const (
 	keySubject  = "sub"
 	keyAuthTime = "auth_time" // Unix seconds
-	keyAMR      = "amr"
+	keyAMR      = "amr"       // space-separated
 	keyCSRF     = "csrf"
 )
 
@@ -43,11 +44,7 @@ func (l loginSession) subject() (string, time.Time, []string) {
 	if sub == "" || at == 0 {
 		return "", time.Time{}, nil
 	}
-	var methods []string
-	if amr != "" {
-		methods = []string{amr}
-	}
-	return sub, time.Unix(at, 0), methods
+	return sub, time.Unix(at, 0), strings.Fields(amr)
 }
 
 // csrfToken returns the session's CSRF token, creating one if needed. The
@@ -71,11 +68,11 @@ func (l loginSession) checkCSRF(posted string) bool {
 
 // logIn replaces the session's contents with a fresh login: nothing of the
 // session before it survives, including the CSRF token.
-func (l loginSession) logIn(subject string, at time.Time, amr string) {
+func (l loginSession) logIn(subject string, at time.Time, amr ...string) {
 	l.s.Values = map[any]any{
 		keySubject:  subject,
 		keyAuthTime: at.Unix(),
-		keyAMR:      amr,
+		keyAMR:      strings.Join(amr, " "),
 	}
 	_, _ = l.csrfToken()
 }

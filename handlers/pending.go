@@ -1,0 +1,114 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/pixieauth/pixie/provider"
+)
+
+// Pending is an authorization request waiting for the user to log in, as
+// the host app's own login sees it when Config.LoginURL sends users there
+// instead of to pixie's login page. Get it with [Server.PendingLogin]; end it
+// with [Pending.Complete] once the app knows who the user is, or with
+// [Pending.Deny].
+type Pending struct {
+	ClientID   string   // the app asking
+	ClientName string   // its display name
+	Scopes     []string // the scopes it asks for
+	LoginHint  string   // login_hint, for pre-filling a username
+	Prompt     []string // prompt values, such as login
+	request    string   // the authorization request's parameters
+	areq       *provider.AuthorizeRequest
+	s          *Server
+}
+
+// Login is who logged in, as the host app tells pixie in [Pending.Complete].
+type Login struct {
+	Subject  string    // the user's stable identifier: the sub of the tokens. Required.
+	AuthTime time.Time // when the user authenticated; zero means now
+	AMR      []string  // how (RFC 8176), e.g. ["pwd"] or ["pwd", "otp"]
+}
+
+// ErrNoPending is returned by [Server.PendingLogin] when the request carries
+// no authorization request.
+var ErrNoPending = errors.New("handlers: no pending authorization request")
+
+// PendingLogin returns the authorization request waiting on r, a request to
+// the host app's login page: the request's parameters travel in the URL's
+// query (pixie redirects there with them) or, for a form that posts
+// elsewhere, in a field named pixie_request holding [Pending.Request]. It
+// validates the request again, so a tampered one fails here; the error is
+// then an *provider.AuthorizeError, or ErrNoPending.
+func (s *Server) PendingLogin(r *http.Request) (*Pending, error) {
+	request := r.FormValue("pixie_request")
+	if request == "" {
+		request = r.URL.RawQuery
+	}
+	q, err := url.ParseQuery(request)
+	if err != nil || q.Get("client_id") == "" {
+		return nil, ErrNoPending
+	}
+	areq, err := s.parseRequest(r.Context(), request)
+	if err != nil {
+		return nil, err
+	}
+	return &Pending{
+		ClientID:   areq.Client.ID,
+		ClientName: displayName(areq.Client),
+		Scopes:     areq.Scopes,
+		LoginHint:  areq.LoginHint,
+		Prompt:     areq.Prompt,
+		request:    q.Encode(),
+		areq:       areq,
+		s:          s,
+	}, nil
+}
+
+// parseRequest validates an authorization request given as its query.
+func (s *Server) parseRequest(ctx context.Context, request string) (*provider.AuthorizeRequest, error) {
+	r, err := http.NewRequestWithContext(ctx, http.MethodGet, s.link(PathAuthorize)+"?"+request, http.NoBody)
+	if err != nil {
+		return nil, ErrNoPending
+	}
+	return s.p.ParseAuthorizeRequest(ctx, r)
+}
+
+// Request returns the pending request's parameters, for a form field named
+// pixie_request when the login form posts to another URL than it was
+// served at.
+func (p *Pending) Request() string { return p.request }
+
+// Complete logs the user in to pixie (a fresh login session: nothing of the
+// session before it survives) and sends the browser back to the
+// authorization endpoint, which issues the code. Call it only once the app
+// has authenticated the user.
+func (p *Pending) Complete(w http.ResponseWriter, r *http.Request, login Login) {
+	if login.Subject == "" {
+		p.s.p.Logger().ErrorContext(r.Context(), "pending login completed without a subject")
+		p.s.renderError(w, r, http.StatusInternalServerError, provider.ErrCodeServerError, "")
+		return
+	}
+	at := login.AuthTime
+	if at.IsZero() {
+		at = p.s.p.Now()
+	}
+	sess := p.s.session(r)
+	sess.logIn(login.Subject, at, login.AMR...)
+	if err := p.s.save(w, r, sess); err != nil {
+		p.s.p.Logger().ErrorContext(r.Context(), "save login session", "error", err)
+		p.s.renderError(w, r, http.StatusInternalServerError, provider.ErrCodeServerError, "")
+		return
+	}
+	p.s.p.Logger().InfoContext(r.Context(), "user logged in", "subject", login.Subject)
+	to, _ := p.s.resumeURL(p.request, "login")
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// Deny ends the request: the app receives access_denied.
+func (p *Pending) Deny(w http.ResponseWriter, r *http.Request, description string) {
+	http.Redirect(w, r, p.s.p.Refuse(r.Context(), p.areq, provider.ErrCodeAccessDenied, description), http.StatusSeeOther)
+}
