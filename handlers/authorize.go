@@ -31,6 +31,20 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, s.loginURL+"?"+r.Form.Encode(), http.StatusSeeOther)
 		return
 	}
+	consent, err := s.needsConsent(r, areq, sub)
+	if err != nil {
+		s.p.Logger().ErrorContext(ctx, "read consent", "error", err)
+		http.Redirect(w, r, s.p.Refuse(ctx, areq, provider.ErrCodeServerError, "The server could not complete the request."), http.StatusSeeOther)
+		return
+	}
+	if consent {
+		if slices.Contains(areq.Prompt, "none") {
+			http.Redirect(w, r, s.p.Refuse(ctx, areq, "consent_required", "The user has not allowed this client these scopes."), http.StatusSeeOther)
+			return
+		}
+		http.Redirect(w, r, s.link(PathConsent)+"?"+r.Form.Encode(), http.StatusSeeOther)
+		return
+	}
 	to, err := s.p.IssueCode(ctx, areq, provider.Login{Subject: sub, AuthTime: authTime, AMR: amr})
 	if err != nil {
 		s.authorizeFailed(w, r, err)

@@ -11,6 +11,8 @@ import (
 	"github.com/gorilla/sessions"
 
 	"github.com/pixieauth/pixie/provider"
+	"github.com/pixieauth/pixie/store"
+	"github.com/pixieauth/pixie/store/memory"
 )
 
 // Paths of the endpoints, relative to the issuer URL.
@@ -25,6 +27,7 @@ const (
 	PathJWKS        = "/.well-known/jwks.json"
 	PathLogin       = "/login"
 	PathLogout      = "/logout"
+	PathConsent     = "/consent"
 )
 
 // DefaultSessionLifetime is how long a login session lasts by default.
@@ -40,7 +43,8 @@ type Router interface {
 // Config customizes a [Server]. The zero value is ready to use.
 type Config struct {
 	// Templates overrides any subset of the default pages by file name:
-	// login.html ([LoginPage]), error.html ([ErrorPage]), logout.html
+	// login.html ([LoginPage]), consent.html ([ConsentPage]), error.html
+	// ([ErrorPage]), logout.html
 	// ([LogoutPage]) and base.html (the shared "head" template). Files it
 	// does not have fall back to the embedded defaults. Default nil.
 	Templates TemplateFS
@@ -53,6 +57,28 @@ type Config struct {
 	// SSO) and finishes with [Server.PendingLogin] and [Pending.Complete].
 	// Default "": pixie's login page at /login.
 	LoginURL string
+	// Throttle counts failed logins, so that guessing passwords is slow:
+	// after LoginFailuresPerUser failures for a username, or
+	// LoginFailuresPerIP from an address, within LoginFailureWindow, the
+	// login form refuses to check passwords for them until the window ends.
+	// Share it between replicas (the SQL store implements it). Default: in
+	// memory.
+	Throttle store.Throttle
+	// LoginFailuresPerUser defaults to 5.
+	LoginFailuresPerUser int
+	// LoginFailuresPerIP defaults to 50.
+	LoginFailuresPerIP int
+	// LoginFailureWindow defaults to 15 minutes.
+	LoginFailureWindow time.Duration
+	// ClientIP returns the address a login attempt comes from, for the
+	// throttle. Default: the connection's remote address; behind a reverse
+	// proxy, return the address it forwards (and trust only it).
+	ClientIP func(*http.Request) string
+
+	// Consents remembers what users allowed clients that are not first
+	// party; share it between replicas (the SQL store implements it).
+	// Default: in memory, so users are asked again after a restart.
+	Consents store.Consents
 }
 
 // Server serves pixie's endpoints. It is an http.Handler, for mounting under
@@ -68,6 +94,8 @@ type Server struct {
 	routes   []route
 	lifetime time.Duration
 	loginURL string // where users log in
+	consents store.Consents
+	throttle *throttle
 }
 
 type route struct {
@@ -87,6 +115,7 @@ type route struct {
 //	GET      /.well-known/oauth-authorization-server metadata (RFC 8414)
 //	GET      /.well-known/jwks.json                  public signing keys (RFC 7517)
 //	GET|POST /login                                  login page
+//	GET|POST /consent                                consent page (clients that are not first party)
 //	GET|POST /logout                                 end_session_endpoint (RP-Initiated Logout 1.0)
 //	POST     /logout/confirm                         the logout confirmation form
 func Mount(r Router, p *provider.Provider) error {
@@ -145,6 +174,38 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 		mux:      http.NewServeMux(),
 		lifetime: cfg.SessionLifetime,
 	}
+	var mem *memory.Store // the in-memory default of whatever is not configured
+	inMemory := func() *memory.Store {
+		if mem == nil {
+			mem = memory.New()
+		}
+		return mem
+	}
+	s.consents = cfg.Consents
+	if s.consents == nil {
+		s.consents = inMemory()
+	}
+	t := &throttle{st: cfg.Throttle, perUser: cfg.LoginFailuresPerUser, perIP: cfg.LoginFailuresPerIP,
+		window: cfg.LoginFailureWindow, now: p.Now, ip: cfg.ClientIP}
+	if t.st == nil {
+		t.st = inMemory()
+	}
+	if t.perUser == 0 {
+		t.perUser = DefaultLoginFailuresPerUser
+	}
+	if t.perIP == 0 {
+		t.perIP = DefaultLoginFailuresPerIP
+	}
+	if t.window == 0 {
+		t.window = DefaultLoginFailureWindow
+	}
+	if t.ip == nil {
+		t.ip = remoteIP
+	}
+	if t.perUser < 0 || t.perIP < 0 || t.window < time.Second {
+		return nil, errors.New("handlers: Config.LoginFailuresPerUser and LoginFailuresPerIP must not be negative, nor LoginFailureWindow shorter than a second")
+	}
+	s.throttle = t
 	s.loginURL = s.link(PathLogin)
 	if u, err := url.Parse(cfg.LoginURL); err != nil || u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("handlers: Config.LoginURL %q must be a URL without query or fragment", cfg.LoginURL)
@@ -170,6 +231,8 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 		{"GET " + PathOIDCConfig, http.HandlerFunc(s.discovery)},
 		{"GET " + PathOAuthConfig, http.HandlerFunc(s.discovery)},
 		{"GET " + PathJWKS, http.HandlerFunc(s.jwks)},
+		{"GET " + PathConsent, http.HandlerFunc(s.consentPage)},
+		{"POST " + PathConsent, forms.Handler(http.HandlerFunc(s.consentSubmit))},
 		{"GET " + PathLogin, http.HandlerFunc(s.loginPage)},
 		{"POST " + PathLogin, forms.Handler(http.HandlerFunc(s.loginSubmit))},
 		// RP-initiated logout may be a GET or a form POST from the app's page.

@@ -45,11 +45,31 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		s.showLogin(w, r, http.StatusOK, page)
 		return
 	}
+	unavailable := func(op string, err error) {
+		s.p.Logger().ErrorContext(ctx, op, "error", err)
+		s.renderError(w, r, http.StatusInternalServerError, "server_error", "Signing in is not possible right now. Try again later.")
+	}
+	userKey, ipKey := s.throttle.keys(r, username)
+	if blocked, err := s.throttle.blocked(ctx, userKey, ipKey); err != nil {
+		unavailable("read login throttle", err)
+		return
+	} else if blocked {
+		// The password is not checked: a locked account must not confirm
+		// a right guess either.
+		s.p.Logger().WarnContext(ctx, "login throttled")
+		page.Error = "Too many failed attempts. Wait a few minutes and try again."
+		page.CSRFToken, _ = sess.csrfToken()
+		s.showLogin(w, r, http.StatusTooManyRequests, page)
+		return
+	}
 	sub, err := s.p.Users().Authenticate(ctx, username, password)
 	if err != nil {
 		if !errors.Is(err, store.ErrInvalidCredentials) {
-			s.p.Logger().ErrorContext(ctx, "authenticate user", "error", err)
-			s.renderError(w, r, http.StatusInternalServerError, "server_error", "Signing in is not possible right now. Try again later.")
+			unavailable("authenticate user", err)
+			return
+		}
+		if err := s.throttle.failed(ctx, userKey, ipKey); err != nil {
+			unavailable("record login failure", err)
 			return
 		}
 		s.p.Logger().InfoContext(ctx, "login failed")
@@ -57,6 +77,9 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		page.CSRFToken, _ = sess.csrfToken()
 		s.showLogin(w, r, http.StatusOK, page)
 		return
+	}
+	if err := s.throttle.st.ResetFailures(ctx, userKey); err != nil {
+		s.p.Logger().ErrorContext(ctx, "reset login throttle", "error", err)
 	}
 	sess.logIn(sub, s.p.Now(), "pwd")
 	if err := s.save(w, r, sess); err != nil {

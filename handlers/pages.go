@@ -20,7 +20,7 @@ var defaultTemplates embed.FS
 type TemplateFS = fs.FS
 
 // pageNames are the files a template set consists of.
-var pageNames = []string{"base.html", "login.html", "error.html", "logout.html"}
+var pageNames = []string{"base.html", "login.html", "consent.html", "error.html", "logout.html"}
 
 // LoginPage is the data of login.html.
 type LoginPage struct {

@@ -275,8 +275,9 @@ type Consents interface {
 type Throttle interface {
 	// AddFailure records a failure for key at time at and returns how many
 	// failures the key has in its current window: a window starts at the
-	// first failure and lasts window; a failure after it starts a new one.
-	// It is atomic: N concurrent calls on one key count N.
+	// first failure and lasts window (positive), [start, start+window); a
+	// failure after it starts a new one. It is atomic: N concurrent calls on
+	// one key count N.
 	AddFailure(ctx context.Context, key string, at time.Time, window time.Duration) (int, error)
 	// Failures returns how many failures the key has in a window that is
 	// still open at time at (0 when none is).

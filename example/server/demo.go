@@ -33,7 +33,8 @@ func registerDemo(st *memory.Store, o options, out io.Writer) error {
 		return err
 	}
 	for _, c := range []*store.Client{
-		{ID: "example-native", Name: "Example App", RedirectURIs: native, Scopes: scopes, Native: true, FirstParty: true},
+		{ID: "example-native", Name: "Example App", RedirectURIs: native, Scopes: scopes, Native: true, FirstParty: true,
+			PostLogoutRedirectURIs: []string{"com.example.app:/logged-out", "http://127.0.0.1/logged-out"}},
 		{ID: "example-other", Name: "Other App", RedirectURIs: native, Scopes: scopes, Native: true},
 		{ID: "example-api", Name: "Example API", SecretHash: apiSecret, Introspect: true},
 	} {

@@ -99,8 +99,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	mux.HandleFunc("GET /{$}", home)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	// ...and pixie on it: /authorize, /oauth/token, /userinfo, /.well-known/…
-	if err := handlers.Mount(mux, p); err != nil {
+	hcfg := handlers.Config{Consents: st, Throttle: st}
+	if opts.login == "company" {
+		// The app's own login instead of pixie's page (companylogin.go).
+		hcfg.LoginURL = "/company/login"
+	}
+	pixie, err := handlers.New(p, hcfg)
+	if err != nil {
 		return err
+	}
+	pixie.Register(mux)
+	if opts.login == "company" {
+		mountCompanyLogin(mux, pixie, opts)
 	}
 
 	srv := &http.Server{

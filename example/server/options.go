@@ -28,6 +28,7 @@ type options struct {
 	postgres            string
 	memory              bool
 	keySecret           string
+	login               string
 	logLevel            slog.Level
 }
 
@@ -67,6 +68,7 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (opt
 	fs.StringVar(&o.postgres, "postgres", env("PIXIE_POSTGRES", ""), "PostgreSQL DSN (instead of -db), e.g. postgres://user@host/db")
 	fs.BoolVar(&o.memory, "memory", env("PIXIE_MEMORY", "") == "true", "keep everything in memory (instead of -db)")
 	fs.StringVar(&o.keySecret, "key-secret", env("PIXIE_KEY_SECRET", ""), "secret (≥ 32 bytes) encrypting the signing keys in the database (default for SQLite: the file <db>.key, created on first start)")
+	fs.StringVar(&o.login, "login", env("PIXIE_LOGIN", "pixie"), "who logs users in: pixie (its login page) or company (this app's own, through handlers.PendingLogin)")
 	level := env("PIXIE_LOG_LEVEL", "info")
 	fs.Func("log-level", "log level: debug, info, warn, error (default info)", func(s string) error { level = s; return nil })
 	if err := fs.Parse(args); err != nil {
@@ -75,6 +77,9 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (opt
 	fs.Visit(func(f *flag.Flag) { delete(envErrs, f.Name) })
 	for _, name := range slices.Sorted(maps.Keys(envErrs)) {
 		return o, envErrs[name]
+	}
+	if o.login != "pixie" && o.login != "company" {
+		return o, fmt.Errorf("-login %q: want pixie or company", o.login)
 	}
 	if err := o.logLevel.UnmarshalText([]byte(level)); err != nil {
 		return o, fmt.Errorf("-log-level: %w", err)

@@ -17,10 +17,13 @@ import (
 )
 
 // durable is where the example keeps what must survive a restart and be
-// shared by replicas: grants (codes, refresh tokens) and signing keys.
+// shared by replicas: grants (codes, refresh tokens), signing keys,
+// consents and the login throttle.
 type durable interface {
 	store.Grants
 	store.Keys
+	store.Consents // what users allowed example-other
+	store.Throttle // failed logins, shared by replicas
 	Close() error
 }
 

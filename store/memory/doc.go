@@ -1,5 +1,7 @@
 // Package memory is an in-memory backend for pixie: one [Store] implements
-// [store.Clients], [store.Users], [store.Grants] and [store.Keys].
+// [store.Clients], [store.Users], [store.Grants], [store.Keys],
+// [store.Consents] and [store.Throttle], and the optional
+// [store.ExpiredDeleter].
 //
 // It suits tests, demos and a single-process server that can afford to lose
 // its grants and keys on restart. Several replicas cannot share it: use the
@@ -7,8 +9,9 @@
 //
 // Clients and users are registered up front with [Store.AddClient] and
 // [Store.AddUser]; the storage interfaces themselves only read them. Grant
-// records accumulate until deleted: call [Store.DeleteExpired] periodically
-// on a long-running server.
+// records and login-failure counts accumulate until deleted: call
+// [Store.DeleteExpired] periodically on a long-running server. Consents
+// are kept for the life of the Store.
 //
 // A Store is safe for concurrent use. Every value it returns is a fresh copy
 // the caller may modify, and it keeps its own copies of the values passed in.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,19 +13,22 @@ import (
 
 // Compile-time checks that *Store implements every storage interface.
 var (
-	_ store.Clients = (*Store)(nil)
-	_ store.Users   = (*Store)(nil)
-	_ store.Grants  = (*Store)(nil)
-	_ store.Keys    = (*Store)(nil)
+	_ store.Clients        = (*Store)(nil)
+	_ store.Users          = (*Store)(nil)
+	_ store.Grants         = (*Store)(nil)
+	_ store.Keys           = (*Store)(nil)
+	_ store.Consents       = (*Store)(nil)
+	_ store.Throttle       = (*Store)(nil)
+	_ store.ExpiredDeleter = (*Store)(nil)
 )
 
 // dummyPassword is hashed once per Store; an unknown username is checked
 // against that hash so that it costs as much as a known one.
 const dummyPassword = "pixie/memory: password of no user"
 
-// Store holds clients, users, grant records and signing keys in memory. Create
-// one with [New]; the zero value is not usable. A Store is safe for concurrent
-// use.
+// Store holds clients, users, grant records, signing keys, consents and
+// login-failure counts in memory. Create one with [New]; the zero value is
+// not usable. A Store is safe for concurrent use.
 type Store struct {
 	mu        sync.RWMutex
 	clients   map[string]*store.Client // by client ID
@@ -35,6 +39,8 @@ type Store struct {
 	// the set of signatures. It always matches grants exactly.
 	byRequest map[requestKey]map[string]struct{}
 	keys      []store.Key // in the order added
+	consents  map[consentKey][]string
+	failures  map[string]*failureWindow // by throttle key
 
 	dummyOnce sync.Once
 	dummyHash string
@@ -59,6 +65,21 @@ type requestKey struct {
 	requestID string
 }
 
+// consentKey is the key of a consent: the user and the client.
+type consentKey struct {
+	subject  string
+	clientID string
+}
+
+// failureWindow is the failure count of one throttle key.
+type failureWindow struct {
+	count int
+	start time.Time // the first failure of the window
+	// end is start plus the window passed to the latest AddFailure: after
+	// it, DeleteExpired drops the entry.
+	end time.Time
+}
+
 // New returns an empty Store.
 func New() *Store {
 	return &Store{
@@ -67,6 +88,8 @@ func New() *Store {
 		usernames: make(map[string]string),
 		grants:    make(map[grantKey]*store.Grant),
 		byRequest: make(map[requestKey]map[string]struct{}),
+		consents:  make(map[consentKey][]string),
+		failures:  make(map[string]*failureWindow),
 	}
 }
 
@@ -279,9 +302,13 @@ func (s *Store) Revoke(_ context.Context, kind store.Kind, requestID string) err
 }
 
 // DeleteExpired removes every grant record whose ExpiresAt is before the given
-// time, active or not, and returns how many it removed. Call it periodically,
-// e.g. with time.Now(), so that the store does not grow without bound. A
-// record with a zero ExpiresAt counts as expired.
+// time, active or not, and returns how many it removed. A record with a zero
+// ExpiresAt counts as expired. It implements [store.ExpiredDeleter].
+//
+// It also forgets the login-failure counts (see [Store.AddFailure]) whose
+// window ended before that time; they are not counted in the result. Call
+// it periodically, e.g. with time.Now(), so that the store does not grow
+// without bound.
 func (s *Store) DeleteExpired(_ context.Context, before time.Time) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -290,6 +317,11 @@ func (s *Store) DeleteExpired(_ context.Context, before time.Time) (int, error) 
 		if g.ExpiresAt.Before(before) {
 			s.remove(g) // deleting from a map while ranging over it is safe
 			n++
+		}
+	}
+	for key, w := range s.failures {
+		if w.end.Before(before) {
+			delete(s.failures, key)
 		}
 	}
 	return n, nil
@@ -330,5 +362,78 @@ func (s *Store) AddKey(_ context.Context, k store.Key) error {
 		}
 	}
 	s.keys = append(s.keys, k)
+	return nil
+}
+
+// Consent returns a copy of the scopes the user last allowed the client, in
+// the order saved, or an empty list and no error if none. It implements
+// [store.Consents].
+func (s *Store) Consent(_ context.Context, subject, clientID string) ([]string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	scopes := s.consents[consentKey{subject, clientID}]
+	if len(scopes) == 0 {
+		return nil, nil
+	}
+	return slices.Clone(scopes), nil
+}
+
+// SaveConsent records a copy of the scopes the user allows the client,
+// replacing what was recorded before. It implements [store.Consents].
+func (s *Store) SaveConsent(_ context.Context, subject, clientID string, scopes []string) error {
+	scopes = slices.Clone(scopes)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.consents[consentKey{subject, clientID}] = scopes
+	return nil
+}
+
+// AddFailure records a failure for key at time at and returns the number of
+// failures in the key's current window, this one included. The window starts
+// at the first failure and ends window later: a failure at or after its end
+// starts a new window, counting 1. It implements [store.Throttle]; a window
+// that is not positive is an error.
+//
+// The counts live until [Store.ResetFailures] or until [Store.DeleteExpired]
+// finds their window ended.
+func (s *Store) AddFailure(_ context.Context, key string, at time.Time, window time.Duration) (int, error) {
+	if window <= 0 {
+		return 0, fmt.Errorf("memory: add failure: window %v is not positive", window)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w, ok := s.failures[key]
+	if !ok || !at.Before(w.start.Add(window)) {
+		w = &failureWindow{start: at}
+		s.failures[key] = w
+	}
+	w.count++
+	w.end = w.start.Add(window)
+	return w.count, nil
+}
+
+// Failures returns the number of failures of key in a window still open at
+// time at: one that started less than window before it. Otherwise it
+// returns 0. It implements [store.Throttle]; a window that is not positive
+// is an error.
+func (s *Store) Failures(_ context.Context, key string, at time.Time, window time.Duration) (int, error) {
+	if window <= 0 {
+		return 0, fmt.Errorf("memory: failures: window %v is not positive", window)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	w, ok := s.failures[key]
+	if !ok || !at.Before(w.start.Add(window)) {
+		return 0, nil
+	}
+	return w.count, nil
+}
+
+// ResetFailures forgets the failures of key. It implements [store.Throttle];
+// it is not an error if there are none.
+func (s *Store) ResetFailures(_ context.Context, key string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.failures, key)
 	return nil
 }

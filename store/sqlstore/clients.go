@@ -46,8 +46,12 @@ func (s *Store) writeClient(ctx context.Context, st *sql.Stmt, c *store.Client, 
 	if err != nil {
 		return fmt.Errorf("sqlstore: %s %q: %w", op, c.ID, err)
 	}
+	postLogout, err := encodeList(c.PostLogoutRedirectURIs)
+	if err != nil {
+		return fmt.Errorf("sqlstore: %s %q: %w", op, c.ID, err)
+	}
 	res, err := s.stmt(ctx, st).ExecContext(ctx,
-		c.ID, c.Name, c.SecretHash, redirects, scopes, grantTypes, c.Native, c.FirstParty, c.Introspect, c.IDTokenAlg, apis)
+		c.ID, c.Name, c.SecretHash, redirects, scopes, grantTypes, c.Native, c.FirstParty, c.Introspect, c.IDTokenAlg, apis, postLogout)
 	if err := inserted(res, err); err != nil {
 		return fmt.Errorf("sqlstore: %s %q: %w", op, c.ID, err)
 	}
@@ -58,9 +62,9 @@ func (s *Store) writeClient(ctx context.Context, st *sql.Stmt, c *store.Client, 
 // [store.ErrNotFound]. It implements [store.Clients].
 func (s *Store) Client(ctx context.Context, id string) (*store.Client, error) {
 	c := &store.Client{ID: id}
-	var redirects, scopes, grantTypes, apis string
+	var redirects, scopes, grantTypes, apis, postLogout string
 	err := s.stmt(ctx, s.stmts.clientGet).QueryRowContext(ctx, id).Scan(
-		&c.Name, &c.SecretHash, &redirects, &scopes, &grantTypes, &c.Native, &c.FirstParty, &c.Introspect, &c.IDTokenAlg, &apis)
+		&c.Name, &c.SecretHash, &redirects, &scopes, &grantTypes, &c.Native, &c.FirstParty, &c.Introspect, &c.IDTokenAlg, &apis, &postLogout)
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			err = store.ErrNotFound
@@ -78,6 +82,9 @@ func (s *Store) Client(ctx context.Context, id string) (*store.Client, error) {
 	}
 	if c.APIs, err = decodeList(apis); err != nil {
 		return nil, fmt.Errorf("sqlstore: client %q: apis: %w", id, err)
+	}
+	if c.PostLogoutRedirectURIs, err = decodeList(postLogout); err != nil {
+		return nil, fmt.Errorf("sqlstore: client %q: post_logout_redirect_uris: %w", id, err)
 	}
 	return c, nil
 }

@@ -1,7 +1,8 @@
 // Package sqlstore is pixie's SQL backend over [database/sql]: one [Store]
-// implements [store.Clients], [store.Users], [store.Grants] and [store.Keys],
-// and the optional capabilities [store.ExpiredDeleter], [store.Transactor]
-// and [store.Pinger], on SQLite or PostgreSQL.
+// implements [store.Clients], [store.Users], [store.Grants], [store.Keys],
+// [store.Consents] and [store.Throttle], and the optional capabilities
+// [store.ExpiredDeleter], [store.Transactor] and [store.Pinger], on SQLite or
+// PostgreSQL.
 //
 // It imports no database driver. Most programs use one of the openers,
 // which do, and return a Store that also owns (and closes) the database:
@@ -32,7 +33,9 @@
 // [Config.KeySecret]; the key ID and algorithm are authenticated with it, so
 // a key decrypts only in its own row, and a wrong secret yields [ErrDecrypt],
 // never garbage. [New] refuses to start without a KeySecret of at least 32
-// bytes.
+// bytes. Consents are the scopes a user allowed a client; login-failure
+// counts are kept under the keys the caller chooses (pixie passes digests,
+// never a username or an address in clear).
 //
 // Times are stored as integer Unix microseconds (UTC by definition) on both
 // dialects, and returned in UTC. Lists of strings (redirect URIs, scopes,
@@ -97,6 +100,23 @@
 // Schema version 2 adds to clients the column apis TEXT NOT NULL DEFAULT '[]'
 // (a JSON array: [store.Client.APIs]).
 //
+// Schema version 3 adds two tables. The table consents holds
+// [store.Consents]: one row per user and client, with the columns subject
+// TEXT, client_id TEXT, scopes TEXT NOT NULL DEFAULT '[]' (a JSON array)
+// and updated_at BIGINT (Unix microseconds of the latest save, for
+// operators: pixie does not read it), and the primary key (subject,
+// client_id). The table throttle holds [store.Throttle]'s failure counts:
+// one row per key, with the columns key TEXT PRIMARY KEY, count BIGINT,
+// window_start BIGINT and expires_at BIGINT (Unix microseconds), and the
+// index throttle_expires_idx on expires_at. window_start is the first
+// failure of the current window; expires_at is window_start plus the
+// window passed to the latest AddFailure, and [Store.DeleteExpired]
+// removes the rows whose expires_at is before its argument, as it removes
+// expired grants. Both tables start empty.
+//
+// Schema version 4 adds to clients the column post_logout_redirect_uris TEXT
+// NOT NULL DEFAULT '[]' (a JSON array: [store.Client.PostLogoutRedirectURIs]).
+//
 // [Config.TablePrefix] puts a prefix in front of every one of these names,
 // including pixie_migrations, so that pixie can share a database with an
 // application that has tables of those names. On PostgreSQL a schema of its
@@ -116,9 +136,15 @@
 // use. Inserts are INSERT … ON CONFLICT DO NOTHING with a rows-affected
 // check, so a duplicate is [store.ErrAlreadyExists] without decoding
 // driver-specific errors and, on PostgreSQL, without aborting the
-// surrounding transaction. Every call is one round trip, except a Consume
-// that loses, which asks a second time to tell [store.ErrConsumed] from
-// [store.ErrNotFound].
+// surrounding transaction. Counting a login failure is one upsert, INSERT …
+// ON CONFLICT (key) DO UPDATE SET count = CASE WHEN the window has ended
+// THEN 1 ELSE count + 1 END, … RETURNING count: the database decides and
+// counts in one statement, under the row's lock (PostgreSQL) or the write
+// lock (SQLite), so N concurrent failures of one key count 1 to N on any
+// number of replicas. Saving a consent is one upsert too.
+// Every call is one round trip, except a Consume that loses, which asks a
+// second time to tell [store.ErrConsumed] from [store.ErrNotFound], and
+// DeleteExpired, which deletes from two tables.
 //
 // Every statement is prepared once by [New]; database/sql prepares it again
 // on each pooled connection the first time it runs there.

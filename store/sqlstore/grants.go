@@ -118,11 +118,19 @@ func (s *Store) Revoke(ctx context.Context, kind store.Kind, requestID string) e
 // DeleteExpired removes every grant record whose ExpiresAt is before the
 // given time, active or not, and returns how many it removed. It implements
 // [store.ExpiredDeleter]. A record with a zero ExpiresAt counts as expired.
-// It is one DELETE, using the index on expires_at.
+//
+// It also removes the login-failure rows (see [Store.AddFailure]) whose
+// window ended before that time; they are not counted in the result. Each
+// is one DELETE, using the index on expires_at of its table. If the second
+// fails, DeleteExpired returns the number of grant records removed with the
+// error.
 func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int, error) {
 	n, err := affected(s.stmt(ctx, s.stmts.grantDeleteExpired).ExecContext(ctx, toMicro(before)))
 	if err != nil {
 		return 0, fmt.Errorf("sqlstore: delete expired grants: %w", err)
+	}
+	if _, err := s.stmt(ctx, s.stmts.failureDeleteExpired).ExecContext(ctx, toMicro(before)); err != nil {
+		return int(n), fmt.Errorf("sqlstore: delete ended failure windows: %w", err)
 	}
 	return int(n), nil
 }

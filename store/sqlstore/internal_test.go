@@ -3,8 +3,10 @@ package sqlstore
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -161,4 +163,59 @@ func normalizeSQL(s string) string {
 		b.WriteString(" ")
 	}
 	return strings.Join(strings.Fields(b.String()), " ")
+}
+
+// laterNames finds the names a migration statement adds: a table and its
+// columns, an index, or a column.
+var laterNames = []*regexp.Regexp{
+	regexp.MustCompile(`CREATE TABLE (\w+)`),
+	regexp.MustCompile(`CREATE INDEX (\w+)`),
+	regexp.MustCompile(`ADD COLUMN (\w+)`),
+	regexp.MustCompile(`(?m)^\s+(\w+)\s+(?:TEXT|INTEGER|BIGINT|BOOLEAN|BLOB|BYTEA)\b`), // a column
+}
+
+// TestDocLaterVersions checks that the package documentation describes
+// every schema version after the first, which it does in prose: it names
+// the version and every table, column and index the version adds.
+func TestDocLaterVersions(t *testing.T) {
+	tests := []struct {
+		docFile string
+		dialect Dialect
+	}{
+		{"doc.go", Postgres},
+		{"sqlite/doc.go", SQLite},
+	}
+	for _, tc := range tests {
+		t.Run(tc.docFile, func(t *testing.T) {
+			src, err := os.ReadFile(tc.docFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The prose after the version 1 schema.
+			_, doc, ok := strings.Cut(string(src), "Schema version 2 ")
+			if !ok {
+				t.Fatalf("%s does not describe schema version 2", tc.docFile)
+			}
+			doc = "Schema version 2 " + doc
+			ms, err := loadMigrations(tc.dialect, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range ms[1:] {
+				if want := fmt.Sprintf("Schema version %d ", m.version); !strings.Contains(doc, want) {
+					t.Errorf("%s does not describe %s: no %q", tc.docFile, m.name, want)
+					continue
+				}
+				for _, stmt := range m.stmts {
+					for _, re := range laterNames {
+						for _, match := range re.FindAllStringSubmatch(stmt, -1) {
+							if !regexp.MustCompile(`\b` + match[1] + `\b`).MatchString(doc) {
+								t.Errorf("%s does not name %s, which %s adds", tc.docFile, match[1], m.name)
+							}
+						}
+					}
+				}
+			}
+		})
+	}
 }

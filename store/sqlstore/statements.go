@@ -31,6 +31,14 @@ type statements struct {
 
 	keysAll *sql.Stmt
 	keyAdd  *sql.Stmt
+
+	consentGet  *sql.Stmt
+	consentSave *sql.Stmt
+
+	failureAdd           *sql.Stmt
+	failureGet           *sql.Stmt
+	failureReset         *sql.Stmt
+	failureDeleteExpired *sql.Stmt
 }
 
 // The queries, written with ? placeholders and {p} for the table prefix.
@@ -38,18 +46,18 @@ type statements struct {
 // catching a unique violation: no driver-specific error decoding, and on
 // PostgreSQL a duplicate does not abort the surrounding transaction.
 const (
-	qClientGet = `SELECT name, secret_hash, redirect_uris, scopes, grant_types, native, first_party, introspect, id_token_alg, apis
+	qClientGet = `SELECT name, secret_hash, redirect_uris, scopes, grant_types, native, first_party, introspect, id_token_alg, apis, post_logout_redirect_uris
 FROM {p}clients WHERE id = ?`
 	qClientAdd = `INSERT INTO {p}clients
-(id, name, secret_hash, redirect_uris, scopes, grant_types, native, first_party, introspect, id_token_alg, apis)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+(id, name, secret_hash, redirect_uris, scopes, grant_types, native, first_party, introspect, id_token_alg, apis, post_logout_redirect_uris)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
 	qClientPut = `INSERT INTO {p}clients
-(id, name, secret_hash, redirect_uris, scopes, grant_types, native, first_party, introspect, id_token_alg, apis)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET
+(id, name, secret_hash, redirect_uris, scopes, grant_types, native, first_party, introspect, id_token_alg, apis, post_logout_redirect_uris)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET
 name = excluded.name, secret_hash = excluded.secret_hash, redirect_uris = excluded.redirect_uris,
 scopes = excluded.scopes, grant_types = excluded.grant_types, native = excluded.native,
 first_party = excluded.first_party, introspect = excluded.introspect, id_token_alg = excluded.id_token_alg,
-apis = excluded.apis`
+apis = excluded.apis, post_logout_redirect_uris = excluded.post_logout_redirect_uris`
 
 	qUserAuth = `SELECT subject, password_hash FROM {p}users WHERE username = ?`
 	qUserGet  = `SELECT preferred_username, name, given_name, family_name, email, email_verified, picture, locale
@@ -72,6 +80,30 @@ FROM {p}grants WHERE kind = ? AND signature = ?`
 
 	qKeysAll = `SELECT id, algorithm, private_enc, created_at FROM {p}keys ORDER BY created_at, id`
 	qKeyAdd  = `INSERT INTO {p}keys (id, algorithm, private_enc, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`
+
+	qConsentGet  = `SELECT scopes FROM {p}consents WHERE subject = ? AND client_id = ?`
+	qConsentSave = `INSERT INTO {p}consents (subject, client_id, scopes, updated_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (subject, client_id) DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at`
+
+	// qFailureAdd counts a failure in one atomic upsert. Its arguments: the
+	// key; the time of the failure and that time plus the window, which
+	// start a new window (count 1) if the key has no row; three times the
+	// time of the failure minus the window, the latest window_start of a
+	// window that has ended by then (window_start + window <= at), which
+	// starts a new window too; and the window, to move expires_at when the
+	// failure falls in the current one. In SET, every column reference is
+	// to the row as it was, on both dialects.
+	qFailureAdd = `INSERT INTO {p}throttle (key, count, window_start, expires_at) VALUES (?, 1, ?, ?)
+ON CONFLICT (key) DO UPDATE SET
+count = CASE WHEN {p}throttle.window_start <= ? THEN 1 ELSE {p}throttle.count + 1 END,
+window_start = CASE WHEN {p}throttle.window_start <= ? THEN excluded.window_start ELSE {p}throttle.window_start END,
+expires_at = CASE WHEN {p}throttle.window_start <= ? THEN excluded.expires_at ELSE {p}throttle.window_start + ? END
+RETURNING count`
+	// qFailureGet's second argument is the time minus the window: a window
+	// that started after it is still open.
+	qFailureGet           = `SELECT count FROM {p}throttle WHERE key = ? AND window_start > ?`
+	qFailureReset         = `DELETE FROM {p}throttle WHERE key = ?`
+	qFailureDeleteExpired = `DELETE FROM {p}throttle WHERE expires_at < ?`
 )
 
 // prepare prepares every statement on db. On error it closes those it
@@ -125,5 +157,11 @@ func (st *statements) list() []struct {
 		{&st.grantDeleteExpired, qGrantDeleteExpire},
 		{&st.keysAll, qKeysAll},
 		{&st.keyAdd, qKeyAdd},
+		{&st.consentGet, qConsentGet},
+		{&st.consentSave, qConsentSave},
+		{&st.failureAdd, qFailureAdd},
+		{&st.failureGet, qFailureGet},
+		{&st.failureReset, qFailureReset},
+		{&st.failureDeleteExpired, qFailureDeleteExpired},
 	}
 }

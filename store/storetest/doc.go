@@ -4,10 +4,12 @@
 //
 // The suite checks behaviour through the interfaces only: not-found and
 // duplicate errors, that returned values are copies, that records survive a
-// round trip, and that [store.Grants.Consume] and [store.Grants.Delete] are
-// atomic under 50 concurrent callers (run it with -race). Optional
-// capabilities, such as deleting expired grants, are tested when the backend
-// has them.
+// round trip, that [store.Grants.Consume] and [store.Grants.Delete] are
+// atomic under 50 concurrent callers, and that [store.Throttle.AddFailure]
+// counts 50 concurrent failures of one key as 1 to 50, each once (run it
+// with -race). The throttle tests pass explicit times and never sleep.
+// Optional capabilities, such as deleting expired grants, are tested when
+// the backend has them.
 //
 // It uses the standard testing package only, and never calls t.Parallel: each
 // subtest gets its own Stores from the constructor passed to [Run].

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -16,10 +17,12 @@ import (
 // need it are then skipped, so a backend that implements only [store.Users]
 // sets Users and AddUser and nothing else.
 type Stores struct {
-	Clients store.Clients
-	Users   store.Users
-	Grants  store.Grants
-	Keys    store.Keys
+	Clients  store.Clients
+	Users    store.Users
+	Grants   store.Grants
+	Keys     store.Keys
+	Consents store.Consents
+	Throttle store.Throttle
 
 	// AddClient registers a client, so that Clients can find it. The
 	// interfaces have no such method: seeding is the backend's business.
@@ -34,7 +37,8 @@ type expiredDeleter interface {
 	DeleteExpired(ctx context.Context, before time.Time) (int, error)
 }
 
-// racers is the number of goroutines that race to consume or delete one record.
+// racers is the number of goroutines that race to consume or delete one
+// record, or to count a failure of one throttle key.
 const racers = 50
 
 // Run runs the conformance suite: one subtest per behaviour, grouped by
@@ -48,6 +52,7 @@ const racers = 50
 //			s := mystore.New(openTestDB(t)) // empty for every subtest
 //			return storetest.Stores{
 //				Clients: s, Users: s, Grants: s, Keys: s,
+//				Consents: s, Throttle: s,
 //				AddClient: s.AddClient,
 //				AddUser:   s.AddUser,
 //			}
@@ -59,7 +64,7 @@ const racers = 50
 //
 // Times are compared with [time.Time.Equal] on UTC times truncated to the
 // second, so a backend must keep at least second precision and may return
-// another location. Grant data is compared byte for byte and includes bytes
+// another location. The throttle tests pass whole-second times and windows. Grant data is compared byte for byte and includes bytes
 // that are not valid UTF-8: store it as a blob, not as text.
 func Run(t *testing.T, newStores func(t *testing.T) Stores) {
 	t.Helper()
@@ -131,6 +136,22 @@ func suite() []group {
 			{"Duplicate", fresh(testKeysDuplicate)},
 			{"ReturnsCopy", fresh(testKeysReturnsCopy)},
 		}},
+		{"Consents", []test{
+			{"Empty", fresh(testConsentEmpty)},
+			{"RoundTrip", fresh(testConsentRoundTrip)},
+			{"SaveReplaces", fresh(testConsentSaveReplaces)},
+			{"Isolation", fresh(testConsentIsolation)},
+			{"KeepsCopy", fresh(testConsentKeepsCopy)},
+			{"ReturnsCopy", fresh(testConsentReturnsCopy)},
+		}},
+		{"Throttle", []test{
+			{"UnknownKey", fresh(testThrottleUnknownKey)},
+			{"CountsWithinWindow", fresh(testThrottleCountsWithinWindow)},
+			{"NewWindowAfterEnd", fresh(testThrottleNewWindow)},
+			{"Reset", fresh(testThrottleReset)},
+			{"KeysAreDistinct", fresh(testThrottleKeysAreDistinct)},
+			{"ConcurrentAddFailure", fresh(testThrottleConcurrent)},
+		}},
 	}
 }
 
@@ -190,12 +211,28 @@ func needKeys(t *testing.T, s Stores) store.Keys {
 	return s.Keys
 }
 
+func needConsents(t *testing.T, s Stores) store.Consents {
+	t.Helper()
+	if s.Consents == nil {
+		t.Skip("Stores.Consents is nil")
+	}
+	return s.Consents
+}
+
+func needThrottle(t *testing.T, s Stores) store.Throttle {
+	t.Helper()
+	if s.Throttle == nil {
+		t.Skip("Stores.Throttle is nil")
+	}
+	return s.Throttle
+}
+
 // now is the current time as the suite compares it: UTC, whole seconds.
 func now() time.Time { return time.Now().UTC().Truncate(time.Second) }
 
-// race calls fn from n goroutines released together by a start barrier, and
-// returns the error of each.
-func race(n int, fn func() error) []error {
+// race calls fn(i) for i in [0, n) from n goroutines released together by a
+// start barrier, and returns the error of each.
+func race(n int, fn func(i int) error) []error {
 	errs := make([]error, n)
 	var ready, done sync.WaitGroup
 	start := make(chan struct{})
@@ -204,7 +241,7 @@ func race(n int, fn func() error) []error {
 		done.Go(func() {
 			ready.Done()
 			<-start
-			errs[i] = fn()
+			errs[i] = fn(i)
 		})
 	}
 	ready.Wait()
@@ -235,17 +272,18 @@ func exactlyOneWins(t *testing.T, errs []error, loser error) {
 
 func sampleClient() *store.Client {
 	return &store.Client{
-		ID:           "client-1",
-		Name:         "Example App",
-		SecretHash:   "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
-		RedirectURIs: []string{"https://app.example.com/callback", "http://127.0.0.1/callback"},
-		APIs:         []string{"https://api.example.com"},
-		Scopes:       []string{"openid", "profile", "email", "offline_access"},
-		GrantTypes:   []string{"authorization_code", "refresh_token"},
-		Native:       true,
-		FirstParty:   true,
-		Introspect:   true,
-		IDTokenAlg:   "ES256",
+		ID:                     "client-1",
+		Name:                   "Example App",
+		SecretHash:             "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+		RedirectURIs:           []string{"https://app.example.com/callback", "http://127.0.0.1/callback"},
+		APIs:                   []string{"https://api.example.com"},
+		PostLogoutRedirectURIs: []string{"https://app.example.com/logged-out"},
+		Scopes:                 []string{"openid", "profile", "email", "offline_access"},
+		GrantTypes:             []string{"authorization_code", "refresh_token"},
+		Native:                 true,
+		FirstParty:             true,
+		Introspect:             true,
+		IDTokenAlg:             "ES256",
 	}
 }
 
@@ -583,7 +621,7 @@ func testConcurrentConsume(t *testing.T, s Stores, kind store.Kind) {
 	grants := needGrants(t, s)
 	ctx := t.Context()
 	mustOK(t, grants.CreateGrant(ctx, newGrant(kind, "contested", "req-1")))
-	errs := race(racers, func() error { return grants.Consume(ctx, kind, "contested") })
+	errs := race(racers, func(int) error { return grants.Consume(ctx, kind, "contested") })
 	exactlyOneWins(t, errs, store.ErrConsumed)
 	wantActive(t, grants, kind, "contested", false)
 }
@@ -616,7 +654,7 @@ func testConcurrentDeletePKCE(t *testing.T, s Stores) {
 	grants := needGrants(t, s)
 	ctx := t.Context()
 	mustOK(t, grants.CreateGrant(ctx, newGrant(store.KindPKCE, "contested", "req-1")))
-	errs := race(racers, func() error { return grants.Delete(ctx, store.KindPKCE, "contested") })
+	errs := race(racers, func(int) error { return grants.Delete(ctx, store.KindPKCE, "contested") })
 	exactlyOneWins(t, errs, store.ErrNotFound)
 	_, err := grants.Grant(ctx, store.KindPKCE, "contested")
 	mustErrIs(t, err, store.ErrNotFound)
@@ -811,4 +849,279 @@ func testKeysReturnsCopy(t *testing.T, s Stores) {
 	if len(again) != 1 || !bytes.Equal(again[0].Private, want.Private) || again[0].Algorithm != want.Algorithm {
 		t.Errorf("after modifying a returned key, got %+v, want %+v", again, want)
 	}
+}
+
+// ---- Consents ----
+
+// checkScopes compares got with want as sets: the contract does not promise
+// the order of the scopes.
+func checkScopes(t *testing.T, got, want []string) {
+	t.Helper()
+	g, w := slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))
+	if !slices.Equal(g, w) {
+		t.Errorf("got scopes %q, want %q", got, want)
+	}
+}
+
+// consentOf returns the consent of subject to clientID, or stops the test.
+func consentOf(t *testing.T, c store.Consents, subject, clientID string) []string {
+	t.Helper()
+	scopes, err := c.Consent(t.Context(), subject, clientID)
+	mustOK(t, err)
+	return scopes
+}
+
+func testConsentEmpty(t *testing.T, s Stores) {
+	consents := needConsents(t, s)
+	if got := consentOf(t, consents, "248289761001", "client-1"); len(got) != 0 {
+		t.Errorf("empty store: got scopes %q, want none", got)
+	}
+	// Another user's consent to the client, and the user's to another
+	// client, are not this one.
+	mustOK(t, consents.SaveConsent(t.Context(), "other-subject", "client-1", []string{"openid"}))
+	mustOK(t, consents.SaveConsent(t.Context(), "248289761001", "client-2", []string{"openid"}))
+	if got := consentOf(t, consents, "248289761001", "client-1"); len(got) != 0 {
+		t.Errorf("got scopes %q, want none", got)
+	}
+}
+
+func testConsentRoundTrip(t *testing.T, s Stores) {
+	consents := needConsents(t, s)
+	want := []string{"openid", "profile", "email", "offline_access", "https://api.example.com/read"}
+	mustOK(t, consents.SaveConsent(t.Context(), "248289761001", "client-1", slices.Clone(want)))
+	checkScopes(t, consentOf(t, consents, "248289761001", "client-1"), want)
+}
+
+func testConsentSaveReplaces(t *testing.T, s Stores) {
+	consents := needConsents(t, s)
+	ctx := t.Context()
+	const sub, client = "248289761001", "client-1"
+	// Each step saves scopes and expects them back: a save replaces the
+	// previous one, whether it grants more, fewer or none.
+	steps := [][]string{
+		{"openid", "profile"},
+		{"openid", "profile", "email"},
+		{"openid"},
+		{},
+		{"email"},
+	}
+	for i, scopes := range steps {
+		mustOK(t, consents.SaveConsent(ctx, sub, client, slices.Clone(scopes)))
+		got := consentOf(t, consents, sub, client)
+		if len(scopes) == 0 && len(got) != 0 {
+			t.Errorf("step %d: got scopes %q, want none", i, got)
+			continue
+		}
+		checkScopes(t, got, scopes)
+	}
+}
+
+func testConsentIsolation(t *testing.T, s Stores) {
+	consents := needConsents(t, s)
+	ctx := t.Context()
+	// Each record: a user, a client and the scopes the user allows it. The
+	// last two would collide in a store that joined subject and client ID
+	// with a colon.
+	records := []struct {
+		subject, clientID string
+		scopes            []string
+	}{
+		{"alice", "web", []string{"openid", "profile"}},
+		{"alice", "cli", []string{"openid", "offline_access"}},
+		{"bob", "web", []string{"email"}},
+		{"a:b", "c", []string{"profile"}},
+		{"a", "b:c", []string{"phone"}},
+	}
+	for _, r := range records {
+		mustOK(t, consents.SaveConsent(ctx, r.subject, r.clientID, slices.Clone(r.scopes)))
+	}
+	// Replacing one leaves the others alone.
+	records[0].scopes = []string{"openid"}
+	mustOK(t, consents.SaveConsent(ctx, "alice", "web", []string{"openid"}))
+	for _, r := range records {
+		checkScopes(t, consentOf(t, consents, r.subject, r.clientID), r.scopes)
+	}
+	if got := consentOf(t, consents, "bob", "cli"); len(got) != 0 {
+		t.Errorf("bob, cli: got scopes %q, want none", got)
+	}
+}
+
+func testConsentKeepsCopy(t *testing.T, s Stores) {
+	consents := needConsents(t, s)
+	saved := []string{"openid", "profile"}
+	mustOK(t, consents.SaveConsent(t.Context(), "248289761001", "client-1", saved))
+	saved[1] = "admin"
+	checkScopes(t, consentOf(t, consents, "248289761001", "client-1"), []string{"openid", "profile"})
+}
+
+func testConsentReturnsCopy(t *testing.T, s Stores) {
+	consents := needConsents(t, s)
+	want := []string{"openid", "profile"}
+	mustOK(t, consents.SaveConsent(t.Context(), "248289761001", "client-1", slices.Clone(want)))
+	got := consentOf(t, consents, "248289761001", "client-1")
+	if len(got) != len(want) {
+		t.Fatalf("got scopes %q, want %q", got, want)
+	}
+	got[0] = "admin"
+	got[1] = "everything"
+	checkScopes(t, consentOf(t, consents, "248289761001", "client-1"), want)
+}
+
+// ---- Throttle ----
+
+// throttleStart is the time the throttle tests count from, and throttleWindow
+// their window. The store is given explicit times, so no test sleeps.
+var throttleStart = time.Date(2031, 4, 5, 6, 7, 8, 0, time.UTC)
+
+const throttleWindow = 15 * time.Minute
+
+// at is the time d after throttleStart.
+func at(d time.Duration) time.Time { return throttleStart.Add(d) }
+
+// addFailure calls AddFailure and checks the count it returns.
+func addFailure(t *testing.T, th store.Throttle, key string, when time.Time, want int) {
+	t.Helper()
+	got, err := th.AddFailure(t.Context(), key, when, throttleWindow)
+	mustOK(t, err)
+	if got != want {
+		t.Errorf("AddFailure(%q, %v): got count %d, want %d", key, when, got, want)
+	}
+}
+
+// wantFailures calls Failures and checks the count it returns.
+func wantFailures(t *testing.T, th store.Throttle, key string, when time.Time, want int) {
+	t.Helper()
+	got, err := th.Failures(t.Context(), key, when, throttleWindow)
+	mustOK(t, err)
+	if got != want {
+		t.Errorf("Failures(%q, %v): got %d, want %d", key, when, got, want)
+	}
+}
+
+func testThrottleUnknownKey(t *testing.T, s Stores) {
+	th := needThrottle(t, s)
+	wantFailures(t, th, "no-such-key", at(0), 0)
+	mustOK(t, th.ResetFailures(t.Context(), "no-such-key"))
+	// Another key's failures are not this one's.
+	addFailure(t, th, "other-key", at(0), 1)
+	wantFailures(t, th, "no-such-key", at(0), 0)
+	mustOK(t, th.ResetFailures(t.Context(), "no-such-key"))
+	wantFailures(t, th, "other-key", at(0), 1)
+}
+
+func testThrottleCountsWithinWindow(t *testing.T, s Stores) {
+	th := needThrottle(t, s)
+	const key = "key-1"
+	// Each failure: when it happens, and the count AddFailure returns. The
+	// window opened by the first lasts until throttleStart+throttleWindow.
+	failures := []struct {
+		at   time.Duration
+		want int
+	}{
+		{0, 1},
+		{time.Second, 2},
+		{time.Minute, 3},
+		{throttleWindow / 2, 4},
+		{throttleWindow - time.Second, 5}, // the window's last second
+	}
+	for _, f := range failures {
+		addFailure(t, th, key, at(f.at), f.want)
+	}
+	// Failures only reads.
+	for _, d := range []time.Duration{0, time.Minute, throttleWindow - time.Second} {
+		wantFailures(t, th, key, at(d), len(failures))
+	}
+}
+
+func testThrottleNewWindow(t *testing.T, s Stores) {
+	th := needThrottle(t, s)
+	const key = "key-1"
+	addFailure(t, th, key, at(0), 1)
+	addFailure(t, th, key, at(time.Minute), 2)
+	// The window is [start, start+window): at its end it is closed.
+	wantFailures(t, th, key, at(throttleWindow-time.Second), 2)
+	wantFailures(t, th, key, at(throttleWindow), 0)
+	wantFailures(t, th, key, at(24*time.Hour), 0)
+
+	// A failure at the very end starts a new window.
+	addFailure(t, th, key, at(throttleWindow), 1)
+	addFailure(t, th, key, at(2*throttleWindow-time.Second), 2)
+	wantFailures(t, th, key, at(2*throttleWindow), 0)
+
+	// A failure after the end starts a new window too, which starts then,
+	// not where the old one ended: it still runs a minute later.
+	second := 3*throttleWindow + time.Minute
+	addFailure(t, th, key, at(second), 1)
+	addFailure(t, th, key, at(second+throttleWindow-time.Second), 2)
+	wantFailures(t, th, key, at(second+throttleWindow-time.Second), 2)
+	wantFailures(t, th, key, at(second+throttleWindow), 0)
+
+	// A failure long after starts a new window too.
+	third := 30 * 24 * time.Hour
+	addFailure(t, th, key, at(third), 1)
+	wantFailures(t, th, key, at(third), 1)
+}
+
+func testThrottleReset(t *testing.T, s Stores) {
+	th := needThrottle(t, s)
+	ctx := t.Context()
+	const key = "key-1"
+	for i := range 3 {
+		addFailure(t, th, key, at(time.Duration(i)*time.Second), i+1)
+	}
+	mustOK(t, th.ResetFailures(ctx, key))
+	wantFailures(t, th, key, at(3*time.Second), 0)
+	mustOK(t, th.ResetFailures(ctx, key)) // again: no error
+
+	// Counting starts over, in a window starting at the next failure.
+	addFailure(t, th, key, at(time.Minute), 1)
+	addFailure(t, th, key, at(time.Minute+throttleWindow-time.Second), 2)
+	wantFailures(t, th, key, at(time.Minute+throttleWindow), 0)
+}
+
+func testThrottleKeysAreDistinct(t *testing.T, s Stores) {
+	th := needThrottle(t, s)
+	ctx := t.Context()
+	// Key b's window starts later than key a's: each key has its own.
+	addFailure(t, th, "a", at(0), 1)
+	addFailure(t, th, "a", at(time.Second), 2)
+	addFailure(t, th, "b", at(10*time.Minute), 1)
+	addFailure(t, th, "a", at(11*time.Minute), 3)
+	wantFailures(t, th, "a", at(11*time.Minute), 3)
+	wantFailures(t, th, "b", at(11*time.Minute), 1)
+
+	// Key a's window ends, key b's runs on.
+	wantFailures(t, th, "a", at(throttleWindow), 0)
+	wantFailures(t, th, "b", at(throttleWindow), 1)
+	addFailure(t, th, "b", at(throttleWindow+time.Minute), 2)
+
+	// Resetting one key leaves the other alone.
+	mustOK(t, th.ResetFailures(ctx, "b"))
+	wantFailures(t, th, "b", at(throttleWindow+time.Minute), 0)
+	wantFailures(t, th, "a", at(time.Minute), 3)
+}
+
+func testThrottleConcurrent(t *testing.T, s Stores) {
+	th := needThrottle(t, s)
+	ctx := t.Context()
+	const key = "contested"
+	counts := make([]int, racers)
+	errs := race(racers, func(i int) error {
+		var err error
+		counts[i], err = th.AddFailure(ctx, key, at(0), throttleWindow)
+		return err
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("caller %d: got error %v, want nil", i, err)
+		}
+	}
+	// Every caller saw a different count: none was lost or counted twice.
+	slices.Sort(counts)
+	for i, c := range counts {
+		if c != i+1 {
+			t.Fatalf("got counts %v, want each of 1 to %d once", counts, racers)
+		}
+	}
+	wantFailures(t, th, key, at(time.Second), racers)
 }

@@ -107,10 +107,12 @@ func TestConformance(t *testing.T) {
 			t.Fatalf("Open: got error %v, want nil", err)
 		}
 		return storetest.Stores{
-			Clients: s,
-			Users:   s,
-			Grants:  s,
-			Keys:    s,
+			Clients:  s,
+			Users:    s,
+			Grants:   s,
+			Keys:     s,
+			Consents: s,
+			Throttle: s,
 			AddClient: func(c *store.Client) error {
 				return s.AddClient(t.Context(), c)
 			},

@@ -2,7 +2,8 @@
 // [github.com/pixieauth/pixie/store/sqlstore], on an SQLite database file
 // through modernc.org/sqlite, a pure-Go SQLite: programs still build with
 // CGO_ENABLED=0. It is pixie's embedded default: one process, nothing to
-// install, clients, users, grants and signing keys surviving restarts.
+// install, clients, users, grants, signing keys, consents and login-failure
+// counts surviving restarts.
 //
 //	s, err := sqlite.Open(ctx, "pixie.db", sqlstore.Config{
 //		KeySecret: keySecret, // ≥ 32 random bytes, kept out of the database
@@ -72,6 +73,17 @@
 //
 // Schema version 2 adds to clients the column apis TEXT NOT NULL DEFAULT '[]'
 // (a JSON array: [store.Client.APIs]).
+//
+// Schema version 3 adds two STRICT tables. consents has the columns
+// subject TEXT, client_id TEXT, scopes TEXT NOT NULL DEFAULT '[]' (a JSON
+// array) and updated_at INTEGER (Unix microseconds), and the primary key
+// (subject, client_id). throttle has the columns key TEXT PRIMARY KEY,
+// count INTEGER, window_start INTEGER and expires_at INTEGER (Unix
+// microseconds), and the index throttle_expires_idx on expires_at. See
+// package sqlstore for what they hold.
+//
+// Schema version 4 adds to clients the column post_logout_redirect_uris TEXT
+// NOT NULL DEFAULT '[]' (a JSON array: store.Client.PostLogoutRedirectURIs).
 //
 // Back the file up with the sqlite3 command's .backup or VACUUM INTO, not
 // by copying it while the server runs (the WAL file holds recent writes).

@@ -20,6 +20,8 @@ var (
 	_ store.Users          = (*Store)(nil)
 	_ store.Grants         = (*Store)(nil)
 	_ store.Keys           = (*Store)(nil)
+	_ store.Consents       = (*Store)(nil)
+	_ store.Throttle       = (*Store)(nil)
 	_ store.ExpiredDeleter = (*Store)(nil)
 	_ store.Transactor     = (*Store)(nil)
 	_ store.Pinger         = (*Store)(nil)

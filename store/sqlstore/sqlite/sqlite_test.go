@@ -50,10 +50,12 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Stores {
 		s := openTemp(t)
 		return storetest.Stores{
-			Clients: s,
-			Users:   s,
-			Grants:  s,
-			Keys:    s,
+			Clients:  s,
+			Users:    s,
+			Grants:   s,
+			Keys:     s,
+			Consents: s,
+			Throttle: s,
 			AddClient: func(c *store.Client) error {
 				return s.AddClient(t.Context(), c)
 			},

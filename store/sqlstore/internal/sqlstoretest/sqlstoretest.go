@@ -64,6 +64,7 @@ func Run(t *testing.T, b Backend) {
 		{"KeyRowBoundToCiphertext", testKeyRowBound},
 		{"MigrationsIdempotent", testMigrationsIdempotent},
 		{"ConcurrentNew", testConcurrentNew},
+		{"MigrateFromOlder", testMigrateFromOlder},
 		{"ConcurrentConsumeTwoPools", testConcurrentConsumeTwoPools},
 		{"ConcurrentDeleteTwoPools", testConcurrentDeleteTwoPools},
 		{"TxCommit", testTxCommit},
@@ -71,6 +72,11 @@ func Run(t *testing.T, b Backend) {
 		{"TxConsumeIsCompareAndSet", testTxConsumeCAS},
 		{"TxMisuse", testTxMisuse},
 		{"DeleteExpiredZeroTime", testDeleteExpiredZeroTime},
+		{"DeleteExpiredFailures", testDeleteExpiredFailures},
+		{"ThrottleTwoPools", testThrottleTwoPools},
+		{"ThrottleTimes", testThrottleTimes},
+		{"ThrottleBadWindow", testThrottleBadWindow},
+		{"ConsentValues", testConsentValues},
 		{"TimesAndEmptyValues", testTimesAndEmptyValues},
 		{"AddClient", testAddClient},
 		{"AddUser", testAddUser},
@@ -696,6 +702,15 @@ func testTablePrefix(t *testing.T, b Backend) {
 	mustOK(t, prefixed.CreateGrant(ctx, newGrant(store.KindAuthorizeCode, "code-1", "req-1")))
 	mustOK(t, plain.Consume(ctx, store.KindAuthorizeCode, "code-1"))
 	mustOK(t, prefixed.Consume(ctx, store.KindAuthorizeCode, "code-1"))
+	for _, st := range []*sqlstore.Store{plain, prefixed} {
+		if n, err := st.AddFailure(ctx, "key-1", time.Now(), time.Minute); err != nil || n != 1 {
+			t.Errorf("AddFailure: got %d, %v, want 1 in each installation", n, err)
+		}
+	}
+	mustOK(t, prefixed.SaveConsent(ctx, "sub-1", "web", []string{"openid"}))
+	if got, err := plain.Consent(ctx, "sub-1", "web"); err != nil || len(got) != 0 {
+		t.Errorf("Consent: got %q, %v, want none in the other installation", got, err)
+	}
 
 	for _, bad := range []string{"Px_", "1px", "px-", strings.Repeat("p", 41)} {
 		cfg.TablePrefix = bad
@@ -723,6 +738,9 @@ func testDatabaseDown(t *testing.T, b Backend) {
 	_, keysErr := s.Keys(ctx)
 	_, expiredErr := s.DeleteExpired(ctx, time.Now())
 	_, txErr := s.BeginTx(ctx)
+	_, consentErr := s.Consent(ctx, "sub-1", "web")
+	_, addFailureErr := s.AddFailure(ctx, "key-1", time.Now(), time.Minute)
+	_, failuresErr := s.Failures(ctx, "key-1", time.Now(), time.Minute)
 	for name, err := range map[string]error{
 		"Ping":                s.Ping(ctx),
 		"Client":              clientErr,
@@ -739,6 +757,11 @@ func testDatabaseDown(t *testing.T, b Backend) {
 		"AddKey":              s.AddKey(ctx, store.Key{ID: "kid-1"}),
 		"DeleteExpired":       expiredErr,
 		"BeginTx":             txErr,
+		"Consent":             consentErr,
+		"SaveConsent":         s.SaveConsent(ctx, "sub-1", "web", []string{"openid"}),
+		"AddFailure":          addFailureErr,
+		"Failures":            failuresErr,
+		"ResetFailures":       s.ResetFailures(ctx, "key-1"),
 	} {
 		notSentinel(t, name, err)
 	}

@@ -1,0 +1,140 @@
+package handlers
+
+import (
+	"net/http"
+	"slices"
+
+	"github.com/pixieauth/pixie/provider"
+)
+
+// ScopeDescription is one line of the consent page.
+type ScopeDescription struct {
+	Scope       string // the scope, e.g. email
+	Description string // what it lets the app do, in plain words
+}
+
+// ConsentPage is the data of consent.html.
+type ConsentPage struct {
+	Nonce      string
+	ClientName string             // the app asking
+	API        string             // the API its access token is for, or ""
+	Scopes     []ScopeDescription // what it asks for
+	CSRFToken  string             // must be posted back as csrf_token
+	Request    string             // the pending request; posted back as request
+	Action     string             // where the form posts; the button pressed is posted as decision=allow or deny
+}
+
+// scopeWords describes the scopes of OpenID Connect.
+var scopeWords = map[string]string{
+	"openid":         "Sign you in with your account",
+	"profile":        "See your name and profile",
+	"email":          "See your email address",
+	"offline_access": "Stay signed in when you are not using it",
+	"offline":        "Stay signed in when you are not using it",
+}
+
+func describeScopes(scopes []string, api string) []ScopeDescription {
+	out := make([]ScopeDescription, 0, len(scopes))
+	for _, sc := range scopes {
+		d, ok := scopeWords[sc]
+		if !ok {
+			d = "Use " + api + " on your behalf: " + sc
+		}
+		out = append(out, ScopeDescription{Scope: sc, Description: d})
+	}
+	return out
+}
+
+// needsConsent reports whether the user must be asked before the client
+// gets these scopes: never for a first-party client; for others when
+// prompt=consent or when they ask for a scope the user has not allowed
+// them yet.
+func (s *Server) needsConsent(r *http.Request, areq *provider.AuthorizeRequest, sub string) (bool, error) {
+	if areq.Client.FirstParty {
+		return false, nil
+	}
+	if slices.Contains(areq.Prompt, "consent") {
+		return true, nil
+	}
+	granted, err := s.consents.Consent(r.Context(), sub, areq.Client.ID)
+	if err != nil {
+		return false, err
+	}
+	for _, sc := range areq.Scopes {
+		if !slices.Contains(granted, sc) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// consentPage asks the logged-in user whether the app may have what it asks
+// for.
+func (s *Server) consentPage(w http.ResponseWriter, r *http.Request) {
+	request := r.URL.RawQuery
+	areq, err := s.parseRequest(r.Context(), request)
+	if err != nil {
+		s.authorizeFailed(w, r, err)
+		return
+	}
+	if sub, _, _ := s.session(r).subject(); sub == "" {
+		http.Redirect(w, r, s.loginURL+"?"+request, http.StatusSeeOther)
+		return
+	}
+	token, ok := s.formToken(w, r)
+	if !ok {
+		return
+	}
+	page := ConsentPage{
+		Nonce:      newNonce(),
+		ClientName: displayName(areq.Client),
+		API:        areq.API,
+		Scopes:     describeScopes(areq.Scopes, areq.API),
+		CSRFToken:  token,
+		Request:    request,
+		Action:     s.link(PathConsent),
+	}
+	s.render(w, r, http.StatusOK, "consent.html", page.Nonce, page)
+}
+
+// consentSubmit records the user's answer: allow remembers the scopes and
+// resumes the request; deny ends it with access_denied.
+func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
+	sess, ok := s.postedForm(w, r)
+	if !ok {
+		return
+	}
+	request := r.PostForm.Get("request")
+	areq, err := s.parseRequest(r.Context(), request)
+	if err != nil {
+		s.authorizeFailed(w, r, err)
+		return
+	}
+	sub, _, _ := sess.subject()
+	if sub == "" {
+		http.Redirect(w, r, s.loginURL+"?"+request, http.StatusSeeOther)
+		return
+	}
+	if r.PostForm.Get("decision") != "allow" {
+		s.p.Logger().InfoContext(r.Context(), "user denied consent", "client_id", areq.Client.ID, "subject", sub)
+		http.Redirect(w, r, s.p.Refuse(r.Context(), areq, provider.ErrCodeAccessDenied, "The user denied the request."), http.StatusSeeOther)
+		return
+	}
+	granted, err := s.consents.Consent(r.Context(), sub, areq.Client.ID)
+	if err == nil {
+		for _, sc := range areq.Scopes {
+			if !slices.Contains(granted, sc) {
+				granted = append(granted, sc)
+			}
+		}
+		slices.Sort(granted)
+		err = s.consents.SaveConsent(r.Context(), sub, areq.Client.ID, granted)
+	}
+	if err != nil {
+		s.p.Logger().ErrorContext(r.Context(), "save consent", "error", err)
+		s.renderError(w, r, http.StatusInternalServerError, provider.ErrCodeServerError, "")
+		return
+	}
+	to, _ := s.resumeURL(request, "consent")
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}

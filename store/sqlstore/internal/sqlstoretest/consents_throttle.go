@@ -1,0 +1,359 @@
+package sqlstoretest
+
+import (
+	"database/sql"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pixieauth/pixie/store"
+	"github.com/pixieauth/pixie/store/sqlstore"
+)
+
+// ---- migrations from an older schema ----
+
+// undo holds, for each schema version after the first, the statements that
+// take a database back to the version before it.
+var undo = map[int][]string{
+	2: {`ALTER TABLE clients DROP COLUMN apis`},
+	3: {`DROP TABLE throttle`, `DROP TABLE consents`},
+	4: {`ALTER TABLE clients DROP COLUMN post_logout_redirect_uris`},
+}
+
+// latestVersion is the newest schema version the tests know of.
+const latestVersion = 4
+
+// downgrade turns db, migrated to latestVersion, into the database that a
+// pixie of schema version v left: it undoes the later migrations and removes
+// them from the migrations table.
+func downgrade(t *testing.T, b Backend, db *sql.DB, v int) {
+	t.Helper()
+	ctx := t.Context()
+	for n := latestVersion; n > v; n-- {
+		for _, stmt := range undo[n] {
+			if _, err := db.ExecContext(ctx, stmt); err != nil {
+				t.Fatalf("undo version %d: %s: %v", n, stmt, err)
+			}
+		}
+		if _, err := db.ExecContext(ctx, b.q(`DELETE FROM pixie_migrations WHERE version = ?`), n); err != nil {
+			t.Fatalf("undo version %d: %v", n, err)
+		}
+	}
+	if got := migrationRows(t, db, "pixie_migrations"); len(got) != v || got[len(got)-1] != v {
+		t.Fatalf("after downgrade: got migration versions %v, want 1 to %d", got, v)
+	}
+}
+
+// wantLatest checks that every migration is recorded, once.
+func wantLatest(t *testing.T, db *sql.DB) {
+	t.Helper()
+	var want []int
+	for v := 1; v <= latestVersion; v++ {
+		want = append(want, v)
+	}
+	if got := migrationRows(t, db, "pixie_migrations"); !slices.Equal(got, want) {
+		t.Errorf("got migration versions %v, want %v", got, want)
+	}
+}
+
+// testMigrateFromOlder opens stores on databases left by older versions of
+// the schema, holding data, alone and as several replicas at once: New
+// applies the missing migrations once, keeps the data, and every interface
+// works.
+func testMigrateFromOlder(t *testing.T, b Backend) {
+	tests := []struct {
+		name     string
+		version  int // the schema version the database is left at
+		replicas int // how many stores open it at once
+	}{
+		{"FromV1", 1, 1},
+		{"FromV2", 2, 1},
+		{"FromV1Concurrent", 1, 8},
+		{"FromV2Concurrent", 2, 8},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			o := b.NewDatabase(t)
+			old, db := open(t, o, b.Config())
+			k, _ := ecKey(t, "kid-1")
+			mustOK(t, old.AddKey(ctx, k))
+			mustOK(t, old.CreateGrant(ctx, newGrant(store.KindRefreshToken, "rt-1", "req-1")))
+			downgrade(t, b, db, tc.version)
+			// A client registered by the older pixie, with its columns only.
+			_, err := db.ExecContext(ctx, b.q(`INSERT INTO clients (id, name, scopes) VALUES (?, ?, ?)`),
+				"legacy", "Legacy App", `["openid"]`)
+			mustOK(t, err)
+
+			stores := make([]*sqlstore.Store, tc.replicas)
+			errs := make([]error, tc.replicas)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range tc.replicas {
+				wg.Go(func() {
+					<-start
+					stores[i], _, errs[i] = o(b.Config())
+				})
+			}
+			close(start)
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("replica %d: New: got error %v, want nil", i, err)
+				}
+			}
+			wantLatest(t, db)
+
+			for i, s := range stores {
+				c, err := s.Client(ctx, "legacy")
+				mustOK(t, err)
+				if c.Name != "Legacy App" || !slices.Equal(c.Scopes, []string{"openid"}) || c.APIs != nil {
+					t.Errorf("replica %d: got client %+v, want the legacy one with no APIs", i, c)
+				}
+				wantActive(t, s, ctx, store.KindRefreshToken, "rt-1", true)
+				keys, err := s.Keys(ctx)
+				mustOK(t, err)
+				if len(keys) != 1 || keys[0].ID != "kid-1" {
+					t.Errorf("replica %d: got keys %+v, want kid-1", i, keys)
+				}
+			}
+			// The new tables work, and the replicas share them.
+			s, other := stores[0], stores[len(stores)-1]
+			mustOK(t, s.SaveConsent(ctx, "sub-1", "legacy", []string{"openid"}))
+			got, err := other.Consent(ctx, "sub-1", "legacy")
+			mustOK(t, err)
+			if !slices.Equal(got, []string{"openid"}) {
+				t.Errorf("got consent %q, want [openid]", got)
+			}
+			now := time.Now()
+			if _, err := s.AddFailure(ctx, "key-1", now, time.Minute); err != nil {
+				t.Fatalf("AddFailure: got error %v, want nil", err)
+			}
+			if n, err := other.AddFailure(ctx, "key-1", now, time.Minute); err != nil || n != 2 {
+				t.Errorf("AddFailure on another replica: got %d, %v, want 2", n, err)
+			}
+
+			// Opening it again applies nothing.
+			_, db2 := open(t, o, b.Config())
+			wantLatest(t, db2)
+		})
+	}
+}
+
+// ---- throttle ----
+
+// testThrottleTwoPools checks that replicas throttle together: failures of
+// one key counted through two connection pools at once each get a
+// different count, 1 to n.
+func testThrottleTwoPools(t *testing.T, b Backend) {
+	pools := twoPools(t, b)
+	ctx := t.Context()
+	const n = 40
+	at := time.Now()
+	counts := make([]int, n)
+	errs := race(n, func(i int) error {
+		var err error
+		counts[i], err = pools[i%2].AddFailure(ctx, "contested", at, time.Minute)
+		return err
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("caller %d: got error %v, want nil", i, err)
+		}
+	}
+	slices.Sort(counts)
+	for i, c := range counts {
+		if c != i+1 {
+			t.Fatalf("got counts %v, want each of 1 to %d once", counts, n)
+		}
+	}
+	for i, s := range pools {
+		if got, err := s.Failures(ctx, "contested", at, time.Minute); err != nil || got != n {
+			t.Errorf("pool %d: Failures: got %d, %v, want %d", i, got, err, n)
+		}
+	}
+}
+
+// testThrottleTimes checks what storetest leaves open: times and windows
+// kept to the microsecond, times in any location, and a window that varies
+// from call to call, each call judging by its own.
+func testThrottleTimes(t *testing.T, b Backend) {
+	s, _ := fresh(t, b)
+	ctx := t.Context()
+	loc := time.FixedZone("UTC-3", -3*3600)
+	start := time.Date(2030, 1, 2, 3, 4, 5, 123456000, loc)
+	const window = 1500 * time.Microsecond
+	// Each call: AddFailure (add) or Failures, when, with what window, and
+	// the count it returns.
+	calls := []struct {
+		add    bool
+		at     time.Time
+		window time.Duration
+		want   int
+	}{
+		{true, start, window, 1},
+		{true, start.Add(window - time.Microsecond).UTC(), window, 2}, // the last microsecond, in UTC
+		{false, start.Add(window - time.Microsecond), window, 2},
+		{false, start.Add(window), window, 0},
+		{false, start.Add(window), 2 * window, 2}, // a longer window is still open
+		{true, start.Add(window), 2 * window, 3},
+		{true, start.Add(window), window, 1}, // a shorter one has ended
+		{false, start.Add(window), window, 1},
+	}
+	for i, c := range calls {
+		var got int
+		var err error
+		if c.add {
+			got, err = s.AddFailure(ctx, "key-1", c.at, c.window)
+		} else {
+			got, err = s.Failures(ctx, "key-1", c.at, c.window)
+		}
+		mustOK(t, err)
+		if got != c.want {
+			t.Errorf("call %d (add: %v): got %d, want %d", i, c.add, got, c.want)
+		}
+	}
+}
+
+// testThrottleBadWindow checks that a window under a microsecond, which
+// would count every failure as the first, is an operational error.
+func testThrottleBadWindow(t *testing.T, b Backend) {
+	s, _ := fresh(t, b)
+	ctx := t.Context()
+	for _, w := range []time.Duration{0, -time.Minute, 999 * time.Nanosecond} {
+		_, addErr := s.AddFailure(ctx, "key-1", time.Now(), w)
+		_, getErr := s.Failures(ctx, "key-1", time.Now(), w)
+		notSentinel(t, fmt.Sprintf("AddFailure(window %v)", w), addErr)
+		notSentinel(t, fmt.Sprintf("Failures(window %v)", w), getErr)
+	}
+}
+
+// testDeleteExpiredFailures checks that DeleteExpired removes the failure
+// rows whose window ended before its argument, keeps the others, does not
+// count them with the grants, and runs inside a transaction.
+func testDeleteExpiredFailures(t *testing.T, b Backend) {
+	s, db := fresh(t, b)
+	ctx := t.Context()
+	cutoff := time.Now().UTC().Truncate(time.Microsecond)
+	const window = 10 * time.Minute
+	// Each key: when its window starts, and whether DeleteExpired(cutoff)
+	// removes it.
+	keys := []struct {
+		key      string
+		start    time.Time
+		wantGone bool
+	}{
+		{"ended-long-ago", cutoff.Add(-24 * time.Hour), true},
+		{"ended", cutoff.Add(-window - time.Microsecond), true},
+		{"ends-at-cutoff", cutoff.Add(-window), false}, // not before the cutoff
+		{"open", cutoff.Add(-time.Minute), false},
+	}
+	for _, k := range keys {
+		_, err := s.AddFailure(ctx, k.key, k.start, window)
+		mustOK(t, err)
+	}
+	// A failure in the current window moves the end to the window it is
+	// counted with: "extended" started 20 minutes before the cutoff with a
+	// 10-minute window, but its second failure counted with 30 minutes.
+	_, err := s.AddFailure(ctx, "extended", cutoff.Add(-20*time.Minute), window)
+	mustOK(t, err)
+	n, err := s.AddFailure(ctx, "extended", cutoff.Add(-15*time.Minute), 30*time.Minute)
+	mustOK(t, err)
+	if n != 2 {
+		t.Fatalf("extended: got count %d, want 2", n)
+	}
+	mustOK(t, s.CreateGrant(ctx, &store.Grant{Kind: store.KindAccessToken, Signature: "at-old", ExpiresAt: cutoff.Add(-time.Hour)}))
+
+	rows := func() []string {
+		t.Helper()
+		r, err := db.QueryContext(ctx, `SELECT key FROM throttle ORDER BY key`)
+		mustOK(t, err)
+		defer r.Close()
+		var ks []string
+		for r.Next() {
+			var k string
+			mustOK(t, r.Scan(&k))
+			ks = append(ks, k)
+		}
+		mustOK(t, r.Err())
+		return ks
+	}
+	all := rows()
+
+	tx, err := s.BeginTx(ctx)
+	mustOK(t, err)
+	_, err = s.DeleteExpired(tx, cutoff)
+	mustOK(t, err)
+	mustOK(t, s.Rollback(tx))
+	if got := rows(); !slices.Equal(got, all) {
+		t.Errorf("after a rolled-back DeleteExpired: got keys %q, want %q", got, all)
+	}
+
+	n, err = s.DeleteExpired(ctx, cutoff)
+	mustOK(t, err)
+	if n != 1 {
+		t.Errorf("got %d records deleted, want 1 (the grant)", n)
+	}
+	want := []string{"extended"}
+	for _, k := range keys {
+		if !k.wantGone {
+			want = append(want, k.key)
+		}
+	}
+	slices.Sort(want)
+	if got := rows(); !slices.Equal(got, want) {
+		t.Errorf("got keys %q left, want %q", got, want)
+	}
+}
+
+// ---- consents ----
+
+// testConsentValues checks what storetest leaves open: scopes are kept in
+// order, with duplicates and any characters, as a JSON array; an empty
+// consent reads back as nil; and a consent saved in a transaction that
+// rolls back is not saved.
+func testConsentValues(t *testing.T, b Backend) {
+	s, db := fresh(t, b)
+	ctx := t.Context()
+	want := []string{"profile", "openid", "a\"b", "x\ny", "écriture", "profile"}
+	mustOK(t, s.SaveConsent(ctx, "sub-1", "web", want))
+	got, err := s.Consent(ctx, "sub-1", "web")
+	mustOK(t, err)
+	if !slices.Equal(got, want) {
+		t.Errorf("got scopes %q, want %q", got, want)
+	}
+	var raw string
+	var updated int64
+	mustOK(t, db.QueryRowContext(ctx, b.q(`SELECT scopes, updated_at FROM consents WHERE subject = ? AND client_id = ?`),
+		"sub-1", "web").Scan(&raw, &updated))
+	if raw == "" || raw[0] != '[' {
+		t.Errorf("got stored scopes %q, want a JSON array", raw)
+	}
+	if d := time.Since(time.UnixMicro(updated)); d < 0 || d > time.Minute {
+		t.Errorf("got updated_at %v, want about now", time.UnixMicro(updated))
+	}
+
+	mustOK(t, s.SaveConsent(ctx, "sub-1", "web", nil))
+	got, err = s.Consent(ctx, "sub-1", "web")
+	mustOK(t, err)
+	if got != nil {
+		t.Errorf("after saving none: got scopes %q, want nil", got)
+	}
+
+	tx, err := s.BeginTx(ctx)
+	mustOK(t, err)
+	mustOK(t, s.SaveConsent(tx, "sub-1", "web", []string{"openid"}))
+	got, err = s.Consent(tx, "sub-1", "web")
+	mustOK(t, err)
+	if !slices.Equal(got, []string{"openid"}) {
+		t.Errorf("inside the transaction: got scopes %q, want [openid]", got)
+	}
+	mustOK(t, s.Rollback(tx))
+	got, err = s.Consent(ctx, "sub-1", "web")
+	mustOK(t, err)
+	if got != nil {
+		t.Errorf("after rollback: got scopes %q, want nil", got)
+	}
+}
