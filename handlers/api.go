@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/pixieauth/pixie/provider"
 )
@@ -131,7 +132,8 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 
 // jwks serves the public signing keys.
 func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "public, max-age=300")
+	// No longer than the provider waits before a new key signs.
+	w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(s.p.JWKSMaxAge()/time.Second)))
 	w.Header().Set("Content-Type", "application/jwk-set+json")
 	_, _ = w.Write(s.p.JWKS(r.Context()))
 }

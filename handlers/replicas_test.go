@@ -382,7 +382,16 @@ func testTwoReplicas(t *testing.T, stA, stB *sqlstore.Store) {
 			t.Errorf("after the rotation: got JWKS A %v and B %v, want the same", slices.Sorted(maps.Keys(ka)), slices.Sorted(maps.Keys(after)))
 		}
 
-		// B signs with the new key now...
+		// ...but signs with the old one until two intervals after the
+		// rotation, when every replica and client has the new key...
+		arEarly, codeEarly := a.authorize(t, browser, alicePassword)
+		early := verifyIDToken(t, b.verifier(ctx), b.redeem(t, arEarly, codeEarly), arEarly.Nonce)
+		if kid := jwtHeader(t, early)["kid"]; kid != oldKid && time.Since(rotated) < 2*replicaKeyRefresh {
+			t.Errorf("ID token issued by B one interval after the rotation: got kid %v, want the old key %v", kid, oldKid)
+		}
+		time.Sleep(time.Until(rotated.Add(2*replicaKeyRefresh + 50*time.Millisecond)))
+
+		// ...and with the new key from then on...
 		ar2, code2 := a.authorize(t, browser, alicePassword)
 		raw := verifyIDToken(t, b.verifier(ctx), b.redeem(t, ar2, code2), ar2.Nonce)
 		if kid := jwtHeader(t, raw)["kid"]; kid != fresh[provider.RS256] {

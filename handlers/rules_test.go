@@ -80,12 +80,15 @@ func TestAccessTokenForAPI(t *testing.T) {
 		name    string
 		param   string // audience or resource; "" asks for no API
 		scopes  string
-		wantAud string
-		wantExp time.Duration
+		wantAud  []string
+		wantExp  time.Duration
+		userinfo int // the userinfo endpoint's answer to the token
 	}{
-		{"audience", "audience", "openid read:messages", messagesAPI, 5 * time.Minute},
-		{"resource (RFC 8707)", "resource", "openid read:messages write:messages offline_access", messagesAPI, 5 * time.Minute},
-		{"no API", "", "openid profile", ts.URL, time.Hour},
+		// With openid the token is for the userinfo endpoint (the issuer) too.
+		{"audience", "audience", "openid read:messages", []string{messagesAPI, ts.URL}, 5 * time.Minute, http.StatusOK},
+		{"resource (RFC 8707)", "resource", "openid read:messages write:messages offline_access", []string{messagesAPI, ts.URL}, 5 * time.Minute, http.StatusOK},
+		{"API only", "audience", "read:messages", []string{messagesAPI}, 5 * time.Minute, http.StatusUnauthorized},
+		{"no API", "", "openid profile", []string{ts.URL}, time.Hour, http.StatusOK},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -103,8 +106,8 @@ func TestAccessTokenForAPI(t *testing.T) {
 				t.Errorf("got typ %v, want at+jwt (RFC 9068 §2.1)", typ)
 			}
 			c := accessClaims(t, ts, tok.AccessToken)
-			if aud := audience(c); !slices.Equal(aud, []string{tc.wantAud}) {
-				t.Errorf("got aud %v, want [%s]", aud, tc.wantAud)
+			if aud := audience(c); !slices.Equal(aud, tc.wantAud) {
+				t.Errorf("got aud %v, want %v", aud, tc.wantAud)
 			}
 			for _, k := range []string{"iss", "sub", "exp", "iat", "jti", "client_id", "scope", "auth_time"} {
 				if _, ok := c[k]; !ok {
@@ -119,9 +122,10 @@ func TestAccessTokenForAPI(t *testing.T) {
 			if d := exp.Sub(iat); d < tc.wantExp-2*time.Second || d > tc.wantExp+2*time.Second {
 				t.Errorf("got lifetime %v, want %v", d, tc.wantExp)
 			}
-			// The userinfo endpoint takes the JWT too.
-			if r := ts.userinfo(t, "Bearer "+tok.AccessToken); r.Status != http.StatusOK {
-				t.Errorf("userinfo: got %d, want 200", r.Status)
+			// The userinfo endpoint takes the JWT when it is one of its
+			// audiences.
+			if r := ts.userinfo(t, "Bearer "+tok.AccessToken); r.Status != tc.userinfo {
+				t.Errorf("userinfo: got %d, want %d", r.Status, tc.userinfo)
 			}
 		})
 	}

@@ -183,11 +183,13 @@ func (p *Provider) IssueCode(ctx context.Context, areq *AuthorizeRequest, login 
 		}
 		return "", p.authorizeError(ctx, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
 	}
-	// The access token is for the API asked for, or else for the userinfo
-	// endpoint: the issuer itself (RFC 9068 §3 wants an aud in every token).
+	// The access token is for the API asked for and, with openid, for the
+	// userinfo endpoint too: the issuer itself (RFC 9068 §3 wants an aud in
+	// every token; the userinfo endpoint checks it, as any resource server).
 	if areq.API != "" {
 		ar.GrantAudience(areq.API)
-	} else {
+	}
+	if areq.API == "" || slices.Contains(ar.GetRequestedScopes(), "openid") {
 		ar.GrantAudience(p.cfg.Issuer)
 	}
 	for _, s := range ar.GetRequestedScopes() {

@@ -34,10 +34,11 @@ const secretAlg = "HS256"
 
 // signingKey is one private key ready for use.
 type signingKey struct {
-	kid string
-	alg string
-	jwk *jose.JSONWebKey // private; what fosite's signer takes
-	pub crypto.PublicKey
+	kid     string
+	alg     string
+	created time.Time        // it signs from then on, until a newer key's time comes
+	jwk     *jose.JSONWebKey // private; what fosite's signer takes
+	pub     crypto.PublicKey
 }
 
 // keyring holds the provider's keys, loaded from a store.Keys. The newest key
@@ -54,7 +55,7 @@ type keyring struct {
 	log      func() *slog.Logger
 
 	mu     sync.RWMutex
-	active map[string]*signingKey // by algorithm
+	byAlg  map[string][]*signingKey // newest first
 	byKID  map[string]*signingKey
 	jwks   []byte    // the public JWK Set, marshalled once per load
 	secret []byte    // the newest token secret
@@ -96,7 +97,11 @@ func (kr *keyring) load(ctx context.Context) error {
 	return kr.set(keys)
 }
 
-// rotate adds a new RS256 and ES256 key, which sign from now on, and reloads.
+// rotate adds a new RS256 and ES256 key and reloads. The new keys are
+// published at once but sign only from two refresh intervals later: by then
+// every replica has reread the store and published them, and every client
+// that caches the JWKS for at most an interval has fetched them, so no one
+// meets a token signed by a key they have not seen.
 func (kr *keyring) rotate(ctx context.Context) error {
 	keys, err := kr.st.Keys(ctx)
 	if err != nil {
@@ -105,7 +110,7 @@ func (kr *keyring) rotate(ctx context.Context) error {
 	for _, alg := range []string{RS256, ES256} {
 		// Newer than every key it replaces, even on a clock that has not
 		// moved or in a store that keeps whole seconds: the newest signs.
-		created := kr.now()
+		created := kr.now().Add(2 * kr.interval)
 		for _, old := range keys {
 			if old.Algorithm == alg && !created.After(old.CreatedAt) {
 				created = old.CreatedAt.Truncate(time.Second).Add(time.Second)
@@ -149,14 +154,13 @@ func (kr *keyring) refresh(ctx context.Context) {
 // set replaces the keyring's contents with keys.
 func (kr *keyring) set(keys []store.Key) error {
 	now := kr.now()
-	// Newest first, so the first key of an algorithm is its active one.
-	// Ties broken by ID, so that every replica picks the same key.
+	// Newest first. Ties broken by ID, so that every replica picks the same
+	// key.
 	slices.SortFunc(keys, func(a, b store.Key) int {
 		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(a.ID, b.ID))
 	})
-	active := map[string]*signingKey{}
+	byAlg := map[string][]*signingKey{}
 	byKID := map[string]*signingKey{}
-	replacedAt := map[string]time.Time{} // by algorithm: when the key last seen was replaced
 	var secrets [][]byte
 	pub := jwk.NewSet()
 	for _, k := range keys {
@@ -172,13 +176,15 @@ func (kr *keyring) set(keys []store.Key) error {
 			return err
 		}
 		byKID[sk.kid] = sk
-		published := active[sk.alg] == nil || now.Sub(replacedAt[sk.alg]) < kr.retire
-		if active[sk.alg] == nil {
-			active[sk.alg] = sk
-		}
-		replacedAt[sk.alg] = k.CreatedAt
-		if !published {
-			continue
+		newer := byAlg[sk.alg]
+		byAlg[sk.alg] = append(newer, sk)
+		// Published: a key not signing yet (it will soon), the key that
+		// signs (the newest whose time has come), and a key replaced less
+		// than the retire period ago (tokens it signed may still be valid).
+		if len(newer) > 0 {
+			if replacedAt := newer[len(newer)-1].created; !replacedAt.After(now) && now.Sub(replacedAt) >= kr.retire {
+				continue
+			}
 		}
 		pk, err := jwk.FromRaw(sk.pub)
 		if err != nil {
@@ -192,7 +198,7 @@ func (kr *keyring) set(keys []store.Key) error {
 		}
 	}
 	for _, alg := range []string{RS256, ES256} {
-		if active[alg] == nil {
+		if len(byAlg[alg]) == 0 {
 			return fmt.Errorf("provider: no %s signing key in the key store", alg)
 		}
 	}
@@ -205,7 +211,7 @@ func (kr *keyring) set(keys []store.Key) error {
 	}
 	kr.mu.Lock()
 	defer kr.mu.Unlock()
-	kr.active, kr.byKID, kr.jwks = active, byKID, doc
+	kr.byAlg, kr.byKID, kr.jwks = byAlg, byKID, doc
 	kr.secret, kr.olds = secrets[0], secrets[1:]
 	kr.loaded = now
 	return nil
@@ -290,18 +296,29 @@ func parseKey(k store.Key) (*signingKey, error) {
 		return nil, fmt.Errorf("provider: key %q: ID is not the key's RFC 7638 thumbprint", k.ID)
 	}
 	return &signingKey{
-		kid: kid,
-		alg: k.Algorithm,
-		pub: pub,
-		jwk: &jose.JSONWebKey{Key: raw, KeyID: kid, Algorithm: k.Algorithm, Use: "sig"},
+		kid:     kid,
+		alg:     k.Algorithm,
+		created: k.CreatedAt,
+		pub:     pub,
+		jwk:     &jose.JSONWebKey{Key: raw, KeyID: kid, Algorithm: k.Algorithm, Use: "sig"},
 	}, nil
 }
 
 // signer returns the key that signs with alg.
 func (kr *keyring) signer(alg string) *signingKey {
+	now := kr.now()
 	kr.mu.RLock()
 	defer kr.mu.RUnlock()
-	return kr.active[alg]
+	keys := kr.byAlg[alg]
+	for _, k := range keys {
+		if !k.created.After(now) {
+			return k
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	return keys[len(keys)-1] // every key is in the future: a clock gone back
 }
 
 // verifier returns the key with the given kid, or nil.

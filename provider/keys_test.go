@@ -318,7 +318,7 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatalf("ID token header %v has no kid", jwtHeader(t, old))
 	}
 
-	newer := storeKey(t, newRSAKey(t, 2048), RS256, time.Now().Add(time.Hour))
+	newer := storeKey(t, newRSAKey(t, 2048), RS256, time.Now())
 	if err := e.mem.AddKey(t.Context(), newer); err != nil {
 		t.Fatal(err)
 	}
@@ -601,11 +601,11 @@ func jwksKIDs(t *testing.T, p *Provider) []string {
 	return kids
 }
 
-// TestRotateKeys: the replica that rotates signs with the new keys at once;
-// another replica sharing the key store goes on with the old ones until its
-// keys are Config.KeyRefreshInterval old, then rereads the store and signs
-// with the new ones, publishing old and new. No sleeping: the clock is
-// injected.
+// TestRotateKeys: the new keys are published at once by the replica that
+// rotates and within Config.KeyRefreshInterval by another sharing the key
+// store, and sign on both from two intervals after the rotation: by then
+// every replica, and every client caching the JWKS for at most an interval,
+// has them. No sleeping: the clock is injected.
 func TestRotateKeys(t *testing.T) {
 	tests := []struct {
 		name string
@@ -616,10 +616,8 @@ func TestRotateKeys(t *testing.T) {
 	}{
 		{"Default", time.Hour, 0},
 		{"ShortInterval", time.Hour, 2 * time.Second},
-		// RotateKeys's doc promises the new keys sign "from now on, here at
-		// once", also when the clock has not moved since the keys it
-		// replaces were made (a frozen test clock, or a store that
-		// truncates timestamps).
+		// Also when the clock has not moved since the keys it replaces were
+		// made (a frozen test clock, or a store that truncates timestamps).
 		{"SameInstant", 0, 0},
 	}
 	for _, tc := range tests {
@@ -643,10 +641,6 @@ func TestRotateKeys(t *testing.T) {
 			if err := b.p.RotateKeys(t.Context()); err != nil {
 				t.Fatalf("RotateKeys: %v", err)
 			}
-			newKID := idTokenKID(t, b)
-			if newKID == oldKID {
-				t.Fatalf("after RotateKeys, the rotating replica signs with the old key %q, want a new one", oldKID)
-			}
 			keys, err := a.mem.Keys(t.Context())
 			if err != nil {
 				t.Fatal(err)
@@ -654,23 +648,38 @@ func TestRotateKeys(t *testing.T) {
 			if len(keys) != 5 {
 				t.Errorf("after RotateKeys: got %d stored keys, want 5 (2 old, 2 new, the secret)", len(keys))
 			}
+			if got := idTokenKID(t, b); got != oldKID {
+				t.Errorf("right after RotateKeys: the rotating replica signs with %q, want the old key %q until every replica has published the new one", got, oldKID)
+			}
+			if kids := jwksKIDs(t, b.p); len(kids) != 4 {
+				t.Errorf("right after RotateKeys: the rotating replica publishes %d keys, want 4 (old and new)", len(kids))
+			}
+
+			clk.Advance(interval)
+			if kids := jwksKIDs(t, a.p); len(kids) != 4 || !slices.Contains(kids, oldKID) {
+				t.Errorf("a refresh interval after: the other replica publishes %v, want the old and the new keys", kids)
+			}
+			if got := idTokenKID(t, a); got != oldKID {
+				t.Errorf("a refresh interval after: the other replica signs with %q, want the old key %q", got, oldKID)
+			}
 
 			clk.Advance(interval - time.Nanosecond)
-			if got := idTokenKID(t, a); got != oldKID {
-				t.Errorf("before the refresh interval: other replica signs with %q, want the old key %q", got, oldKID)
+			if got := idTokenKID(t, b); got != oldKID {
+				t.Errorf("just before two intervals: signs with %q, want the old key %q", got, oldKID)
 			}
 			clk.Advance(time.Nanosecond)
+			newKID := idTokenKID(t, b)
+			if newKID == oldKID {
+				t.Fatalf("two refresh intervals after RotateKeys: the rotating replica signs with the old key %q, want a new one", oldKID)
+			}
 			if got := idTokenKID(t, a); got != newKID {
-				t.Errorf("after the refresh interval: other replica signs with %q, want the new key %q", got, newKID)
+				t.Errorf("two refresh intervals after: the other replica signs with %q, want the new key %q", got, newKID)
 			}
 			kids := jwksKIDs(t, a.p)
 			for _, want := range []string{oldKID, newKID} {
 				if !slices.Contains(kids, want) {
-					t.Errorf("after the refresh: JWKS kids %v lack %q", kids, want)
+					t.Errorf("JWKS kids %v lack %q", kids, want)
 				}
-			}
-			if len(kids) != 4 {
-				t.Errorf("after the refresh: got %d published keys, want 4", len(kids))
 			}
 		})
 	}
@@ -708,14 +717,17 @@ func TestRetiredKeysUnpublished(t *testing.T) {
 			if len(all) != 4 {
 				t.Fatalf("after RotateKeys: got %d published keys, want 4", len(all))
 			}
-			clk.Advance(tc.retire - time.Second)
+			// The old keys are replaced when the new ones start signing, two
+			// refresh intervals after the rotation.
+			activation := 2 * DefaultKeyRefreshInterval
+			clk.Advance(activation + tc.retire - time.Second)
 			if got := jwksKIDs(t, p); !slices.Equal(got, all) {
-				t.Errorf("%v after the rotation: got kids %v, want all four %v", tc.retire-time.Second, got, all)
+				t.Errorf("%v after the rotation: got kids %v, want all four %v", activation+tc.retire-time.Second, got, all)
 			}
 			// The JWKS is recomputed when the keys are reread: at most a
 			// refresh interval after the retirement.
 			clk.Advance(DefaultKeyRefreshInterval + time.Second)
-			after := tc.retire + DefaultKeyRefreshInterval
+			after := activation + tc.retire + DefaultKeyRefreshInterval
 			got := jwksKIDs(t, p)
 			if len(got) != 2 {
 				t.Fatalf("%v after the rotation: got %d published keys, want the 2 new ones", after, len(got))

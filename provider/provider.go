@@ -134,13 +134,18 @@ func (p *Provider) JWKS(ctx context.Context) []byte {
 	return p.keys.publicJWKS()
 }
 
-// RotateKeys generates a new RS256 and a new ES256 key and stores them:
-// they sign from now on, here at once and on other replicas sharing the key
-// store within Config.KeyRefreshInterval. The replaced keys stay published
-// until every token they signed has expired.
+// RotateKeys generates a new RS256 and a new ES256 key and stores them. They
+// are published at once (here, and on the other replicas sharing the key
+// store within Config.KeyRefreshInterval) and sign from two refresh
+// intervals later, when every replica and every client caching the JWKS for
+// at most an interval (the JWKS's Cache-Control max-age) has them. The
+// replaced keys stay published until every token they signed has expired.
 func (p *Provider) RotateKeys(ctx context.Context) error {
 	return p.keys.rotate(ctx)
 }
+
+// JWKSMaxAge is how long clients may cache the JWKS: Config.KeyRefreshInterval.
+func (p *Provider) JWKSMaxAge() time.Duration { return p.cfg.KeyRefreshInterval }
 
 // AllowsPlainPKCE reports whether Config.AllowPlainPKCE is set.
 func (p *Provider) AllowsPlainPKCE() bool { return p.cfg.AllowPlainPKCE }

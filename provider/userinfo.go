@@ -29,6 +29,10 @@ func (p *Provider) UserInfo(ctx context.Context, accessToken string) (map[string
 		}
 		return nil, invalid
 	}
+	if !ar.GetGrantedAudience().Has(p.cfg.Issuer) {
+		// A token for an API only (RFC 9068 §4: a resource server checks aud).
+		return nil, invalid
+	}
 	if !ar.GetGrantedScopes().Has("openid") {
 		return nil, &Error{Code: ErrCodeInsufficientScope, Description: "The access token was not granted the openid scope.", Status: http.StatusForbidden}
 	}

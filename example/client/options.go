@@ -29,8 +29,13 @@ type options struct {
 	openBrowser bool
 	// timeout is how long to wait for the browser redirect. Required (> 0).
 	timeout time.Duration
-	// api, if not empty, is an http(s) URL that is fetched with the access
-	// token as a Bearer token; the status and body are printed.
+	// audience, if not empty, is the identifier of the API the access token
+	// is asked for (the audience authorization parameter): its aud. Empty
+	// asks for no API: the token is then for the issuer's userinfo only.
+	audience string
+	// api, if not empty, is the base URL of example/api: after the login
+	// its /api/messages is read (GET) and written (POST) with the access
+	// token, and the answers printed.
 	api string
 	// onAuthURL is called with the authorize URL once the loopback listener
 	// is ready. nil means: print the URL to the output and, if openBrowser,
@@ -42,8 +47,13 @@ type options struct {
 const (
 	defaultIssuer   = "http://127.0.0.1:8080"
 	defaultClientID = "example-native"
-	defaultScopes   = "openid profile email offline_access"
-	defaultTimeout  = 5 * time.Minute
+	defaultScopes   = "openid profile email offline_access read:messages"
+	// defaultOIDCScopes are the default scopes with -audience "": without an
+	// API, pixie grants no API scope.
+	defaultOIDCScopes = "openid profile email offline_access"
+	defaultAudience   = "https://api.example.com" // example/server's -api-audience
+	defaultAPI        = "http://127.0.0.1:8081"   // example/api's -addr
+	defaultTimeout    = 5 * time.Minute
 )
 
 // errFlagsReported is returned by parseFlags for a flag syntax error that the
@@ -75,11 +85,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	var scopes string
 	fs.StringVar(&o.issuer, "issuer", envOr("PIXIE_ISSUER", defaultIssuer), "issuer URL; endpoints come from its discovery document (env PIXIE_ISSUER)")
 	fs.StringVar(&o.clientID, "client-id", envOr("PIXIE_CLIENT_ID", defaultClientID), "public client ID (env PIXIE_CLIENT_ID)")
-	fs.StringVar(&scopes, "scopes", envOr("PIXIE_SCOPES", defaultScopes), "space-separated scopes to request (env PIXIE_SCOPES)")
+	fs.StringVar(&scopes, "scopes", envOr("PIXIE_SCOPES", defaultScopes), "space-separated scopes to request (env PIXIE_SCOPES; with -audience \"\" the default leaves out read:messages)")
+	fs.StringVar(&o.audience, "audience", envOr("PIXIE_AUDIENCE", defaultAudience), "identifier of the API to ask an access token for, sent as the audience parameter; \"\" asks for none (env PIXIE_AUDIENCE)")
 	fs.BoolVar(&o.refresh, "refresh", false, "after the login, use the refresh token once and show that the old one is refused")
 	fs.BoolVar(&o.openBrowser, "open", true, "try to open the authorize URL in the system browser")
 	fs.DurationVar(&o.timeout, "timeout", defaultTimeout, "how long to wait for the browser redirect")
-	fs.StringVar(&o.api, "api", envOr("PIXIE_API", ""), "if set, GET this URL with the access token as a Bearer token (env PIXIE_API)")
+	fs.StringVar(&o.api, "api", envOr("PIXIE_API", defaultAPI), "base URL of example/api, called with the access token after the login; \"\" skips it (env PIXIE_API)")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -89,6 +100,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	}
 	if fs.NArg() > 0 {
 		return options{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	scopesGiven := getenv("PIXIE_SCOPES") != ""
+	fs.Visit(func(f *flag.Flag) { scopesGiven = scopesGiven || f.Name == "scopes" })
+	if o.audience == "" && !scopesGiven {
+		scopes = defaultOIDCScopes // read:messages needs the API
 	}
 	o.scopes = strings.Fields(scopes)
 	if err := o.validate(); err != nil {

@@ -20,7 +20,7 @@ import (
 )
 
 // httpTimeout bounds each request to the server (discovery, token, JWKS,
-// UserInfo, -api).
+// UserInfo, example/api).
 const httpTimeout = 30 * time.Second
 
 // discoveryMetadata holds the discovery fields that oidc.Provider does not
@@ -35,8 +35,8 @@ type discoveryMetadata struct {
 // run logs in like a native app and writes a transcript to out:
 // discovery, a loopback listener, the authorization request (PKCE S256,
 // state, nonce), the redirect, the code exchange, ID token verification,
-// UserInfo, the optional -api call and the optional refresh rotation
-// demonstration. It returns an error on the first failure.
+// UserInfo, the calls to example/api (-api) and the optional refresh
+// rotation demonstration. It returns an error on the first failure.
 func run(ctx context.Context, opts options, out io.Writer) error {
 	if err := opts.validate(); err != nil {
 		return err
@@ -118,10 +118,17 @@ func run(ctx context.Context, opts options, out io.Writer) error {
 	p.line("Listening for the redirect on %s", redirectURL)
 	p.field("client_id", opts.clientID)
 	p.field("scopes", strings.Join(opts.scopes, " "))
+	p.field("audience", orNone(opts.audience))
 	p.field("pkce", "S256 (the verifier stays in this process)")
 	p.line("")
 
-	authURL := cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce))
+	authOpts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)}
+	if opts.audience != "" {
+		// The API the access token is for (its aud), as Auth0 spells it;
+		// pixie also takes RFC 8707's resource.
+		authOpts = append(authOpts, oauth2.SetAuthURLParam("audience", opts.audience))
+	}
+	authURL := cfg.AuthCodeURL(state, authOpts...)
 	onAuthURL := opts.onAuthURL
 	if onAuthURL == nil {
 		onAuthURL = func(u string) { showAuthURL(p, u, opts.openBrowser) }
@@ -155,6 +162,7 @@ func run(ctx context.Context, opts options, out io.Writer) error {
 	p.line("")
 	p.line("Exchanged the code at the token endpoint")
 	printToken(p, tok)
+	printAccessClaims(p, tok)
 
 	var idToken *oidc.IDToken
 	idVerifier := provider.Verifier(&oidc.Config{ClientID: opts.clientID})
@@ -189,7 +197,7 @@ func run(ctx context.Context, opts options, out io.Writer) error {
 	}
 
 	if opts.api != "" {
-		if err := callAPI(ctx, p, httpClient, opts.api, tok); err != nil {
+		if err := callAPI(ctx, p, httpClient, opts, tok); err != nil {
 			return err
 		}
 	}
@@ -315,50 +323,6 @@ func showUserInfo(ctx context.Context, p printer, provider *oidc.Provider, tok *
 		return fmt.Errorf("userinfo: sub %q does not match the id token's sub %q", ui.Subject, sub)
 	}
 	p.line("  sub matches the ID token")
-	return nil
-}
-
-// callAPI GETs apiURL with the access token as a Bearer token (RFC 6750 §2.1)
-// and prints the status and body. A non-2xx status is an error.
-//
-// example/api, a resource server that accepts pixie's access tokens, is
-// coming; until then any URL that echoes the request will do.
-func callAPI(ctx context.Context, p printer, client *http.Client, apiURL string, tok *oauth2.Token) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, apiURL, nil)
-	if err != nil {
-		return fmt.Errorf("api: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("api: %w", err)
-	}
-	defer resp.Body.Close()
-	const maxBody = 64 << 10
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
-	if err != nil {
-		return fmt.Errorf("api: reading the body: %w", err)
-	}
-	truncated := len(body) > maxBody
-	if truncated {
-		body = body[:maxBody]
-	}
-	p.line("")
-	p.line("API (GET %s with the access token)", apiURL)
-	p.field("status", resp.Status)
-	if h := resp.Header.Get("WWW-Authenticate"); h != "" {
-		p.field("www-authenticate", printable(h))
-	}
-	p.line("  body:")
-	for l := range strings.Lines(strings.TrimRight(printable(string(body)), "\n")) {
-		p.line("    %s", strings.TrimSuffix(l, "\n"))
-	}
-	if truncated {
-		p.line("  (body truncated to %d bytes)", maxBody)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("api: %s returned %s", apiURL, resp.Status)
-	}
 	return nil
 }
 

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/pixieauth/pixie/handlers"
 	"github.com/pixieauth/pixie/internal/testbrowser"
+	"github.com/pixieauth/pixie/middleware"
 	"github.com/pixieauth/pixie/provider"
 	"github.com/pixieauth/pixie/store"
 	"github.com/pixieauth/pixie/store/memory"
@@ -23,10 +26,11 @@ import (
 const (
 	testUser     = "alice"
 	testPassword = "correct horse battery staple"
+	testAudience = "https://api.example.com"
 )
 
 // pixie is a real pixie server on an httptest.Server, registered like
-// example/server's demo, that remembers every secret it hands out so a test
+// example/server's demo (with its API, testAudience), that remembers every secret it hands out so a test
 // can check that none reaches the transcript.
 type pixie struct {
 	url string
@@ -52,7 +56,8 @@ func startPixie(t *testing.T) *pixie {
 		ID:           "example-native",
 		Name:         "Example App",
 		RedirectURIs: []string{"http://127.0.0.1/callback", "com.example.app:/oauth2redirect"},
-		Scopes:       []string{"openid", "profile", "email", "offline_access"},
+		Scopes:       []string{"openid", "profile", "email", "offline_access", "read:messages", "write:messages"},
+		APIs:         []string{testAudience},
 		Native:       true,
 		FirstParty:   true,
 	})
@@ -65,6 +70,7 @@ func startPixie(t *testing.T) *pixie {
 	p, err := provider.New(t.Context(), provider.Config{
 		Issuer:  s.url,
 		Clients: st, Users: st, Grants: st, Keys: st,
+		APIs:   []provider.API{{Identifier: testAudience, Scopes: []string{"read:messages", "write:messages"}}},
 		Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
 	})
 	if err != nil {
@@ -78,6 +84,53 @@ func startPixie(t *testing.T) *pixie {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return s
+}
+
+// startAPI starts a resource server with example/api's protected routes,
+// built the same way from package middleware: the verifier fetches pixie's
+// JWK Set (remote mode) and RequireToken guards GET /api/messages with
+// read:messages and POST /api/messages with write:messages. It returns the
+// base URL. (example/api is a package main of its own, so its run cannot
+// be called from here; example/api's tests run it against a real pixie.)
+func startAPI(t *testing.T, s *pixie) string {
+	t.Helper()
+	v, err := middleware.NewVerifier(t.Context(), middleware.Config{
+		Issuer:   s.url,
+		Audience: testAudience,
+		JWKSURL:  s.url + handlers.PathJWKS,
+		Logger:   slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Close)
+	reply := func(status int, v any) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			tok, _ := middleware.TokenFrom(r.Context())
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			_ = json.NewEncoder(w).Encode(map[string]any{"sub": tok.Subject, "client_id": tok.ClientID, "result": v})
+		}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /api/messages", middleware.RequireToken(v, "read:messages")(reply(http.StatusOK, []string{})))
+	mux.Handle("POST /api/messages", middleware.RequireToken(v, "write:messages")(reply(http.StatusCreated, "posted")))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// closedPort returns the URL of a port on 127.0.0.1 that nothing listens
+// on: connecting is refused.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := "http://" + ln.Addr().String()
+	ln.Close()
+	return u
 }
 
 // recordTokens remembers the tokens in every token endpoint response.
@@ -163,33 +216,90 @@ func browser(t *testing.T, s *pixie, cancel context.CancelFunc, tamper func(q ur
 
 func TestRun(t *testing.T) {
 	tests := []struct {
-		name    string
-		scopes  string // "" means defaultScopes
-		refresh bool
-		api     string           // path on the server for -api; "" means none
-		tamper  func(url.Values) // how the redirect is altered on its way to the CLI
-		wantErr string           // "" means success
-		wantOut []string
+		name     string
+		scopes   string // "" means defaultScopes
+		audience string // "-" means none; "" means testAudience
+		refresh  bool
+		api      string           // "api": the resource server of startAPI; "closed": a refused port; "": none
+		tamper   func(url.Values) // how the redirect is altered on its way to the CLI
+		wantErr  string           // "" means success
+		wantOut  []string
 	}{
 		{
-			// Everything: the transcript shows each check passing. -api
-			// uses the userinfo endpoint as the Bearer-protected resource.
+			// Everything: the transcript shows each check passing, the
+			// token for the API used to read the messages and refused for
+			// writing them, then rotation.
 			name:    "login, api and rotation",
 			refresh: true,
-			api:     handlers.PathUserInfo,
+			api:     "api",
 			wantOut: []string{
 				"RFC 9207 iss   advertised: the redirect must carry iss",
+				"audience       " + testAudience,
 				"iss            matches the issuer (RFC 9207)",
+				`aud            ["` + testAudience + `"]`,
+				`scope          "openid profile email offline_access read:messages"`,
 				"ID token verified: signature (JWKS), iss, aud, exp",
 				"nonce          matches the one sent",
 				"at_hash        matches the access token",
 				`sub            "alice"`,
 				`email          "alice@example.com"`,
 				"sub matches the ID token",
+				"API: GET http://",
+				"needs read:messages, which the token has",
 				"status         200 OK",
+				`"sub": "alice"`,
+				`"client_id": "example-native"`,
+				"accepted",
+				"API: POST http://",
+				"needs write:messages, which the token lacks (expect 403 insufficient_scope)",
+				"status         403 Forbidden",
+				`error="insufficient_scope"`,
+				`scope="write:messages"`,
+				"refused, as expected",
 				"the refresh token was rotated",
 				"New ID token verified",
 				`refused        oauth2: "invalid_grant"`,
+				"Done.",
+			},
+		},
+		{
+			// With write:messages the same POST is accepted.
+			name:   "token that may write",
+			scopes: "openid read:messages write:messages",
+			api:    "api",
+			wantOut: []string{
+				"needs write:messages, which the token has",
+				"status         201 Created",
+				"Done.",
+			},
+		},
+		{
+			// A token asked for no API is for the issuer: the API refuses
+			// it (401 invalid_token), as the transcript expects.
+			name:     "no audience",
+			scopes:   "openid profile",
+			audience: "-",
+			api:      "api",
+			wantOut: []string{
+				"audience       (none)",
+				`aud            ["http://127.0.0.1:`,
+				"no -audience: the token is for the issuer, not for the API (expect 401 invalid_token)",
+				"status         401 Unauthorized",
+				`error="invalid_token"`,
+				"refused, as expected",
+				"Done.",
+			},
+		},
+		{
+			// example/api not started: a note on how to start it, and the
+			// run goes on to the end.
+			name:    "api not running",
+			refresh: true,
+			api:     "closed",
+			wantOut: []string{
+				"example/api is not running at http://127.0.0.1:",
+				"start it with: go run ./example/api",
+				"the refresh token was rotated",
 				"Done.",
 			},
 		},
@@ -238,15 +348,23 @@ func TestRun(t *testing.T) {
 			if scopes == "" {
 				scopes = defaultScopes
 			}
-			api := ""
-			if tt.api != "" {
-				api = s.url + tt.api
+			aud := testAudience
+			if tt.audience == "-" {
+				aud = ""
+			}
+			var api string
+			switch tt.api {
+			case "api":
+				api = startAPI(t, s)
+			case "closed":
+				api = closedPort(t)
 			}
 			var out strings.Builder
 			err := run(ctx, options{
 				issuer:    s.url,
 				clientID:  "example-native",
 				scopes:    strings.Fields(scopes),
+				audience:  aud,
 				refresh:   tt.refresh,
 				api:       api,
 				timeout:   10 * time.Second,
@@ -264,6 +382,41 @@ func TestRun(t *testing.T) {
 				}
 			}
 			s.checkNoSecrets(t, out.String())
+		})
+	}
+}
+
+// TestParseFlags checks the API-related defaults: the token is asked for
+// the demo API with read:messages, and -audience "" drops that scope from
+// the default.
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name         string
+		args         []string
+		env          map[string]string
+		wantScopes   string
+		wantAudience string
+		wantAPI      string
+	}{
+		{"defaults", nil, nil, defaultScopes, defaultAudience, defaultAPI},
+		{"no audience", []string{"-audience", ""}, nil, defaultOIDCScopes, "", defaultAPI},
+		{"no audience, scopes given", []string{"-audience", "", "-scopes", "openid read:messages"}, nil, "openid read:messages", "", defaultAPI},
+		{"no api", []string{"-api", ""}, nil, defaultScopes, defaultAudience, ""},
+		{
+			"environment", nil,
+			map[string]string{"PIXIE_AUDIENCE": "https://other.example.com", "PIXIE_API": "http://127.0.0.1:9999", "PIXIE_SCOPES": "openid"},
+			"openid", "https://other.example.com", "http://127.0.0.1:9999",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseFlags(tt.args, func(k string) string { return tt.env[k] }, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(o.scopes, " "); got != tt.wantScopes || o.audience != tt.wantAudience || o.api != tt.wantAPI {
+				t.Errorf("got scopes %q audience %q api %q, want %q %q %q", got, o.audience, o.api, tt.wantScopes, tt.wantAudience, tt.wantAPI)
+			}
 		})
 	}
 }

@@ -14,6 +14,14 @@
 // may call the introspection endpoint. Grants and signing keys are kept in the
 // SQLite file pixie.db (-db), or in PostgreSQL (-postgres), or in memory
 // (-memory); the demo user and clients are declared in code.
+//
+// It also registers the demo API, the resource server example/api, as
+// provider.Config.APIs: its identifier is -api-audience (default
+// https://api.example.com), its scopes read:messages and write:messages, and
+// both app clients may ask access tokens for it. To see a token for it used
+// and refused, run the API in a third terminal before the client:
+//
+//	go run ./example/api
 package main
 
 import (
@@ -88,6 +96,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		IDTokenAlg:            opts.idTokenAlg,
 		AuthorizeCodeLifespan: opts.codeLifespan,
 		AccessTokenLifespan:   opts.accessTokenLifespan,
+		APIs:                  demoAPIs(opts), // the demo API, example/api (demo.go)
 		Logger:                logger,
 	})
 	if err != nil {
