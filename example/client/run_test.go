@@ -236,7 +236,7 @@ func TestRun(t *testing.T) {
 				"RFC 9207 iss   advertised: the redirect must carry iss",
 				"audience       " + testAudience,
 				"iss            matches the issuer (RFC 9207)",
-				`aud            ["` + testAudience + `"]`,
+				`aud            ["` + testAudience + `","http://127.0.0.1:`,
 				`scope          "openid profile email offline_access read:messages"`,
 				"ID token verified: signature (JWKS), iss, aud, exp",
 				"nonce          matches the one sent",
