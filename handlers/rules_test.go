@@ -77,9 +77,9 @@ func audience(claims map[string]any) []string {
 func TestAccessTokenForAPI(t *testing.T) {
 	ts := newTestServer(t, apiOptions())
 	tests := []struct {
-		name    string
-		param   string // audience or resource; "" asks for no API
-		scopes  string
+		name     string
+		param    string // audience or resource; "" asks for no API
+		scopes   string
 		wantAud  []string
 		wantExp  time.Duration
 		userinfo int // the userinfo endpoint's answer to the token
