@@ -108,6 +108,7 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 		"jwks_uri":                                      iss + PathJWKS,
 		"revocation_endpoint":                           iss + PathRevoke,
 		"introspection_endpoint":                        iss + PathIntrospect,
+		"end_session_endpoint":                          iss + PathLogout,
 		"scopes_supported":                              []string{"openid", "profile", "email", "offline_access"},
 		"response_types_supported":                      []string{"code"},
 		"response_modes_supported":                      []string{"query"},

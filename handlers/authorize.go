@@ -60,7 +60,10 @@ func (s *Server) needsLogin(areq *provider.AuthorizeRequest, sub string, authTim
 	if sub == "" || slices.Contains(areq.Prompt, "login") {
 		return true
 	}
-	return areq.MaxAge >= 0 && s.p.Now().Sub(authTime).Truncate(time.Second) > areq.MaxAge
+	// OIDC Core §3.1.2.1: re-authenticate when more than max_age seconds
+	// have passed (max_age=0: always). The login then resumes the request
+	// without max_age, which the fresh login satisfies.
+	return areq.MaxAge >= 0 && s.p.Now().Sub(authTime) > areq.MaxAge
 }
 
 // authorizeFailed redirects an error to the client when the client and
@@ -87,12 +90,16 @@ func (s *Server) authorizeFailed(w http.ResponseWriter, r *http.Request, err err
 
 // resumeURL returns the authorization request to resume after a login or
 // a consent: the pending request's parameters, minus the prompt value the
-// step just honoured (login or consent). It only ever points at this
-// server's authorization endpoint.
+// step just honoured (login or consent) and, after a login, max_age, which
+// the fresh login satisfies. It only ever points at this server's
+// authorization endpoint.
 func (s *Server) resumeURL(request, honoured string) (string, bool) {
 	q, err := url.ParseQuery(request)
 	if err != nil || q.Get("client_id") == "" {
 		return "", false
+	}
+	if honoured == "login" {
+		q.Del("max_age")
 	}
 	if p := q.Get("prompt"); p != "" {
 		kept := slices.DeleteFunc(strings.Fields(p), func(v string) bool { return v == honoured })

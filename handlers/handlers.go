@@ -114,7 +114,7 @@ type route struct {
 //	GET      /.well-known/openid-configuration       discovery (OIDC Discovery 1.0)
 //	GET      /.well-known/oauth-authorization-server metadata (RFC 8414)
 //	GET      /.well-known/jwks.json                  public signing keys (RFC 7517)
-//	GET|POST /login                                  login page
+//	GET|POST /login                                  login page (unless Config.LoginURL replaces it)
 //	GET|POST /consent                                consent page (clients that are not first party)
 //	GET|POST /logout                                 end_session_endpoint (RP-Initiated Logout 1.0)
 //	POST     /logout/confirm                         the logout confirmation form
@@ -233,12 +233,17 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 		{"GET " + PathJWKS, http.HandlerFunc(s.jwks)},
 		{"GET " + PathConsent, http.HandlerFunc(s.consentPage)},
 		{"POST " + PathConsent, forms.Handler(http.HandlerFunc(s.consentSubmit))},
-		{"GET " + PathLogin, http.HandlerFunc(s.loginPage)},
-		{"POST " + PathLogin, forms.Handler(http.HandlerFunc(s.loginSubmit))},
 		// RP-initiated logout may be a GET or a form POST from the app's page.
 		{"GET " + PathLogout, http.HandlerFunc(s.logout)},
 		{"POST " + PathLogout, http.HandlerFunc(s.logout)},
 		{"POST " + PathLogout + "/confirm", forms.Handler(http.HandlerFunc(s.logoutConfirm))},
+	}
+	if cfg.LoginURL == "" {
+		// With the host app's own login, pixie's login page is not served
+		// at all: it must not accept passwords the app does not check.
+		s.routes = append(s.routes,
+			route{"GET " + PathLogin, http.HandlerFunc(s.loginPage)},
+			route{"POST " + PathLogin, forms.Handler(http.HandlerFunc(s.loginSubmit))})
 	}
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.pattern, rt.h)

@@ -50,10 +50,10 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, http.StatusInternalServerError, "server_error", "Signing in is not possible right now. Try again later.")
 	}
 	userKey, ipKey := s.throttle.keys(r, username)
-	if blocked, err := s.throttle.blocked(ctx, userKey, ipKey); err != nil {
+	if ok, err := s.throttle.admit(ctx, userKey, ipKey); err != nil {
 		unavailable("read login throttle", err)
 		return
-	} else if blocked {
+	} else if !ok {
 		// The password is not checked: a locked account must not confirm
 		// a right guess either.
 		s.p.Logger().WarnContext(ctx, "login throttled")
@@ -68,7 +68,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 			unavailable("authenticate user", err)
 			return
 		}
-		if err := s.throttle.failed(ctx, userKey, ipKey); err != nil {
+		if err := s.throttle.failed(ctx, ipKey); err != nil {
 			unavailable("record login failure", err)
 			return
 		}

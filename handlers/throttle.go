@@ -41,25 +41,24 @@ func (t *throttle) keys(r *http.Request, username string) (user, ip string) {
 	return "user:" + digest(strings.ToLower(username)), "ip:" + digest(t.ip(r))
 }
 
-// blocked reports whether the username or the address has used up its
-// budget.
-func (t *throttle) blocked(ctx context.Context, userKey, ipKey string) (bool, error) {
+// admit decides whether a login attempt may have its password checked. It
+// counts the attempt against the username first, atomically, so that
+// concurrent guesses cannot get more checks than the budget (a success
+// forgets the count); then it checks the address's failures.
+func (t *throttle) admit(ctx context.Context, userKey, ipKey string) (bool, error) {
 	now := t.now()
-	n, err := t.st.Failures(ctx, userKey, now, t.window)
-	if err != nil || n >= t.perUser {
-		return err == nil, err
+	n, err := t.st.AddFailure(ctx, userKey, now, t.window)
+	if err != nil || n > t.perUser {
+		return false, err
 	}
 	n, err = t.st.Failures(ctx, ipKey, now, t.window)
-	return err == nil && n >= t.perIP, err
+	return err == nil && n < t.perIP, err
 }
 
-// failed records a failed attempt against both keys.
-func (t *throttle) failed(ctx context.Context, userKey, ipKey string) error {
-	now := t.now()
-	if _, err := t.st.AddFailure(ctx, userKey, now, t.window); err != nil {
-		return err
-	}
-	_, err := t.st.AddFailure(ctx, ipKey, now, t.window)
+// failed records a failed attempt against the address (the username's
+// count already holds it).
+func (t *throttle) failed(ctx context.Context, ipKey string) error {
+	_, err := t.st.AddFailure(ctx, ipKey, t.now(), t.window)
 	return err
 }
 
