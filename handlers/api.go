@@ -121,7 +121,7 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 		"code_challenge_methods_supported":              methods,
 		"claims_supported": []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "at_hash",
 			"name", "given_name", "family_name", "preferred_username", "picture", "locale", "email", "email_verified"},
-		"prompt_values_supported":                        []string{"none", "login"},
+		"prompt_values_supported":                        []string{"none", "login", "consent"},
 		"claims_parameter_supported":                     false,
 		"request_parameter_supported":                    false,
 		"request_uri_parameter_supported":                false,

@@ -946,7 +946,7 @@ func TestLoginFailures(t *testing.T) {
 		wantMessage string
 	}{
 		{"wrong password", func(f url.Values) { f.Set("password", "not the password") }, "", http.StatusOK, "incorrect"},
-		{"unknown user", func(f url.Values) { f.Set("username", "mallory") }, "", http.StatusOK, "incorrect"},
+		{"unknown user", func(f url.Values) { f.Set("username", "mallory-"+randomString()) }, "", http.StatusOK, "incorrect"},
 		{"empty password", func(f url.Values) { f.Set("password", "") }, "", http.StatusOK, "Enter your username and password"},
 		{"missing csrf_token", func(f url.Values) { f.Del("csrf_token") }, "", http.StatusForbidden, ""},
 		{"wrong csrf_token", func(f url.Values) { f.Set("csrf_token", randomString()+randomString()) }, "", http.StatusForbidden, ""},
@@ -996,7 +996,7 @@ func TestLoginFailures(t *testing.T) {
 			p := b.submitLogin(t, b.get(t, newAuthRequest(conf).URL), username, password)
 			return b.parseLoginForm(t, p).Error
 		}
-		wrong, unknown := msg(aliceUsername, "not the password"), msg("mallory", alicePassword)
+		wrong, unknown := msg(aliceUsername, "not the password"), msg("mallory-"+randomString(), alicePassword)
 		if wrong == "" || wrong != unknown {
 			t.Errorf("got %q for a wrong password and %q for an unknown user, want the same non-empty message", wrong, unknown)
 		}

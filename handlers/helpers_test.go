@@ -89,6 +89,23 @@ type serverOptions struct {
 	RuleTimeout time.Duration
 	// GracePeriod is provider.Config.RefreshTokenGracePeriod.
 	GracePeriod time.Duration
+	// Now is provider.Config.Now (the handlers' throttle reads it too).
+	Now func() time.Time
+	// IDTokenLifespan is provider.Config.IDTokenLifespan.
+	IDTokenLifespan time.Duration
+	// Users, if set, wraps the memory store's users (to count or hold
+	// Authenticate calls).
+	Users func(store.Users) store.Users
+	// Store, if set, is served instead of a fresh memory store: the store
+	// of another test server, for a second replica. It already holds the
+	// registrations, so Clients is ignored.
+	Store *memory.Store
+	// Handlers, if set, builds pixie with handlers.New and this Config
+	// instead of handlers.Mount; testServer.Handlers is then the Server.
+	Handlers *handlers.Config
+	// Routes, if set, registers the test's own handlers (a host app's
+	// pages) on the mux; it gets the Server when Handlers is set, else nil.
+	Routes func(mux *http.ServeMux, s *handlers.Server)
 }
 
 // testServer is pixie mounted on an http.ServeMux behind a real HTTP server,
@@ -98,6 +115,7 @@ type testServer struct {
 	Server   *httptest.Server
 	Provider *provider.Provider
 	Store    *memory.Store
+	Handlers *handlers.Server // set when serverOptions.Handlers is
 }
 
 // newTestServer starts a provider on a fresh memory store holding the demo
@@ -142,43 +160,11 @@ func TestMain(m *testing.M) {
 
 // startServer starts a test server; the caller closes it.
 func startServer(ctx context.Context, opts serverOptions) (*testServer, error) {
-	st := memory.New()
-	keys, err := testKeys()
-	if err != nil {
-		return nil, fmt.Errorf("generate keys: %w", err)
-	}
-	for _, k := range keys {
-		if err := st.AddKey(ctx, k.Clone()); err != nil {
-			return nil, fmt.Errorf("add key: %w", err)
-		}
-	}
-	if err := st.AddUser(&store.User{
-		Subject:           "alice",
-		PreferredUsername: aliceUsername,
-		Name:              aliceName,
-		GivenName:         "Alice",
-		FamilyName:        "Example",
-		Email:             aliceEmail,
-		EmailVerified:     true,
-	}, aliceUsername, alicePassword); err != nil {
-		return nil, fmt.Errorf("add user: %w", err)
-	}
-	hash, err := apiSecretHash()
-	if err != nil {
-		return nil, fmt.Errorf("hash secret: %w", err)
-	}
-	native := []string{loopbackURI, customSchemeURI}
-	scopes := strings.Fields(allScopes)
-	clients := []*store.Client{
-		{ID: nativeClient, Name: "Example App", RedirectURIs: native, Scopes: scopes, Native: true, FirstParty: true},
-		{ID: otherClient, Name: "Other App", RedirectURIs: native, Scopes: scopes, Native: true},
-		{ID: apiClient, Name: "Example API", SecretHash: hash, Introspect: true},
-		// A confidential client that may not introspect.
-		{ID: webClient, Name: "Web App", SecretHash: hash, RedirectURIs: []string{"https://app.example.com/callback"}, Scopes: scopes},
-	}
-	for _, c := range append(clients, opts.Clients...) {
-		if err := st.AddClient(c); err != nil {
-			return nil, fmt.Errorf("add client %s: %w", c.ID, err)
+	st := opts.Store
+	if st == nil {
+		st = memory.New()
+		if err := addDemoRegistrations(ctx, st, opts.Clients); err != nil {
+			return nil, err
 		}
 	}
 
@@ -190,36 +176,96 @@ func startServer(ctx context.Context, opts serverOptions) (*testServer, error) {
 	if opts.Grants != nil {
 		grants = opts.Grants(st)
 	}
+	var users store.Users = st
+	if opts.Users != nil {
+		users = opts.Users(st)
+	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	p, err := provider.New(ctx, provider.Config{
 		Issuer:  issuer,
-		Clients: st, Users: st, Grants: grants, Keys: st,
+		Clients: st, Users: users, Grants: grants, Keys: st,
 		IDTokenAlg:              opts.IDTokenAlg,
 		AuthorizeCodeLifespan:   opts.CodeLifespan,
+		IDTokenLifespan:         opts.IDTokenLifespan,
 		Logger:                  logger,
 		APIs:                    opts.APIs,
 		Rules:                   opts.Rules,
 		RuleTimeout:             opts.RuleTimeout,
 		RefreshTokenGracePeriod: opts.GracePeriod,
+		Now:                     opts.Now,
 	})
 	if err != nil {
 		srv.Close()
 		return nil, fmt.Errorf("provider.New: %w", err)
 	}
 	mux := http.NewServeMux()
-	if err := handlers.Mount(mux, p); err != nil {
+	var hs *handlers.Server
+	if opts.Handlers != nil {
+		if hs, err = handlers.New(p, *opts.Handlers); err != nil {
+			srv.Close()
+			return nil, fmt.Errorf("handlers.New: %w", err)
+		}
+		hs.Register(mux)
+	} else if err := handlers.Mount(mux, p); err != nil {
 		srv.Close()
 		return nil, fmt.Errorf("handlers.Mount: %w", err)
+	}
+	if opts.Routes != nil {
+		opts.Routes(mux, hs)
 	}
 	srv.Config.Handler = mux
 	if opts.Middleware != nil {
 		srv.Config.Handler = opts.Middleware(mux)
 	}
 	srv.Start()
-	return &testServer{URL: issuer, Server: srv, Provider: p, Store: st}, nil
+	return &testServer{URL: issuer, Server: srv, Provider: p, Store: st, Handlers: hs}, nil
+}
+
+// addDemoRegistrations adds the demo registrations to st: the signing keys,
+// alice, the demo clients and extra.
+func addDemoRegistrations(ctx context.Context, st *memory.Store, extra []*store.Client) error {
+	keys, err := testKeys()
+	if err != nil {
+		return fmt.Errorf("generate keys: %w", err)
+	}
+	for _, k := range keys {
+		if err := st.AddKey(ctx, k.Clone()); err != nil {
+			return fmt.Errorf("add key: %w", err)
+		}
+	}
+	if err := st.AddUser(&store.User{
+		Subject:           "alice",
+		PreferredUsername: aliceUsername,
+		Name:              aliceName,
+		GivenName:         "Alice",
+		FamilyName:        "Example",
+		Email:             aliceEmail,
+		EmailVerified:     true,
+	}, aliceUsername, alicePassword); err != nil {
+		return fmt.Errorf("add user: %w", err)
+	}
+	hash, err := apiSecretHash()
+	if err != nil {
+		return fmt.Errorf("hash secret: %w", err)
+	}
+	native := []string{loopbackURI, customSchemeURI}
+	scopes := strings.Fields(allScopes)
+	clients := []*store.Client{
+		{ID: nativeClient, Name: "Example App", RedirectURIs: native, Scopes: scopes, Native: true, FirstParty: true},
+		{ID: otherClient, Name: "Other App", RedirectURIs: native, Scopes: scopes, Native: true},
+		{ID: apiClient, Name: "Example API", SecretHash: hash, Introspect: true},
+		// A confidential client that may not introspect.
+		{ID: webClient, Name: "Web App", SecretHash: hash, RedirectURIs: []string{"https://app.example.com/callback"}, Scopes: scopes},
+	}
+	for _, c := range append(clients, extra...) {
+		if err := st.AddClient(c); err != nil {
+			return fmt.Errorf("add client %s: %w", c.ID, err)
+		}
+	}
+	return nil
 }
 
 // loopbackRedirect returns the registered loopback redirect URI with a port
@@ -404,9 +450,22 @@ type loginForm struct {
 // parseLoginForm parses the login page's form with x/net/html.
 func (b *browser) parseLoginForm(t *testing.T, p *page) *loginForm {
 	t.Helper()
+	f := b.parseForm(t, p)
+	for _, name := range []string{"csrf_token", "request"} {
+		if f.Fields.Get(name) == "" {
+			t.Fatalf("login form has no %s value", name)
+		}
+	}
+	return f
+}
+
+// parseForm parses the one form of a page (pixie's or a host app's) with
+// x/net/html.
+func (b *browser) parseForm(t *testing.T, p *page) *loginForm {
+	t.Helper()
 	doc, err := html.Parse(strings.NewReader(p.Body))
 	if err != nil {
-		t.Fatalf("parse login page: %v", err)
+		t.Fatalf("parse page %s: %v", p.URL, err)
 	}
 	f := &loginForm{Fields: url.Values{}}
 	var inForm bool
@@ -417,7 +476,7 @@ func (b *browser) parseLoginForm(t *testing.T, p *page) *loginForm {
 		switch n.Data {
 		case "form":
 			if inForm {
-				t.Fatal("login page has more than one form")
+				t.Fatalf("page %s has more than one form", p.URL)
 			}
 			inForm = true
 			action, err := p.URL.Parse(attr(n, "action"))
@@ -437,11 +496,6 @@ func (b *browser) parseLoginForm(t *testing.T, p *page) *loginForm {
 	}
 	if !inForm {
 		t.Fatalf("no form on page %s (status %d):\n%s", p.URL, p.Status, p.Body)
-	}
-	for _, name := range []string{"csrf_token", "request"} {
-		if f.Fields.Get(name) == "" {
-			t.Fatalf("login form has no %s value", name)
-		}
 	}
 	return f
 }

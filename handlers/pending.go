@@ -20,10 +20,16 @@ type Pending struct {
 	ClientName string   // its display name
 	Scopes     []string // the scopes it asks for
 	LoginHint  string   // login_hint, for pre-filling a username
-	Prompt     []string // prompt values, such as login
-	request    string   // the authorization request's parameters
-	areq       *provider.AuthorizeRequest
-	s          *Server
+	// Prompt holds the prompt values, such as login: with login, the app
+	// must authenticate the user anew, not reuse its own session.
+	Prompt []string
+	// MaxAge is the request's max_age, negative when absent: a login
+	// older than this (Login.AuthTime) does not count, and the user must
+	// authenticate again (OIDC Core §3.1.2.1).
+	MaxAge  time.Duration
+	request string // the authorization request's parameters
+	areq    *provider.AuthorizeRequest
+	s       *Server
 }
 
 // Login is who logged in, as the host app tells pixie in [Pending.Complete].
@@ -62,6 +68,7 @@ func (s *Server) PendingLogin(r *http.Request) (*Pending, error) {
 		Scopes:     areq.Scopes,
 		LoginHint:  areq.LoginHint,
 		Prompt:     areq.Prompt,
+		MaxAge:     areq.MaxAge,
 		request:    q.Encode(),
 		areq:       areq,
 		s:          s,
@@ -105,6 +112,12 @@ func (p *Pending) Complete(w http.ResponseWriter, r *http.Request, login Login) 
 	}
 	p.s.p.Logger().InfoContext(r.Context(), "user logged in", "subject", login.Subject)
 	to, _ := p.s.resumeURL(p.request, "login")
+	if p.areq.MaxAge >= 0 && p.s.p.Now().Sub(at).Truncate(time.Second) > p.areq.MaxAge {
+		// The app's login is older than max_age (to the second, as
+		// auth_time): it does not satisfy the
+		// request, which goes back to the app's login, max_age kept.
+		to = p.s.loginURL + "?" + p.request
+	}
 	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
