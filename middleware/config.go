@@ -94,6 +94,13 @@ type Config struct {
 	// (RFC 7519 §4.1.4). Default 30s; at most 5m.
 	Leeway time.Duration
 
+	// SignatureCacheSize is how many verified tokens the Verifier remembers,
+	// so that a token met again (an app calls its API many times with one
+	// token) skips the signature check; its claims are checked every time,
+	// and it counts only while its key is still published. Default 10000;
+	// negative turns the cache off.
+	SignatureCacheSize int
+
 	// Realm is the realm of the WWW-Authenticate challenge (RFC 6750 §3).
 	// Default: Audience. It may not contain '"', '\' or control characters.
 	Realm string

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -31,6 +32,7 @@ type Verifier struct {
 	b64    *base64.Encoding        // unpadded base64url, refusing non-canonical input
 	local  atomic.Pointer[keyTable]
 	remote *remoteKeys
+	sigs   *sigCache // nil when off
 	intro  *introspector
 
 	closeOnce sync.Once
@@ -63,6 +65,12 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 		cfg:  c,
 		algs: make(map[string]jws.Verifier, len(c.Algorithms)),
 		b64:  base64.RawURLEncoding.Strict(),
+	}
+	switch {
+	case c.SignatureCacheSize == 0:
+		v.sigs = newSigCache(DefaultSignatureCacheSize)
+	case c.SignatureCacheSize > 0:
+		v.sigs = newSigCache(c.SignatureCacheSize)
 	}
 	if own {
 		v.ownClient = c.HTTPClient
@@ -226,6 +234,10 @@ func (v *Verifier) verifyJWT(ctx context.Context, raw string) (*Token, error) {
 	if !key.fits(h.Alg) {
 		return nil, refuse(ErrKeyMismatch, "The access token's signing key is not for its signature algorithm.")
 	}
+	sum := sha256.Sum256([]byte(raw))
+	if claims := v.sigs.claims(sum, key); claims != nil {
+		return v.claimsToken(claims, v.cfg.Now(), true, true, true)
+	}
 	sig, err := v.b64.DecodeString(raw[j+1:])
 	if err != nil || len(sig) == 0 {
 		return nil, refuse(ErrSignature, "The access token's signature is invalid.")
@@ -242,7 +254,11 @@ func (v *Verifier) verifyJWT(ctx context.Context, raw string) (*Token, error) {
 	if err := json.Unmarshal(payload, &claims); err != nil || claims == nil {
 		return nil, malformed("The access token's claims are not a JSON object.")
 	}
-	return v.claimsToken(claims, v.cfg.Now(), true, true, true)
+	tok, err := v.claimsToken(claims, v.cfg.Now(), true, true, true)
+	if err == nil {
+		v.sigs.add(sum, key, claims)
+	}
+	return tok, err
 }
 
 // lookup returns the key kid names.
