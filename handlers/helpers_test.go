@@ -89,6 +89,8 @@ type serverOptions struct {
 	RuleTimeout time.Duration
 	// GracePeriod is provider.Config.RefreshTokenGracePeriod.
 	GracePeriod time.Duration
+	// AccessTokenAlg is provider.Config.AccessTokenAlg.
+	AccessTokenAlg string
 	// Now is provider.Config.Now (the handlers' throttle reads it too).
 	Now func() time.Time
 	// IDTokenLifespan is provider.Config.IDTokenLifespan.
@@ -195,6 +197,7 @@ func startServer(ctx context.Context, opts serverOptions) (*testServer, error) {
 		Rules:                   opts.Rules,
 		RuleTimeout:             opts.RuleTimeout,
 		RefreshTokenGracePeriod: opts.GracePeriod,
+		AccessTokenAlg:          opts.AccessTokenAlg,
 		Now:                     opts.Now,
 	})
 	if err != nil {

@@ -340,3 +340,18 @@ func TestNoGracePeriodByDefault(t *testing.T) {
 	_, err = refresh(t.Context(), conf, next.RefreshToken)
 	wantRetrieveError(t, err, http.StatusBadRequest, "invalid_grant")
 }
+
+// TestAccessTokenAlg: access tokens are signed with Config.AccessTokenAlg,
+// ID tokens with IDTokenAlg; both verify against the JWKS.
+func TestAccessTokenAlg(t *testing.T) {
+	ts := newTestServer(t, serverOptions{AccessTokenAlg: provider.ES256})
+	conf := ts.oauth2Config(nativeClient, ts.loopbackRedirect(), "openid")
+	_, tok := newBrowser(t, ts).tokens(t, conf)
+	if alg := jwtHeader(t, tok.AccessToken)["alg"]; alg != provider.ES256 {
+		t.Errorf("access token: got alg %v, want ES256", alg)
+	}
+	if alg := jwtHeader(t, tok.Extra("id_token").(string))["alg"]; alg != provider.RS256 {
+		t.Errorf("ID token: got alg %v, want the default RS256", alg)
+	}
+	accessClaims(t, ts, tok.AccessToken) // verifies against the JWKS
+}

@@ -74,6 +74,7 @@ func TestConfigValidate(t *testing.T) {
 		{"IDTokenAlgRS256", func(c *Config) { c.IDTokenAlg = RS256 }, ""},
 		{"IDTokenAlgES256", func(c *Config) { c.IDTokenAlg = ES256 }, ""},
 		{"IDTokenAlgHS256", func(c *Config) { c.IDTokenAlg = "HS256" }, "IDTokenAlg"},
+		{"AccessTokenAlgHS256", func(c *Config) { c.AccessTokenAlg = "HS256" }, "AccessTokenAlg"},
 		{"IDTokenAlgNone", func(c *Config) { c.IDTokenAlg = "none" }, "IDTokenAlg"},
 		{"IDTokenAlgLowercase", func(c *Config) { c.IDTokenAlg = "rs256" }, "IDTokenAlg"},
 		// Lifespans: at least a second; codes at most 10 minutes.

@@ -92,7 +92,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	var core oauth2.CoreStrategy = compose.NewOAuth2HMACStrategy(fc)
 	if !cfg.OpaqueAccessTokens {
 		core = &accessTokenStrategy{
-			DefaultJWTStrategy: &oauth2.DefaultJWTStrategy{Signer: newJWTSigner(ring, cfg.IDTokenAlg), HMACSHAStrategy: core, Config: fc},
+			DefaultJWTStrategy: &oauth2.DefaultJWTStrategy{Signer: newJWTSigner(ring, cfg.AccessTokenAlg), HMACSHAStrategy: core, Config: fc},
 			p:                  p,
 		}
 	}
