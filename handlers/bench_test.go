@@ -39,7 +39,7 @@ import (
 //	go test -run '^$' -bench Flow -benchtime 2s ./handlers/
 func BenchmarkFlow(b *testing.B) {
 	for _, be := range benchBackends {
-		for _, alg := range []string{provider.RS256, provider.ES256} {
+		for _, alg := range benchAlgs {
 			b.Run(be.name+"/"+alg, func(b *testing.B) {
 				f := newBenchFlow(b, alg, be.open(b))
 				b.ReportAllocs()
@@ -56,7 +56,7 @@ func BenchmarkFlow(b *testing.B) {
 // BenchmarkFlowParallel is BenchmarkFlow from GOMAXPROCS goroutines at once.
 func BenchmarkFlowParallel(b *testing.B) {
 	for _, be := range benchBackends {
-		for _, alg := range []string{provider.RS256, provider.ES256} {
+		for _, alg := range benchAlgs {
 			b.Run(be.name+"/"+alg, func(b *testing.B) {
 				f := newBenchFlow(b, alg, be.open(b))
 				b.ReportAllocs()
@@ -71,6 +71,10 @@ func BenchmarkFlowParallel(b *testing.B) {
 		}
 	}
 }
+
+// benchAlgs are the signing choices benchmarked: RS256 for both tokens (the
+// default), ES256 for both, and RS256 ID tokens with ES256 access tokens.
+var benchAlgs = []string{provider.RS256, provider.ES256, "RS256+ES256at"}
 
 // benchStore is a backend under benchmark with its registration methods.
 type benchStore struct {
@@ -179,8 +183,9 @@ func newBenchFlow(b *testing.B, alg string, bs benchStore) *benchFlow {
 	}
 	p, err := provider.New(ctx, provider.Config{
 		Issuer: issuer, Clients: st, Users: st, Grants: st, Keys: st,
-		IDTokenAlg: alg,
-		Logger:     slog.New(slog.DiscardHandler),
+		IDTokenAlg:     strings.TrimSuffix(alg, "+ES256at"),
+		AccessTokenAlg: map[bool]string{true: provider.ES256}[strings.HasSuffix(alg, "+ES256at")],
+		Logger:         slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		b.Fatal(err)
