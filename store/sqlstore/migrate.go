@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -105,7 +106,7 @@ func migrate(ctx context.Context, db *sql.DB, d Dialect, prefix string) error {
 	case Postgres:
 		return migratePostgres(ctx, db, prefix, ms)
 	default:
-		return migrateSQLite(ctx, db, prefix, ms)
+		return retryBusy(ctx, func() error { return migrateSQLite(ctx, db, prefix, ms) })
 	}
 }
 
@@ -143,6 +144,36 @@ func migratePostgres(ctx context.Context, db *sql.DB, prefix string, ms []migrat
 // busy_timeout) and then finds every version applied. The transaction is
 // begun by hand on a dedicated connection because database/sql's BeginTx
 // begins a DEFERRED one unless the DSN says otherwise.
+// retryBusy runs fn again while SQLite answers SQLITE_BUSY without waiting
+// for its busy timeout, as it does when two connections starting on a new
+// file meet (one switching it to WAL while the other writes): each then
+// waits for the other, and SQLite breaks the deadlock by failing one at
+// once. A few tries, a little apart, always get through.
+func retryBusy(ctx context.Context, fn func() error) error {
+	var err error
+	for try := 1; try <= 10; try++ {
+		if err = fn(); err == nil || !isBusy(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(try) * 20 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (code 5), without
+// importing a driver: by the Code method modernc.org/sqlite's errors have.
+func isBusy(err error) bool {
+	var coded interface{ Code() int }
+	if errors.As(err, &coded) {
+		return coded.Code()&0xff == 5
+	}
+	return false
+}
+
 func migrateSQLite(ctx context.Context, db *sql.DB, prefix string, ms []migration) (err error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {

@@ -27,17 +27,18 @@ var (
 	_ store.Pinger         = (*Store)(nil)
 )
 
-// dsnParams are the connection settings Open uses:
-//   - journal_mode(WAL): readers do not block the writer nor the writer them;
+// dsnParams are the connection settings Open uses, applied in this order:
 //   - busy_timeout(10000): a connection that finds the database locked (by
-//     another process) waits up to 10 s instead of failing at once;
+//     another process) waits up to 10 s instead of failing at once; first,
+//     so that it covers the journal_mode switch, which needs the lock;
+//   - journal_mode(WAL): readers do not block the writer nor the writer them;
 //   - foreign_keys(1): enforce foreign keys (off by default in SQLite);
 //   - synchronous(NORMAL): the usual setting with WAL; a power loss may lose
 //     the last transactions, never corrupt the file;
 //   - _txlock=immediate: transactions take the write lock at BEGIN, so a
 //     transaction never fails with SQLITE_BUSY when upgrading from reading
 //     to writing.
-const dsnParams = "_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)" +
+const dsnParams = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
 	"&_pragma=synchronous(NORMAL)&_txlock=immediate"
 
 // DSN returns the modernc.org/sqlite data source name Open uses for the
