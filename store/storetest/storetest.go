@@ -230,9 +230,10 @@ func needThrottle(t *testing.T, s Stores) store.Throttle {
 // now is the current time as the suite compares it: UTC, whole seconds.
 func now() time.Time { return time.Now().UTC().Truncate(time.Second) }
 
-// race calls fn(i) for i in [0, n) from n goroutines released together by a
-// start barrier, and returns the error of each.
-func race(n int, fn func(i int) error) []error {
+// Race calls fn(i) for i in [0, n) from n goroutines released together by a
+// start barrier, and returns the error of each: for a backend's own
+// concurrency tests.
+func Race(n int, fn func(i int) error) []error {
 	errs := make([]error, n)
 	var ready, done sync.WaitGroup
 	start := make(chan struct{})
@@ -250,9 +251,9 @@ func race(n int, fn func(i int) error) []error {
 	return errs
 }
 
-// exactlyOneWins checks that exactly one of errs is nil and every other wraps
-// loser.
-func exactlyOneWins(t *testing.T, errs []error, loser error) {
+// ExactlyOneWins fails t unless exactly one of errs is nil and every other
+// wraps loser: the compare-and-set contract of [store.Grants].
+func ExactlyOneWins(t *testing.T, errs []error, loser error) {
 	t.Helper()
 	wins := 0
 	for i, err := range errs {
@@ -621,8 +622,8 @@ func testConcurrentConsume(t *testing.T, s Stores, kind store.Kind) {
 	grants := needGrants(t, s)
 	ctx := t.Context()
 	mustOK(t, grants.CreateGrant(ctx, newGrant(kind, "contested", "req-1")))
-	errs := race(racers, func(int) error { return grants.Consume(ctx, kind, "contested") })
-	exactlyOneWins(t, errs, store.ErrConsumed)
+	errs := Race(racers, func(int) error { return grants.Consume(ctx, kind, "contested") })
+	ExactlyOneWins(t, errs, store.ErrConsumed)
 	wantActive(t, grants, kind, "contested", false)
 }
 
@@ -654,8 +655,8 @@ func testConcurrentDeletePKCE(t *testing.T, s Stores) {
 	grants := needGrants(t, s)
 	ctx := t.Context()
 	mustOK(t, grants.CreateGrant(ctx, newGrant(store.KindPKCE, "contested", "req-1")))
-	errs := race(racers, func(int) error { return grants.Delete(ctx, store.KindPKCE, "contested") })
-	exactlyOneWins(t, errs, store.ErrNotFound)
+	errs := Race(racers, func(int) error { return grants.Delete(ctx, store.KindPKCE, "contested") })
+	ExactlyOneWins(t, errs, store.ErrNotFound)
 	_, err := grants.Grant(ctx, store.KindPKCE, "contested")
 	mustErrIs(t, err, store.ErrNotFound)
 }
@@ -1106,7 +1107,7 @@ func testThrottleConcurrent(t *testing.T, s Stores) {
 	ctx := t.Context()
 	const key = "contested"
 	counts := make([]int, racers)
-	errs := race(racers, func(i int) error {
+	errs := Race(racers, func(i int) error {
 		var err error
 		counts[i], err = th.AddFailure(ctx, key, at(0), throttleWindow)
 		return err

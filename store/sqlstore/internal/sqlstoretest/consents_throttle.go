@@ -10,6 +10,7 @@ import (
 
 	"github.com/pixieauth/pixie/store"
 	"github.com/pixieauth/pixie/store/sqlstore"
+	"github.com/pixieauth/pixie/store/storetest"
 )
 
 // ---- migrations from an older schema ----
@@ -153,7 +154,7 @@ func testThrottleTwoPools(t *testing.T, b Backend) {
 	const n = 40
 	at := time.Now()
 	counts := make([]int, n)
-	errs := race(n, func(i int) error {
+	errs := storetest.Race(n, func(i int) error {
 		var err error
 		counts[i], err = pools[i%2].AddFailure(ctx, "contested", at, time.Minute)
 		return err

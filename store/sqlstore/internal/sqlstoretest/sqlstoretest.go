@@ -24,6 +24,7 @@ import (
 
 	"github.com/pixieauth/pixie/store"
 	"github.com/pixieauth/pixie/store/sqlstore"
+	"github.com/pixieauth/pixie/store/storetest"
 )
 
 // Backend is a database to run the tests on.
@@ -319,52 +320,16 @@ func twoPools(t *testing.T, b Backend) [2]*sqlstore.Store {
 	return [2]*sqlstore.Store{a, c}
 }
 
-// race calls fn(i) from n goroutines released together and returns the
-// errors.
-func race(n int, fn func(i int) error) []error {
-	errs := make([]error, n)
-	var ready, done sync.WaitGroup
-	start := make(chan struct{})
-	ready.Add(n)
-	for i := range n {
-		done.Go(func() {
-			ready.Done()
-			<-start
-			errs[i] = fn(i)
-		})
-	}
-	ready.Wait()
-	close(start)
-	done.Wait()
-	return errs
-}
-
-func exactlyOneWins(t *testing.T, errs []error, loser error) {
-	t.Helper()
-	wins := 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			wins++
-		case !errors.Is(err, loser):
-			t.Errorf("caller %d: got error %v, want nil or one wrapping %v", i, err, loser)
-		}
-	}
-	if wins != 1 {
-		t.Errorf("got %d of %d callers succeeding, want exactly 1", wins, len(errs))
-	}
-}
-
 func testConcurrentConsumeTwoPools(t *testing.T, b Backend) {
 	pools := twoPools(t, b)
 	ctx := t.Context()
 	for round := range 3 {
 		sig := fmt.Sprintf("code-%d", round)
 		mustOK(t, pools[0].CreateGrant(ctx, newGrant(store.KindAuthorizeCode, sig, "req-1")))
-		errs := race(20, func(i int) error {
+		errs := storetest.Race(20, func(i int) error {
 			return pools[i%2].Consume(ctx, store.KindAuthorizeCode, sig)
 		})
-		exactlyOneWins(t, errs, store.ErrConsumed)
+		storetest.ExactlyOneWins(t, errs, store.ErrConsumed)
 		wantActive(t, pools[1], ctx, store.KindAuthorizeCode, sig, false)
 	}
 }
@@ -373,10 +338,10 @@ func testConcurrentDeleteTwoPools(t *testing.T, b Backend) {
 	pools := twoPools(t, b)
 	ctx := t.Context()
 	mustOK(t, pools[0].CreateGrant(ctx, newGrant(store.KindPKCE, "pkce-1", "req-1")))
-	errs := race(20, func(i int) error {
+	errs := storetest.Race(20, func(i int) error {
 		return pools[i%2].Delete(ctx, store.KindPKCE, "pkce-1")
 	})
-	exactlyOneWins(t, errs, store.ErrNotFound)
+	storetest.ExactlyOneWins(t, errs, store.ErrNotFound)
 }
 
 // ---- transactions ----
