@@ -6,10 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -603,42 +601,7 @@ func TestConcurrentCodeRedemption(t *testing.T) {
 					tt.gate.reset()
 				}
 
-				start := make(chan struct{})
-				outcome := make([]string, goroutines)
-				var wg sync.WaitGroup
-				for i := range goroutines {
-					req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, ts.URL+handlers.PathToken, strings.NewReader(body))
-					if err != nil {
-						t.Fatal(err)
-					}
-					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-					wg.Go(func() {
-						<-start
-						resp, err := client.Do(req)
-						if err != nil {
-							outcome[i] = err.Error()
-							return
-						}
-						defer resp.Body.Close()
-						var m map[string]any
-						_ = json.NewDecoder(resp.Body).Decode(&m)
-						outcome[i] = fmt.Sprint(resp.StatusCode)
-						if resp.StatusCode != http.StatusOK {
-							outcome[i] += fmt.Sprint(" ", m["error"])
-						}
-					})
-				}
-				close(start)
-				wg.Wait()
-
-				got := map[string]int{}
-				for _, o := range outcome {
-					got[o]++
-				}
-				want := map[string]int{"200": 1, "400 invalid_grant": goroutines - 1}
-				if !reflect.DeepEqual(got, want) {
-					t.Errorf("round %d: got outcomes %v, want %v", round, got, want)
-				}
+				redeemTogether(t, client, []string{ts.URL}, goroutines, body, round)
 			}
 		})
 	}

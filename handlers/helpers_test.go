@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -840,4 +841,47 @@ func (g *casGate) Consume(ctx context.Context, kind store.Kind, signature string
 		}
 	}
 	return g.Grants.Consume(ctx, kind, signature)
+}
+
+// redeemTogether POSTs body to the token endpoints at bases (request i goes
+// to bases[i%len(bases)]), n requests released at once, and fails t unless
+// exactly one gets tokens and every other 400 invalid_grant.
+func redeemTogether(t *testing.T, client *http.Client, bases []string, n int, body string, round int) {
+	t.Helper()
+	start := make(chan struct{})
+	outcome := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, bases[i%len(bases)]+handlers.PathToken, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		wg.Go(func() {
+			<-start
+			resp, err := client.Do(req)
+			if err != nil {
+				outcome[i] = err.Error()
+				return
+			}
+			defer resp.Body.Close()
+			var m map[string]any
+			_ = json.NewDecoder(resp.Body).Decode(&m)
+			outcome[i] = fmt.Sprint(resp.StatusCode)
+			if resp.StatusCode != http.StatusOK {
+				outcome[i] += fmt.Sprint(" ", m["error"])
+			} else if m["access_token"] == nil {
+				outcome[i] += " without access_token"
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	got := map[string]int{}
+	for _, o := range outcome {
+		got[o]++
+	}
+	if want := map[string]int{"200": 1, "400 invalid_grant": n - 1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("round %d: got outcomes %v, want %v", round, got, want)
+	}
 }

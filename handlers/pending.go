@@ -32,12 +32,10 @@ type Pending struct {
 	s       *Server
 }
 
-// Login is who logged in, as the host app tells pixie in [Pending.Complete].
-type Login struct {
-	Subject  string    // the user's stable identifier: the sub of the tokens. Required.
-	AuthTime time.Time // when the user authenticated; zero means now
-	AMR      []string  // how (RFC 8176), e.g. ["pwd"] or ["pwd", "otp"]
-}
+// Login is who logged in, as the host app tells pixie in [Pending.Complete]:
+// Subject (required: the sub of the tokens), AuthTime (zero means now) and
+// AMR (RFC 8176, e.g. ["pwd", "otp"]).
+type Login = provider.Login
 
 // ErrNoPending is returned by [Server.PendingLogin] when the request carries
 // no authorization request.

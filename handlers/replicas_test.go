@@ -3,16 +3,13 @@ package handlers_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -295,45 +292,7 @@ func testTwoReplicas(t *testing.T, stA, stB *sqlstore.Store) {
 				"client_id":     {nativeClient},
 				"code_verifier": {ar.Verifier},
 			}.Encode()
-			start := make(chan struct{})
-			outcome := make([]string, goroutines)
-			var wg sync.WaitGroup
-			for i := range goroutines {
-				r := replicas[i%2]
-				req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, r.url+handlers.PathToken, strings.NewReader(body))
-				if err != nil {
-					t.Fatal(err)
-				}
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				wg.Go(func() {
-					<-start
-					resp, err := client.Do(req)
-					if err != nil {
-						outcome[i] = err.Error()
-						return
-					}
-					defer resp.Body.Close()
-					var m map[string]any
-					_ = json.NewDecoder(resp.Body).Decode(&m)
-					outcome[i] = fmt.Sprint(resp.StatusCode)
-					if resp.StatusCode != http.StatusOK {
-						outcome[i] += fmt.Sprint(" ", m["error"])
-					} else if m["access_token"] == nil {
-						outcome[i] += " without access_token"
-					}
-				})
-			}
-			close(start)
-			wg.Wait()
-
-			got := map[string]int{}
-			for _, o := range outcome {
-				got[o]++
-			}
-			want := map[string]int{"200": 1, "400 invalid_grant": goroutines - 1}
-			if !reflect.DeepEqual(got, want) {
-				t.Errorf("round %d: got outcomes %v, want %v", round, got, want)
-			}
+			redeemTogether(t, client, []string{a.url, b.url}, goroutines, body, round)
 		}
 	})
 

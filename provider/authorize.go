@@ -33,8 +33,8 @@ type AuthorizeRequest struct {
 
 // Login is the outcome of authenticating the user, passed to [Provider.IssueCode].
 type Login struct {
-	Subject  string    // the user's subject identifier
-	AuthTime time.Time // when the user authenticated (auth_time)
+	Subject  string    // the user's subject identifier: the sub of the tokens. Required.
+	AuthTime time.Time // when the user authenticated (auth_time); zero means now
 	AMR      []string  // authentication methods (amr, RFC 8176), e.g. ["pwd"]
 }
 

@@ -274,12 +274,16 @@ func (s *fositeStorage) GetPKCERequestSession(ctx context.Context, signature str
 // deletes the record instead, with the code, in the transaction.
 func (s *fositeStorage) DeletePKCERequestSession(context.Context, string) error { return nil }
 
-// oidcKey is the storage key of the OIDC record: fosite passes the raw
-// authorization code, which must not be stored.
-func oidcKey(code string) string {
-	sum := sha256.Sum256([]byte(code))
+// digest is a storage key made from a secret or an overlong value: its
+// SHA-256, base64url-encoded.
+func digest(s string) string {
+	sum := sha256.Sum256([]byte(s))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
+
+// oidcKey is the storage key of the OIDC record: fosite passes the raw
+// authorization code, which must not be stored.
+func oidcKey(code string) string { return digest(code) }
 
 // accessKey is the storage key of an access token: the signature of an
 // opaque token as it is, and a SHA-256 digest of a JWT's, which is several
@@ -288,7 +292,7 @@ func accessKey(signature string) string {
 	if len(signature) <= 64 {
 		return signature
 	}
-	return oidcKey(signature)
+	return digest(signature)
 }
 
 func (s *fositeStorage) CreateOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) error {
