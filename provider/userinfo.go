@@ -21,12 +21,19 @@ func (p *Provider) UserInfo(ctx context.Context, accessToken string) (map[string
 	if accessToken == "" {
 		return nil, invalid
 	}
-	_, ar, err := p.oauth2.IntrospectToken(ctx, accessToken, fosite.AccessToken, newSession())
+	use, ar, err := p.oauth2.IntrospectToken(ctx, accessToken, fosite.AccessToken, newSession())
 	if err != nil {
 		var internal *internalError
 		if errors.As(err, &internal) {
 			return nil, p.oauthError(ctx, "userinfo", err)
 		}
+		return nil, invalid
+	}
+	if use != fosite.AccessToken {
+		// fosite's introspection also validates refresh tokens (the hint
+		// only orders its attempts). A refresh token is a credential for
+		// the token endpoint alone, where a confidential client must
+		// authenticate to use it: here it would bypass that.
 		return nil, invalid
 	}
 	if !ar.GetGrantedAudience().Has(p.cfg.Issuer) {
