@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -51,5 +52,32 @@ func TestRefreshTokenIsNotABearerToken(t *testing.T) {
 				t.Errorf("got WWW-Authenticate %q, want error=\"invalid_token\"", wa)
 			}
 		})
+	}
+}
+
+// TestLogoutUsesClientValidation checks that /logout looks clients up
+// through the provider's checks: a registration /authorize refuses (here a
+// custom-scheme redirect URI on a client that is not native) gets no
+// post-logout redirect either (finding 12).
+func TestLogoutUsesClientValidation(t *testing.T) {
+	t.Parallel()
+	const broken, bye = "broken-registration", "https://app.example.com/bye"
+	ts := newTestServer(t, serverOptions{Clients: []*store.Client{{
+		ID: broken, RedirectURIs: []string{customSchemeURI}, PostLogoutRedirectURIs: []string{bye},
+		Scopes: strings.Fields(allScopes), FirstParty: true,
+	}}})
+	b := newBrowser(t, ts)
+	q := pkceQuery(ts)
+	q.Set("client_id", broken)
+	q.Set("redirect_uri", customSchemeURI)
+	if p := b.get(t, ts.authorizeURL(q)); p.Callback != nil {
+		t.Fatalf("authorize: got a redirect to %s for a client that breaks the rules", p.Location)
+	}
+	p := b.get(t, ts.logoutURL(url.Values{"client_id": {broken}, "post_logout_redirect_uri": {bye}, "state": {"s"}}))
+	if p.Callback != nil {
+		t.Fatalf("logout: got a redirect to %s for a client /authorize refuses", p.Location)
+	}
+	if p.Status != http.StatusBadRequest {
+		t.Errorf("logout: got status %d, want 400", p.Status)
 	}
 }

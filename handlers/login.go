@@ -108,7 +108,7 @@ func (s *Server) clientName(r *http.Request, request string) string {
 	if id == "" {
 		return ""
 	}
-	c, err := s.p.Clients().Client(r.Context(), id)
+	c, err := s.p.Client(r.Context(), id)
 	if err != nil {
 		return ""
 	}

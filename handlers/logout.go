@@ -49,7 +49,7 @@ func (s *Server) parseLogout(w http.ResponseWriter, r *http.Request, q url.Value
 		}
 	}
 	if clientID != "" {
-		c, err := s.p.Clients().Client(ctx, clientID)
+		c, err := s.p.Client(ctx, clientID)
 		if err != nil {
 			s.renderError(w, r, http.StatusBadRequest, "invalid_request", "The client is unknown.")
 			return nil, false

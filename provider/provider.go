@@ -118,8 +118,21 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 // Issuer returns the issuer identifier.
 func (p *Provider) Issuer() string { return p.cfg.Issuer }
 
-// Clients returns the client store the provider was configured with.
-func (p *Provider) Clients() store.Clients { return p.clients }
+// Client returns a copy of the registered client with the given id, after
+// the checks every endpoint applies ([ValidateClient]): a client the
+// authorization endpoint would refuse is refused here too. An unknown client
+// yields an error wrapping [store.ErrNotFound]; a registration that breaks
+// the rules, or a store failure, another error.
+func (p *Provider) Client(ctx context.Context, id string) (*store.Client, error) {
+	c, err := p.clients.Client(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("provider: client %q: %w", id, err)
+	}
+	if err := ValidateClient(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
 
 // Users returns the user store the provider was configured with.
 func (p *Provider) Users() store.Users { return p.users }
