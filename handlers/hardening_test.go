@@ -81,3 +81,76 @@ func TestLogoutUsesClientValidation(t *testing.T) {
 		t.Errorf("logout: got status %d, want 400", p.Status)
 	}
 }
+
+// TestLoopbackRedirectExact checks redirect URI matching (finding 8): only
+// the port of a native client's http loopback URI may vary (RFC 8252 §7.3,
+// RFC 9700 §4.1.1); everything else must be the registered string. A
+// refused redirect_uri gets an error page, never a redirect, even for a
+// logged-in user.
+func TestLoopbackRedirectExact(t *testing.T) {
+	t.Parallel()
+	const confidential = "confidential-loopback"
+	hash, err := apiSecretHash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServer(t, serverOptions{Clients: []*store.Client{{
+		ID: confidential, SecretHash: hash, FirstParty: true,
+		RedirectURIs: []string{"https://127.0.0.1/cb"}, Scopes: strings.Fields(allScopes),
+	}}})
+	b := newBrowser(t, ts)
+	b.code(t, newAuthRequest(ts.oauth2Config(nativeClient, ts.loopbackRedirect(), "openid"))) // log in
+
+	tests := []struct {
+		name     string
+		client   string
+		redirect string
+		want     bool // a code
+	}{
+		{"registered, no port", nativeClient, "http://127.0.0.1/callback", true},
+		{"registered with a port", nativeClient, "http://127.0.0.1:51234/callback", true},
+		{"port 65535", nativeClient, "http://127.0.0.1:65535/callback", true},
+		{"port 0", nativeClient, "http://127.0.0.1:0/callback", false},
+		{"port 99999", nativeClient, "http://127.0.0.1:99999/callback", false},
+		{"port with a leading zero", nativeClient, "http://127.0.0.1:08080/callback", false},
+		{"empty port", nativeClient, "http://127.0.0.1:/callback", false},
+		{"userinfo before the host", nativeClient, "http://evil.com%2F@127.0.0.1:51234/callback", false},
+		{"userinfo", nativeClient, "http://user@127.0.0.1:51234/callback", false},
+		{"upper-case scheme", nativeClient, "HTTP://127.0.0.1:51234/callback", false},
+		{"https instead of http", nativeClient, "https://127.0.0.1:51234/callback", false},
+		{"localhost for 127.0.0.1", nativeClient, "http://localhost:51234/callback", false},
+		{"another loopback address", nativeClient, "http://127.0.0.2:51234/callback", false},
+		{"longer host", nativeClient, "http://127.0.0.10:51234/callback", false},
+		{"other path", nativeClient, "http://127.0.0.1:51234/callback/x", false},
+		{"query added", nativeClient, "http://127.0.0.1:51234/callback?x=1", false},
+		{"dot segment", nativeClient, "http://127.0.0.1:51234/x/../callback", false},
+		{"custom scheme, exact", nativeClient, customSchemeURI, true},
+		{"custom scheme, other path", nativeClient, customSchemeURI + "x", false},
+		{"confidential https loopback, exact", confidential, "https://127.0.0.1/cb", true},
+		{"confidential client, http with a port", confidential, "http://127.0.0.1:51234/cb", false},
+		{"confidential client, https with a port", confidential, "https://127.0.0.1:51234/cb", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := pkceQuery(ts)
+			q.Set("client_id", tt.client)
+			q.Set("redirect_uri", tt.redirect)
+			p := b.get(t, ts.authorizeURL(q))
+			if !tt.want {
+				if p.Callback != nil {
+					t.Fatalf("got a redirect to %s, want an error page", p.Location)
+				}
+				if p.Status != http.StatusBadRequest {
+					t.Errorf("got status %d, want 400", p.Status)
+				}
+				return
+			}
+			if p.Callback == nil || p.Callback.Query().Get("code") == "" {
+				t.Fatalf("got status %d, Location %q; want a code", p.Status, p.Location)
+			}
+			if p.Location[:len(tt.redirect)] != tt.redirect {
+				t.Errorf("got redirected to %s, want %s", p.Location, tt.redirect)
+			}
+		})
+	}
+}

@@ -64,6 +64,9 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 		// RFC 6749 §3.1. Before the client is known: shown, not redirected.
 		return nil, &AuthorizeError{Err: &Error{Code: ErrCodeInvalidRequest, Description: "The parameter " + k + " is included more than once.", Status: http.StatusBadRequest}}
 	}
+	if err := p.checkRedirectURI(ctx, r.Form); err != nil {
+		return nil, err
+	}
 	targets, restore := takeTarget(r.Form)
 	ar, err := p.oauth2.NewAuthorizeRequest(ctx, r)
 	restore()
@@ -106,6 +109,29 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 		areq.API = api.Identifier
 	}
 	return areq, nil
+}
+
+// checkRedirectURI refuses, before fosite sees the request, a redirect_uri
+// that is not registered for the client by pixie's exact rule
+// ([redirectURIRegistered]): fosite would accept more, and redirect errors
+// to it. An unknown client, or a request without redirect_uri, is left to
+// fosite, which refuses the one and uses the single registered URI for the
+// other.
+func (p *Provider) checkRedirectURI(ctx context.Context, form url.Values) *AuthorizeError {
+	requested := form.Get("redirect_uri")
+	if requested == "" {
+		return nil
+	}
+	fc, err := (&fositeStorage{p: p}).GetClient(ctx, form.Get("client_id"))
+	if err != nil {
+		return nil
+	}
+	c, ok := fc.(fositeClient)
+	if !ok || redirectURIRegistered(c.c, requested) {
+		return nil
+	}
+	return &AuthorizeError{Err: &Error{Code: ErrCodeInvalidRequest, Status: http.StatusBadRequest,
+		Description: "The redirect_uri is not registered for this client. Only the port of a native app's loopback redirect URI may differ (RFC 8252 §7.3)."}}
 }
 
 // newAuthorizeResponse issues the code. Its three records (the code, its

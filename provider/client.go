@@ -65,6 +65,9 @@ func validateRedirectURI(raw string, native bool) error {
 	if u.Scheme == "" || u.Fragment != "" || strings.Contains(raw, "#") {
 		return fmt.Errorf("redirect URI %q must be absolute and have no fragment", raw)
 	}
+	if u.User != nil {
+		return fmt.Errorf("redirect URI %q must not have user information", raw)
+	}
 	switch u.Scheme {
 	case "https":
 		if u.Hostname() == "" {
@@ -145,4 +148,95 @@ func (secretHasher) Hash(_ context.Context, secret []byte) ([]byte, error) {
 // allowsGrant reports whether the client may use the grant type.
 func allowsGrant(c *store.Client, grant string) bool {
 	return slices.Contains(fositeClient{c: c}.GetGrantTypes(), grant)
+}
+
+// redirectURIRegistered reports whether requested is one of the client's
+// registered redirect URIs (RFC 6749 §3.1.2.3, RFC 9700 §4.1.1: simple
+// string comparison). The one exception is RFC 8252 §7.3: for a native
+// client, a registered http URI on a loopback IP literal matches the same
+// URI with any port from 1 to 65535, written in decimal without a leading
+// zero. Everything else (scheme, its case, userinfo, host, path, query)
+// must be the registered string exactly. fosite's own matching is looser
+// (it compares parsed hosts and ignores the scheme and userinfo), so this
+// runs first.
+func redirectURIRegistered(c *store.Client, requested string) bool {
+	if slices.Contains(c.RedirectURIs, requested) {
+		return true
+	}
+	if !c.Native {
+		return false
+	}
+	for _, reg := range c.RedirectURIs {
+		host, rest, ok := loopbackParts(reg)
+		if !ok {
+			continue
+		}
+		tail, ok := strings.CutPrefix(requested, "http://"+host)
+		if !ok {
+			continue
+		}
+		if tail == rest {
+			return true // without a port
+		}
+		if tail == "" || tail[0] != ':' {
+			continue
+		}
+		i := 1
+		for i < len(tail) && tail[i] >= '0' && tail[i] <= '9' {
+			i++
+		}
+		if validPort(tail[1:i]) && tail[i:] == rest {
+			return true
+		}
+	}
+	return false
+}
+
+// loopbackParts splits a registered loopback redirect URI,
+// http://HOST[:PORT]REST with HOST a loopback IP literal (brackets kept for
+// IPv6), into HOST and REST (the path, query, everything after the port).
+func loopbackParts(reg string) (host, rest string, ok bool) {
+	after, ok := strings.CutPrefix(reg, "http://")
+	if !ok {
+		return "", "", false
+	}
+	end := strings.IndexAny(after, "/?#")
+	if end < 0 {
+		end = len(after)
+	}
+	authority, rest := after[:end], after[end:]
+	if strings.Contains(authority, "@") {
+		return "", "", false
+	}
+	h := authority
+	if strings.HasPrefix(authority, "[") {
+		i := strings.IndexByte(authority, ']')
+		if i < 0 {
+			return "", "", false
+		}
+		h = authority[:i+1]
+	} else if i := strings.IndexByte(authority, ':'); i >= 0 {
+		h = authority[:i]
+	}
+	ip := net.ParseIP(strings.Trim(h, "[]"))
+	if ip == nil || !ip.IsLoopback() {
+		return "", "", false
+	}
+	return h, rest, true
+}
+
+// validPort reports whether s is a TCP port from 1 to 65535 in decimal,
+// without a leading zero.
+func validPort(s string) bool {
+	if s == "" || len(s) > 5 || s[0] == '0' {
+		return false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n <= 65535
 }

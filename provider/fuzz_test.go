@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode"
@@ -336,4 +338,53 @@ func TestPlainPKCEFlow(t *testing.T) {
 	if _, err := e.redeem(t.Context(), c); err == nil || asError(t, err).Code != ErrCodeInvalidGrant {
 		t.Errorf("redeem with another verifier: got error %v, want invalid_grant", err)
 	}
+}
+
+// FuzzRedirectURIRegistered checks redirect URI matching on arbitrary
+// requests against a registered loopback URI, a custom scheme and an https
+// URI: it never panics, and a match other than the exact string is the
+// registered loopback URI of a native client with only the port changed
+// (RFC 8252 §7.3): http, the same host literal, a port from 1 to 65535, no
+// userinfo, the same path and query.
+func FuzzRedirectURIRegistered(f *testing.F) {
+	registered := []string{"http://127.0.0.1/callback", "http://[::1]:8080/cb?x=1", "com.example.app:/oauth2redirect", "https://app.example.com/cb"}
+	for _, seed := range []string{
+		"http://127.0.0.1/callback", "http://127.0.0.1:1/callback", "http://127.0.0.1:65536/callback",
+		"http://[::1]/cb?x=1", "http://[::1]:9/cb?x=1", "http://[::1]:9/cb?x=2", "HTTP://127.0.0.1:5/callback",
+		"http://a%2F@127.0.0.1:5/callback", "http://127.0.0.1:5/callback#f", "https://app.example.com:1/cb",
+		"http://127.0.0.1:5:6/callback", "http://127.0.0.1:+5/callback",
+	} {
+		f.Add(seed, true)
+		f.Add(seed, false)
+	}
+	f.Fuzz(func(t *testing.T, requested string, native bool) {
+		c := &store.Client{ID: "app", Native: native, RedirectURIs: registered}
+		if !redirectURIRegistered(c, requested) || slices.Contains(registered, requested) {
+			return
+		}
+		if !native {
+			t.Fatalf("matched %q for a client that is not native", requested)
+		}
+		u, err := url.Parse(requested)
+		if err != nil {
+			t.Fatalf("matched %q, which does not parse: %v", requested, err)
+		}
+		port, perr := strconv.Atoi(u.Port())
+		if u.Port() == "" && !strings.HasSuffix(u.Host, ":") {
+			port, perr = 80, nil // no port: the registered URI with its port left out
+		}
+		if u.Scheme != "http" || !strings.HasPrefix(requested, "http://") || u.User != nil || perr != nil || port < 1 || port > 65535 {
+			t.Fatalf("matched %q: want http://, no userinfo and no port or one from 1 to 65535", requested)
+		}
+		var found bool
+		for _, reg := range registered {
+			r, err := url.Parse(reg)
+			if err == nil && r.Scheme == "http" && r.Hostname() == u.Hostname() && r.EscapedPath() == u.EscapedPath() && r.RawQuery == u.RawQuery && u.Fragment == "" {
+				found = true
+			}
+		}
+		if !found {
+			t.Fatalf("matched %q, which is no registered loopback URI with another port", requested)
+		}
+	})
 }
