@@ -65,36 +65,101 @@ type keyring struct {
 	refreshing sync.Mutex // held by the one goroutine rereading the store
 }
 
-// loadKeyring reads the keys from the keyring's store, generating and
-// storing whatever is missing: an RS256 key, an ES256 key and the token
-// secret.
+// firstSecretID is the ID of the token secret stored on the first start of
+// an empty key store. Every replica starting on an empty store tries to
+// store its own secret under this one ID; the store's unique IDs let exactly
+// one win, and every replica then uses the winner's (secrets stored at
+// random IDs by earlier versions keep working).
+const firstSecretID = "secret-first"
+
+// bootstrapWait bounds how long a replica that lost the race to store the
+// first token secret waits for the winner's signing keys before storing
+// keys of its own (the winner may have died in between).
+const bootstrapWait = 10 * time.Second
+
+// load reads the keys from the keyring's store, generating and storing
+// whatever is missing: an RS256 key, an ES256 key and the token secret.
+//
+// On an empty store, several replicas may start at the same instant. They
+// must end with one token secret (it keys codes, refresh tokens and the
+// login cookie: two would make each replica refuse the other's) and, so that
+// each publishes what the others sign with, one key per algorithm. The
+// secret is the lock: the replica whose first secret the store accepts
+// generates the signing keys; the others wait for them.
 func (kr *keyring) load(ctx context.Context) error {
 	keys, err := kr.st.Keys(ctx)
 	if err != nil {
 		return fmt.Errorf("provider: load keys: %w", err)
 	}
-	added := false
-	for _, alg := range []string{RS256, ES256, secretAlg} {
-		if slices.ContainsFunc(keys, func(k store.Key) bool { return k.Algorithm == alg }) {
+	won := false
+	if !hasAlg(keys, secretAlg) {
+		k, err := generateKey(secretAlg, kr.now())
+		if err != nil {
+			return err
+		}
+		k.ID = firstSecretID
+		err = kr.st.AddKey(ctx, k)
+		if err != nil && !errors.Is(err, store.ErrAlreadyExists) {
+			return fmt.Errorf("provider: store the token secret: %w", err)
+		}
+		won = err == nil
+	}
+	if !won && !(hasAlg(keys, RS256) && hasAlg(keys, ES256)) {
+		// Another replica holds the secret and may be generating the
+		// signing keys right now.
+		if keys, err = kr.awaitSigningKeys(ctx); err != nil {
+			return err
+		}
+	}
+	if err := kr.addMissing(ctx, keys); err != nil {
+		return err
+	}
+	if keys, err = kr.st.Keys(ctx); err != nil {
+		return fmt.Errorf("provider: load keys: %w", err)
+	}
+	return kr.set(keys)
+}
+
+// addMissing generates and stores a signing key for each algorithm keys
+// has none of.
+func (kr *keyring) addMissing(ctx context.Context, keys []store.Key) error {
+	for _, alg := range []string{RS256, ES256} {
+		if hasAlg(keys, alg) {
 			continue
 		}
 		k, err := generateKey(alg, kr.now())
 		if err != nil {
 			return err
 		}
-		// Another replica starting at the same moment may add its own key:
-		// both are kept, the newest signs, all verify.
 		if err := kr.st.AddKey(ctx, k); err != nil && !errors.Is(err, store.ErrAlreadyExists) {
 			return fmt.Errorf("provider: store %s key: %w", alg, err)
 		}
-		added = true
 	}
-	if added {
-		if keys, err = kr.st.Keys(ctx); err != nil {
-			return fmt.Errorf("provider: load keys: %w", err)
+	return nil
+}
+
+// awaitSigningKeys rereads the store until it holds a key of each signing
+// algorithm, or bootstrapWait has passed, and returns what it read last.
+func (kr *keyring) awaitSigningKeys(ctx context.Context) ([]store.Key, error) {
+	deadline := time.Now().Add(bootstrapWait)
+	for {
+		keys, err := kr.st.Keys(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("provider: load keys: %w", err)
+		}
+		if (hasAlg(keys, RS256) && hasAlg(keys, ES256)) || time.Now().After(deadline) {
+			return keys, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("provider: wait for the signing keys: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return kr.set(keys)
+}
+
+func hasAlg(keys []store.Key, alg string) bool {
+	return slices.ContainsFunc(keys, func(k store.Key) bool { return k.Algorithm == alg })
 }
 
 // rotate adds a new RS256 and ES256 key and reloads. The new keys are

@@ -212,10 +212,12 @@ func (u *User) Clone() *User {
 // key as PKCS #8 DER, and ID is the RFC 7638 thumbprint of the public key
 // (its kid). The token secret, which keys the HMAC of codes and opaque
 // tokens and from which the login-cookie keys are derived, has Algorithm
-// "HS256", Private holds 32 random bytes, and ID is random. A store keeps
+// "HS256", Private holds 32 random bytes, and ID is "secret-first" for the
+// secret stored on the first start of an empty store (replicas starting
+// together race to store it; the store's unique IDs make one win). A store keeps
 // both alike and must not check more than that IDs are unique.
 type Key struct {
-	ID        string    // kid (signing keys) or a random ID (the token secret)
+	ID        string    // kid (signing keys) or the token secret's ID
 	Algorithm string    // "RS256", "ES256" or "HS256"
 	Private   []byte    // the private key, PKCS #8 DER; or the secret's bytes
 	CreatedAt time.Time // the newest key of an algorithm is the one in use
