@@ -12,7 +12,6 @@ import (
 
 // token serves the token endpoint.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	resp, err := s.p.Token(r.Context(), r)
 	noStore(w.Header())
 	if err != nil {
@@ -24,7 +23,6 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 
 // revoke serves the revocation endpoint.
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	noStore(w.Header())
 	if err := s.p.Revoke(r.Context(), r); err != nil {
 		s.writeError(w, r, err)
@@ -35,7 +33,6 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 
 // introspect serves the introspection endpoint.
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	noStore(w.Header())
 	resp, err := s.p.Introspect(r.Context(), r)
 	if err != nil {

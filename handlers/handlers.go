@@ -219,31 +219,34 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 		s.cookie = "__Host-pixie_session"
 	}
 	forms := http.NewCrossOriginProtection()
+	// Every route goes through bounded: one request-size rule for all.
+	api := func(pattern string, h http.HandlerFunc) route { return route{pattern, s.bounded(h, true)} }
+	page := func(pattern string, h http.Handler) route { return route{pattern, s.bounded(h, false)} }
 	s.routes = []route{
-		{"GET " + PathAuthorize, http.HandlerFunc(s.authorize)},
-		{"POST " + PathAuthorize, http.HandlerFunc(s.authorize)},
+		page("GET "+PathAuthorize, http.HandlerFunc(s.authorize)),
+		page("POST "+PathAuthorize, http.HandlerFunc(s.authorize)),
 		// Every method, so that a GET gets an OAuth error, not a bare 405.
-		{PathToken, http.HandlerFunc(s.token)},
-		{"GET " + PathUserInfo, http.HandlerFunc(s.userinfo)},
-		{"POST " + PathUserInfo, http.HandlerFunc(s.userinfo)},
-		{"POST " + PathRevoke, http.HandlerFunc(s.revoke)},
-		{"POST " + PathIntrospect, http.HandlerFunc(s.introspect)},
-		{"GET " + PathOIDCConfig, http.HandlerFunc(s.discovery)},
-		{"GET " + PathOAuthConfig, http.HandlerFunc(s.discovery)},
-		{"GET " + PathJWKS, http.HandlerFunc(s.jwks)},
-		{"GET " + PathConsent, http.HandlerFunc(s.consentPage)},
-		{"POST " + PathConsent, forms.Handler(http.HandlerFunc(s.consentSubmit))},
+		api(PathToken, s.token),
+		api("GET "+PathUserInfo, s.userinfo),
+		api("POST "+PathUserInfo, s.userinfo),
+		api("POST "+PathRevoke, s.revoke),
+		api("POST "+PathIntrospect, s.introspect),
+		api("GET "+PathOIDCConfig, s.discovery),
+		api("GET "+PathOAuthConfig, s.discovery),
+		api("GET "+PathJWKS, s.jwks),
+		page("GET "+PathConsent, http.HandlerFunc(s.consentPage)),
+		page("POST "+PathConsent, forms.Handler(http.HandlerFunc(s.consentSubmit))),
 		// RP-initiated logout may be a GET or a form POST from the app's page.
-		{"GET " + PathLogout, http.HandlerFunc(s.logout)},
-		{"POST " + PathLogout, http.HandlerFunc(s.logout)},
-		{"POST " + PathLogout + "/confirm", forms.Handler(http.HandlerFunc(s.logoutConfirm))},
+		page("GET "+PathLogout, http.HandlerFunc(s.logout)),
+		page("POST "+PathLogout, http.HandlerFunc(s.logout)),
+		page("POST "+PathLogout+"/confirm", forms.Handler(http.HandlerFunc(s.logoutConfirm))),
 	}
 	if cfg.LoginURL == "" {
 		// With the host app's own login, pixie's login page is not served
 		// at all: it must not accept passwords the app does not check.
 		s.routes = append(s.routes,
-			route{"GET " + PathLogin, http.HandlerFunc(s.loginPage)},
-			route{"POST " + PathLogin, forms.Handler(http.HandlerFunc(s.loginSubmit))})
+			page("GET "+PathLogin, http.HandlerFunc(s.loginPage)),
+			page("POST "+PathLogin, forms.Handler(http.HandlerFunc(s.loginSubmit))))
 	}
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.pattern, rt.h)

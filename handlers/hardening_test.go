@@ -1,11 +1,17 @@
 package handlers_test
 
 import (
+	"fmt"
+	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/pixieauth/pixie/handlers"
+	"github.com/pixieauth/pixie/provider"
 	"github.com/pixieauth/pixie/store"
 )
 
@@ -152,5 +158,166 @@ func TestLoopbackRedirectExact(t *testing.T) {
 				t.Errorf("got redirected to %s, want %s", p.Location, tt.redirect)
 			}
 		})
+	}
+}
+
+// TestRequestSizeLimits checks the one request-size rule (finding 2):
+// every endpoint refuses a body over handlers.MaxRequestBytes, an app's
+// endpoint with 400 invalid_request, a page with 413, and multipart bodies
+// are refused everywhere.
+func TestRequestSizeLimits(t *testing.T) {
+	t.Parallel()
+	ts := sharedServer(t)
+	endpoints := []struct {
+		method, path string
+		api          bool // answers apps with OAuth JSON errors
+	}{
+		{http.MethodPost, handlers.PathAuthorize, false},
+		{http.MethodPost, handlers.PathToken, true},
+		{http.MethodPost, handlers.PathUserInfo, true},
+		{http.MethodPost, handlers.PathRevoke, true},
+		{http.MethodPost, handlers.PathIntrospect, true},
+		{http.MethodPost, handlers.PathLogin, false},
+		{http.MethodPost, handlers.PathConsent, false},
+		{http.MethodPost, handlers.PathLogout, false},
+		{http.MethodPost, handlers.PathLogout + "/confirm", false},
+	}
+	big := "state=" + strings.Repeat("a", handlers.MaxRequestBytes)
+	for _, ep := range endpoints {
+		t.Run("too large "+ep.path, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), ep.method, ts.URL+ep.path, strings.NewReader(big))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Origin", ts.URL)
+			res := send(t, nil, req)
+			if ep.api {
+				res.wantOAuthError(t, http.StatusBadRequest, "invalid_request")
+			} else if res.Status != http.StatusRequestEntityTooLarge {
+				t.Errorf("got status %d, want 413; body: %.200s", res.Status, res.Body)
+			}
+		})
+		t.Run("multipart "+ep.path, func(t *testing.T) {
+			var body strings.Builder
+			mw := multipart.NewWriter(&body)
+			_ = mw.WriteField("client_id", nativeClient)
+			_ = mw.Close()
+			req, err := http.NewRequestWithContext(t.Context(), ep.method, ts.URL+ep.path, strings.NewReader(body.String()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", mw.FormDataContentType())
+			req.Header.Set("Origin", ts.URL)
+			res := send(t, nil, req)
+			if ep.api {
+				res.wantOAuthError(t, http.StatusBadRequest, "invalid_request")
+			} else if res.Status != http.StatusUnsupportedMediaType {
+				t.Errorf("got status %d, want 415; body: %.200s", res.Status, res.Body)
+			}
+		})
+	}
+}
+
+// TestOversizedBodyNotRead checks that a request announcing a body over the
+// limit is answered before the body is sent: the 8 MB id_token_hint of the
+// finding is never buffered (finding 2).
+func TestOversizedBodyNotRead(t *testing.T) {
+	t.Parallel()
+	ts := sharedServer(t)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() {
+		// The first bytes only; the rest never comes.
+		_, _ = pw.Write([]byte("id_token_hint=" + strings.Repeat(".", 1024)))
+	}()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, ts.URL+handlers.PathLogout, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = 8 << 20
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	// A server waiting for the body would never answer.
+	res := send(t, &http.Client{Timeout: 10 * time.Second}, req)
+	if res.Status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("got status %d, want 413", res.Status)
+	}
+}
+
+// TestAuthorizeParameterLimits checks that the parameters pixie echoes,
+// stores or signs are bounded (finding 2): an oversized one is an
+// invalid_request shown to the user, never echoed in a redirect or signed
+// into a token; values at the limit work.
+func TestAuthorizeParameterLimits(t *testing.T) {
+	t.Parallel()
+	ts := sharedServer(t)
+	b := newBrowser(t, ts)
+	b.code(t, newAuthRequest(ts.oauth2Config(nativeClient, ts.loopbackRedirect(), "openid"))) // log in
+	tests := []struct {
+		param string
+		n     int
+		want  bool // a code
+	}{
+		{"state", 2048, true},
+		{"state", 2049, false},
+		{"state", 3 << 20 / 100, false}, // 30 KB: within the request limit, over the parameter's
+		{"nonce", 512, true},
+		{"nonce", 600 << 10 / 100, false},
+		{"login_hint", 513, false},
+		{"ui_locales", 257, false},
+		{"acr_values", 513, false},
+		{"id_token_hint", provider.MaxIDTokenHintLen + 1, false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s of %d bytes", tt.param, tt.n), func(t *testing.T) {
+			q := pkceQuery(ts)
+			q.Set(tt.param, strings.Repeat("a", tt.n))
+			p := b.get(t, ts.authorizeURL(q))
+			if tt.want {
+				if p.Callback == nil || p.Callback.Query().Get("code") == "" {
+					t.Fatalf("got status %d, Location %.200q; want a code", p.Status, p.Location)
+				}
+				return
+			}
+			if p.Callback != nil {
+				t.Fatalf("got a redirect (%d bytes), want an error page", len(p.Location))
+			}
+			if p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "invalid_request") {
+				t.Errorf("got status %d, want 400 invalid_request; body: %.300s", p.Status, p.Body)
+			}
+		})
+	}
+	t.Run("query over the request limit", func(t *testing.T) {
+		q := pkceQuery(ts)
+		q.Set("nonce", strings.Repeat("a", handlers.MaxRequestBytes))
+		if p := b.get(t, ts.authorizeURL(q)); p.Status != http.StatusRequestEntityTooLarge {
+			t.Errorf("got status %d, want 413", p.Status)
+		}
+	})
+}
+
+// TestMultipartAuthorizeRefused is the finding's reproduction: a multipart
+// POST to /authorize with a repeated parameter skipped the repeated-
+// parameter check; it is refused, never redirected.
+func TestMultipartAuthorizeRefused(t *testing.T) {
+	t.Parallel()
+	ts := sharedServer(t)
+	b := newBrowser(t, ts)
+	b.code(t, newAuthRequest(ts.oauth2Config(nativeClient, ts.loopbackRedirect(), "openid")))
+	var body strings.Builder
+	mw := multipart.NewWriter(&body)
+	for k, vs := range pkceQuery(ts) {
+		_ = mw.WriteField(k, vs[0])
+	}
+	_ = mw.WriteField("scope", "openid profile")
+	_ = mw.Close()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, ts.URL+handlers.PathAuthorize, strings.NewReader(body.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	p := b.do(t, req)
+	if p.Callback != nil {
+		t.Fatalf("got a redirect to %.200s, want a refusal", p.Location)
 	}
 }

@@ -136,10 +136,9 @@ func (s *Server) formToken(w http.ResponseWriter, r *http.Request) (string, bool
 	return token, true
 }
 
-// postedForm parses a posted form (64 KiB at most) and checks its CSRF
+// postedForm parses a posted form (MaxRequestBytes at most) and checks its CSRF
 // token against the session's. On failure it has answered the request.
 func (s *Server) postedForm(w http.ResponseWriter, r *http.Request) (loginSession, bool) {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
 		s.renderError(w, r, http.StatusBadRequest, "invalid_request", "The form could not be read.")
 		return loginSession{}, false

@@ -44,11 +44,21 @@ var ErrNoPending = errors.New("handlers: no pending authorization request")
 // PendingLogin returns the authorization request waiting on r, a request to
 // the host app's login page: the request's parameters travel in the URL's
 // query (pixie redirects there with them) or, for a form that posts
-// elsewhere, in a field named pixie_request holding [Pending.Request]. It
+// elsewhere, in a field named pixie_request holding [Pending.Request] (an
+// application/x-www-form-urlencoded body, as HTML forms post by default;
+// a multipart body is not read, and a body is read up to MaxRequestBytes). It
 // validates the request again, so a tampered one fails here; the error is
 // then an *provider.AuthorizeError, or ErrNoPending.
 func (s *Server) PendingLogin(r *http.Request) (*Pending, error) {
-	request := r.FormValue("pixie_request")
+	if r.Body != nil && r.PostForm == nil {
+		// Only a urlencoded body is read (ParseForm skips any other), and
+		// no more of it than any pixie endpoint reads.
+		r.Body = http.MaxBytesReader(nil, r.Body, MaxRequestBytes)
+	}
+	if err := r.ParseForm(); err != nil || len(r.URL.RawQuery) > MaxRequestBytes {
+		return nil, ErrNoPending
+	}
+	request := r.Form.Get("pixie_request")
 	if request == "" {
 		request = r.URL.RawQuery
 	}

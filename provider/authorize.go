@@ -3,7 +3,9 @@ package provider
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -53,16 +55,34 @@ func (e *AuthorizeError) Error() string { return e.Err.Error() }
 // Unwrap returns the OAuth error.
 func (e *AuthorizeError) Unwrap() error { return e.Err }
 
-// ParseAuthorizeRequest validates an authorization request. On failure it
-// returns an *AuthorizeError.
+// ParseAuthorizeRequest validates an authorization request: a GET, or a POST
+// with an application/x-www-form-urlencoded body; no parameter but resource
+// repeated; the parameters pixie stores, signs or echoes within their length
+// limits (state 2048 bytes, nonce 512, id_token_hint MaxIDTokenHintLen, …);
+// the redirect URI registered for the client. On failure it returns an
+// *AuthorizeError.
 func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (*AuthorizeRequest, error) {
 	ctx = withMemo(ctx)
+	shown := func(description string) *AuthorizeError {
+		// Before the client is known, or about a value that must not be
+		// echoed: shown to the user, not redirected.
+		return &AuthorizeError{Err: &Error{Code: ErrCodeInvalidRequest, Description: description, Status: http.StatusBadRequest}}
+	}
+	if r.Method == http.MethodPost {
+		// OIDC Core §3.1.2.1: form serialization. fosite would parse a
+		// multipart body too, and with it parameters this check never saw.
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
+			return nil, shown("The request body must be application/x-www-form-urlencoded.")
+		}
+	}
 	if err := r.ParseForm(); err != nil {
-		return nil, &AuthorizeError{Err: &Error{Code: ErrCodeInvalidRequest, Description: "The request could not be parsed.", Status: http.StatusBadRequest}}
+		return nil, shown("The request could not be parsed.")
 	}
 	if k := repeated(r.Form); k != "" {
-		// RFC 6749 §3.1. Before the client is known: shown, not redirected.
-		return nil, &AuthorizeError{Err: &Error{Code: ErrCodeInvalidRequest, Description: "The parameter " + k + " is included more than once.", Status: http.StatusBadRequest}}
+		return nil, shown("The parameter " + k + " is included more than once.") // RFC 6749 §3.1
+	}
+	if k, n := overlong(r.Form); k != "" {
+		return nil, shown(fmt.Sprintf("The parameter %s is longer than %d bytes.", k, n))
 	}
 	if err := p.checkRedirectURI(ctx, r.Form); err != nil {
 		return nil, err
@@ -109,6 +129,53 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 		areq.API = api.Identifier
 	}
 	return areq, nil
+}
+
+// maxParamLen is the longest value pixie accepts for each authorization
+// request parameter it stores, signs into tokens, echoes to the client or
+// parses: a longer one is refused with invalid_request, shown to the user
+// rather than redirected (state would be echoed in the redirect). Generous
+// for real clients: a state or nonce is typically 22 to 64 characters.
+var maxParamLen = map[string]int{
+	"state":         2048,
+	"nonce":         512,
+	"login_hint":    512,
+	"id_token_hint": MaxIDTokenHintLen,
+	"ui_locales":    256,
+	"acr_values":    512,
+	"scope":         2048,
+	"claims":        4096,
+	"redirect_uri":  2048,
+	"client_id":     256,
+	"prompt":        64,
+	"max_age":       16,
+	"response_type": 64,
+	"response_mode": 64,
+	"display":       64,
+	"audience":      2048,
+	"resource":      2048,
+}
+
+// MaxIDTokenHintLen is the longest id_token_hint pixie reads, at the
+// authorization endpoint and at logout: an ID token pixie issued is far
+// shorter, and a longer value is not parsed at all.
+const MaxIDTokenHintLen = 8192
+
+// overlong returns a parameter whose value exceeds its limit, and the
+// limit, or "".
+func overlong(form url.Values) (string, int) {
+	for k, vs := range form {
+		n, ok := maxParamLen[k]
+		if !ok {
+			continue
+		}
+		for _, v := range vs {
+			if len(v) > n {
+				return k, n
+			}
+		}
+	}
+	return "", 0
 }
 
 // checkRedirectURI refuses, before fosite sees the request, a redirect_uri

@@ -17,9 +17,15 @@ type IDTokenHint struct {
 
 // VerifyIDTokenHint checks an ID token this provider issued, as the
 // id_token_hint of a logout request: its signature (by any of the
-// provider's keys, rotated ones included) and its issuer. An expired token is
+// provider's keys, rotated ones included) and its issuer. A hint longer
+// than MaxIDTokenHintLen is refused unread. An expired token is
 // accepted, as the specification allows: it only names who to log out.
 func (p *Provider) VerifyIDTokenHint(ctx context.Context, raw string) (*IDTokenHint, error) {
+	if len(raw) > MaxIDTokenHintLen {
+		// Not parsed at all: splitting a huge token costs more than it
+		// could ever be worth.
+		return nil, fmt.Errorf("provider: id_token_hint longer than %d bytes", MaxIDTokenHintLen)
+	}
 	tok, err := newJWTSigner(p.keys, p.cfg.IDTokenAlg).Decode(ctx, raw)
 	var ve *jwt.ValidationError
 	if err != nil && !(errors.As(err, &ve) && ve.Errors == jwt.ValidationErrorExpired) {
