@@ -321,3 +321,46 @@ func TestMultipartAuthorizeRefused(t *testing.T) {
 		t.Fatalf("got a redirect to %.200s, want a refusal", p.Location)
 	}
 }
+
+// TestPendingLoginBodyBounded checks that Server.PendingLogin, called from
+// the host app's own route, reads only a bounded urlencoded body (finding
+// 2): r.FormValue would parse multipart bodies of up to 32 MB.
+func TestPendingLoginBodyBounded(t *testing.T) {
+	t.Parallel()
+	const route = "/app/pending"
+	ts := newTestServer(t, serverOptions{
+		Handlers: &handlers.Config{LoginURL: "/app/login"},
+		Routes: func(mux *http.ServeMux, s *handlers.Server) {
+			mux.HandleFunc("POST "+route, func(w http.ResponseWriter, r *http.Request) {
+				if _, err := s.PendingLogin(r); err != nil {
+					http.Error(w, "no pending request", http.StatusBadRequest)
+					return
+				}
+				_, _ = io.WriteString(w, "pending")
+			})
+		},
+	})
+	request := pkceQuery(ts).Encode()
+	post := func(t *testing.T, contentType, body string) int {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, ts.URL+route, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", contentType)
+		return send(t, nil, req).Status
+	}
+	if got := post(t, "application/x-www-form-urlencoded", url.Values{"pixie_request": {request}}.Encode()); got != http.StatusOK {
+		t.Fatalf("urlencoded pixie_request: got %d, want 200", got)
+	}
+	var mp strings.Builder
+	mw := multipart.NewWriter(&mp)
+	_ = mw.WriteField("pixie_request", request)
+	_ = mw.Close()
+	if got := post(t, mw.FormDataContentType(), mp.String()); got != http.StatusBadRequest {
+		t.Errorf("multipart pixie_request: got %d, want the body unread (400)", got)
+	}
+	huge := url.Values{"pixie_request": {request}, "pad": {strings.Repeat("a", handlers.MaxRequestBytes)}}.Encode()
+	if got := post(t, "application/x-www-form-urlencoded", huge); got != http.StatusBadRequest {
+		t.Errorf("body over MaxRequestBytes: got %d, want 400", got)
+	}
+}
