@@ -364,3 +364,65 @@ func TestPendingLoginBodyBounded(t *testing.T) {
 		t.Errorf("body over MaxRequestBytes: got %d, want 400", got)
 	}
 }
+
+// TestRefreshGraceBounded checks that the refresh grace period only
+// recovers a lost response (finding 9): one reuse by default, one chain
+// (the lost response's refresh token stops working), and no reuse once a
+// newer token of the family has been used. Every refusal is invalid_grant,
+// and a reuse beyond the bounds revokes the family as any replay does.
+func TestRefreshGraceBounded(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOptions{GracePeriod: time.Minute})
+	conf := ts.oauth2Config(nativeClient, ts.loopbackRedirect(), allScopes)
+	start := func(t *testing.T) (parent, lost string) {
+		t.Helper()
+		_, tok := newBrowser(t, ts).tokens(t, conf)
+		next, err := refresh(t.Context(), conf, tok.RefreshToken)
+		if err != nil {
+			t.Fatalf("first refresh: %v", err)
+		}
+		return tok.RefreshToken, next.RefreshToken
+	}
+	must := func(t *testing.T, rt, what string) string {
+		t.Helper()
+		tok, err := refresh(t.Context(), conf, rt)
+		if err != nil {
+			t.Fatalf("%s: got %v, want new tokens", what, err)
+		}
+		return tok.RefreshToken
+	}
+	refused := func(t *testing.T, rt, what string) {
+		t.Helper()
+		_, err := refresh(t.Context(), conf, rt)
+		wantRetrieveError(t, err, http.StatusBadRequest, "invalid_grant")
+		if t.Failed() {
+			t.Logf("(%s)", what)
+		}
+	}
+
+	t.Run("one reuse", func(t *testing.T) {
+		parent, _ := start(t)
+		recovered := must(t, parent, "reuse within the grace period")
+		refused(t, parent, "a second reuse")
+		refused(t, recovered, "the chain after a reuse beyond the bound (family revoked)")
+	})
+	t.Run("one chain", func(t *testing.T) {
+		parent, lost := start(t)
+		recovered := must(t, parent, "reuse within the grace period")
+		refused(t, lost, "the refresh token of the lost response")
+		refused(t, recovered, "the chain, after the lost token was replayed (family revoked)")
+	})
+	t.Run("the recovered chain goes on", func(t *testing.T) {
+		parent, _ := start(t)
+		rt := must(t, parent, "reuse within the grace period")
+		for i := range 3 {
+			rt = must(t, rt, fmt.Sprintf("refresh %d of the recovered chain", i))
+		}
+	})
+	t.Run("no reuse once a newer token was used", func(t *testing.T) {
+		parent, next := start(t)
+		newest := must(t, next, "the next token, used: the response was not lost")
+		refused(t, parent, "reuse of a token whose successor was used")
+		refused(t, newest, "the family, after the replay")
+	})
+}

@@ -21,6 +21,10 @@ const (
 	DefaultRefreshTokenLifespan  = 30 * 24 * time.Hour
 	DefaultKeyRefreshInterval    = 30 * time.Second
 	MaxRefreshTokenGracePeriod   = 5 * time.Minute
+	// DefaultRefreshTokenGraceReuses and MaxRefreshTokenGraceReuses bound
+	// Config.RefreshTokenGraceReuses.
+	DefaultRefreshTokenGraceReuses = 1
+	MaxRefreshTokenGraceReuses     = 3
 )
 
 // Signing algorithms pixie signs with. Both are always available; the
@@ -84,11 +88,18 @@ type Config struct {
 	// RefreshTokenLifespan defaults to 30 days.
 	RefreshTokenLifespan time.Duration
 
-	// RefreshTokenGracePeriod is how long a rotated refresh token may still
-	// be used, each use getting new tokens: for mobile apps whose refresh
-	// response got lost on a flaky network. Default 0: a rotated token used
-	// again is a replay, and revokes its whole family. At most 5 minutes.
+	// RefreshTokenGracePeriod is how long a rotated refresh token may be
+	// redeemed again, for mobile apps whose refresh response got lost on a
+	// flaky network. Only to recover that response: a reuse revokes the
+	// refresh token the lost response carried (the family stays one chain),
+	// the grace ends as soon as a newer token of the family is used, and at
+	// most RefreshTokenGraceReuses reuses are allowed. Any other use of a
+	// rotated token is a replay and revokes the whole family. Default 0: no
+	// reuse at all. At most 5 minutes.
 	RefreshTokenGracePeriod time.Duration
+	// RefreshTokenGraceReuses is how many times, within the grace period, a
+	// rotated refresh token may be redeemed again. Default 1; at most 3.
+	RefreshTokenGraceReuses int
 
 	// KeyRefreshInterval is how often the provider rereads the key store, so
 	// that it signs with and publishes a key another replica rotated in.
@@ -173,6 +184,12 @@ func (c *Config) validate() error {
 	}
 	if c.RefreshTokenGracePeriod < 0 || c.RefreshTokenGracePeriod > MaxRefreshTokenGracePeriod {
 		return fmt.Errorf("provider: Config.RefreshTokenGracePeriod %v is not between 0 and %v", c.RefreshTokenGracePeriod, MaxRefreshTokenGracePeriod)
+	}
+	switch {
+	case c.RefreshTokenGraceReuses == 0:
+		c.RefreshTokenGraceReuses = DefaultRefreshTokenGraceReuses
+	case c.RefreshTokenGraceReuses < 0 || c.RefreshTokenGraceReuses > MaxRefreshTokenGraceReuses:
+		return fmt.Errorf("provider: Config.RefreshTokenGraceReuses %d is not between 1 and %d", c.RefreshTokenGraceReuses, MaxRefreshTokenGraceReuses)
 	}
 	if c.CleanupInterval == 0 {
 		c.CleanupInterval = DefaultCleanupInterval

@@ -93,6 +93,12 @@ func TestConfigValidate(t *testing.T) {
 		{"KeyRefreshIntervalNegative", func(c *Config) { c.KeyRefreshInterval = -time.Second }, "KeyRefreshInterval"},
 		{"CleanupDisabled", func(c *Config) { c.CleanupInterval = -1 }, ""},
 		{"CleanupEveryMinute", func(c *Config) { c.CleanupInterval = time.Minute }, ""},
+		// Refresh grace.
+		{"GracePeriodMax", func(c *Config) { c.RefreshTokenGracePeriod = 5 * time.Minute }, ""},
+		{"GracePeriodOverMax", func(c *Config) { c.RefreshTokenGracePeriod = 6 * time.Minute }, "RefreshTokenGracePeriod"},
+		{"GraceReusesMax", func(c *Config) { c.RefreshTokenGraceReuses = 3 }, ""},
+		{"GraceReusesOverMax", func(c *Config) { c.RefreshTokenGraceReuses = 4 }, "RefreshTokenGraceReuses"},
+		{"GraceReusesNegative", func(c *Config) { c.RefreshTokenGraceReuses = -1 }, "RefreshTokenGraceReuses"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,6 +149,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"RefreshTokenLifespan", c.RefreshTokenLifespan, 30 * 24 * time.Hour},
 		{"KeyRefreshInterval", c.KeyRefreshInterval, 30 * time.Second},
 		{"CleanupInterval", c.CleanupInterval, time.Hour},
+		{"RefreshTokenGraceReuses", c.RefreshTokenGraceReuses, 1},
 		{"AllowPlainPKCE", c.AllowPlainPKCE, false},
 		{"InsecureAllowHTTPIssuer", c.InsecureAllowHTTPIssuer, false},
 	} {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/ory/fosite"
@@ -357,14 +358,56 @@ func (s *fositeStorage) GetRefreshTokenSession(ctx context.Context, signature st
 	return r, nil
 }
 
-// inGrace reports whether the refresh token was rotated less than
-// Config.RefreshTokenGracePeriod ago (and not revoked since).
+// inGrace reports whether the rotated refresh token may still be redeemed
+// again: it was rotated less than Config.RefreshTokenGracePeriod ago, no
+// token issued after it has been used since, the family was not revoked,
+// and a reuse is left (Config.RefreshTokenGraceReuses).
 func (s *fositeStorage) inGrace(ctx context.Context, signature string) bool {
 	if s.p.cfg.RefreshTokenGracePeriod <= 0 {
 		return false
 	}
-	g, err := s.p.grants.Grant(ctx, store.KindRefreshGrace, signature)
-	return err == nil && g.Active && s.p.now().Before(g.ExpiresAt)
+	for i := range s.p.cfg.RefreshTokenGraceReuses {
+		g, err := s.p.grants.Grant(ctx, store.KindRefreshGrace, graceKey(signature, i))
+		if err == nil && g.Active && s.p.now().Before(g.ExpiresAt) {
+			return true
+		}
+	}
+	return false
+}
+
+// graceKey is the storage key of the i-th reuse a rotated refresh token has
+// left: one record per reuse, each consumed (compare-and-set) by the reuse
+// it allows.
+func graceKey(signature string, i int) string {
+	if i == 0 {
+		return signature
+	}
+	return signature + "." + strconv.Itoa(i)
+}
+
+// useGrace consumes one of the rotated refresh token's reuses, and reports
+// whether there was one left.
+func (s *fositeStorage) useGrace(ctx context.Context, signature string) (bool, error) {
+	for i := range s.p.cfg.RefreshTokenGraceReuses {
+		g, err := s.p.grants.Grant(ctx, store.KindRefreshGrace, graceKey(signature, i))
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil
+		} else if err != nil {
+			return false, err
+		}
+		if !g.Active || !s.p.now().Before(g.ExpiresAt) {
+			continue
+		}
+		switch err := s.p.grants.Consume(ctx, store.KindRefreshGrace, g.Signature); {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, store.ErrConsumed) || errors.Is(err, store.ErrNotFound):
+			// A concurrent reuse took this one; try the next.
+		default:
+			return false, err
+		}
+	}
+	return false, nil
 }
 
 // DeleteRefreshTokenSession is called only when fosite detects the reuse of
@@ -382,28 +425,45 @@ func (s *fositeStorage) DeleteRefreshTokenSession(ctx context.Context, signature
 // of concurrent refreshes exactly one proceeds) and revokes the access tokens
 // issued before it.
 //
-// With a grace period, the first rotation also records when the period ends
-// (a KindRefreshGrace record); within it the rotated token may be used again,
-// and each use gets new tokens, for apps whose response got lost.
+// With a grace period, a rotation also ends the grace of every older token
+// of the family (a token issued after them has now been used, so no
+// response was lost) and gives the presented token its reuses
+// (KindRefreshGrace records, one per reuse, expiring when the period ends).
+// Redeeming a rotated token again within the period consumes one reuse and
+// revokes the refresh tokens issued before, those of the response that got
+// lost: the family stays one chain.
 func (s *fositeStorage) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
 	err := s.p.grants.Consume(ctx, store.KindRefreshToken, signature)
 	switch {
-	case (errors.Is(err, store.ErrConsumed) || errors.Is(err, store.ErrNotFound)) && s.inGrace(ctx, signature):
 	case errors.Is(err, store.ErrConsumed) || errors.Is(err, store.ErrNotFound):
-		return errRecordConsumed
+		ok, err := s.useGrace(ctx, signature)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errRecordConsumed
+		}
+		if err := s.p.grants.Revoke(ctx, store.KindRefreshToken, requestID); err != nil {
+			return err
+		}
 	case err != nil:
 		return err
 	case s.p.cfg.RefreshTokenGracePeriod > 0:
-		err := s.p.grants.CreateGrant(ctx, &store.Grant{
-			Kind:      store.KindRefreshGrace,
-			Signature: signature,
-			RequestID: requestID,
-			ExpiresAt: s.p.now().Add(s.p.cfg.RefreshTokenGracePeriod).UTC(),
-			Active:    true,
-			Data:      []byte{},
-		})
-		if err != nil && !errors.Is(err, store.ErrAlreadyExists) {
+		if err := s.p.grants.Revoke(ctx, store.KindRefreshGrace, requestID); err != nil {
 			return err
+		}
+		for i := range s.p.cfg.RefreshTokenGraceReuses {
+			err := s.p.grants.CreateGrant(ctx, &store.Grant{
+				Kind:      store.KindRefreshGrace,
+				Signature: graceKey(signature, i),
+				RequestID: requestID,
+				ExpiresAt: s.p.now().Add(s.p.cfg.RefreshTokenGracePeriod).UTC(),
+				Active:    true,
+				Data:      []byte{},
+			})
+			if err != nil && !errors.Is(err, store.ErrAlreadyExists) {
+				return err
+			}
 		}
 	}
 	return s.p.grants.Revoke(ctx, store.KindAccessToken, requestID)
