@@ -1,10 +1,13 @@
 package handlers
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"slices"
 
 	"github.com/pixieauth/pixie/provider"
+	"github.com/pixieauth/pixie/store"
 )
 
 // ScopeDescription is one line of the consent page.
@@ -16,12 +19,14 @@ type ScopeDescription struct {
 // ConsentPage is the data of consent.html.
 type ConsentPage struct {
 	Nonce      string
-	ClientName string             // the app asking
-	API        string             // the API its access token is for, or ""
-	Scopes     []ScopeDescription // what it asks for
-	CSRFToken  string             // must be posted back as csrf_token
-	Request    string             // the pending request; posted back as request
-	Action     string             // where the form posts; the button pressed is posted as decision=allow or deny
+	ClientName string // the app asking
+	// API is the API its access token is for, or "": the consent given is
+	// for that API only. The default page names it.
+	API       string
+	Scopes    []ScopeDescription // what it asks for; may be empty when API is not
+	CSRFToken string             // must be posted back as csrf_token
+	Request   string             // the pending request; posted back as request
+	Action    string             // where the form posts; the button pressed is posted as decision=allow or deny
 }
 
 // scopeWords describes the scopes of OpenID Connect.
@@ -46,9 +51,12 @@ func describeScopes(scopes []string, api string) []ScopeDescription {
 }
 
 // needsConsent reports whether the user must be asked before the client
-// gets these scopes: never for a first-party client; for others when
-// prompt=consent or when they ask for a scope the user has not allowed
-// them yet.
+// gets what it asks for: never for a first-party client; for others when
+// prompt=consent, or when the user has no unexpired consent to the client
+// for the request's audience (its API, or none) that covers every scope
+// asked. A request for an API needs a consent to that API even with no
+// scope: the token names the user to the API. Only a request for no API
+// and no scope asks for nothing.
 func (s *Server) needsConsent(r *http.Request, areq *provider.AuthorizeRequest, sub string) (bool, error) {
 	if areq.Client.FirstParty {
 		return false, nil
@@ -56,16 +64,37 @@ func (s *Server) needsConsent(r *http.Request, areq *provider.AuthorizeRequest, 
 	if slices.Contains(areq.Prompt, "consent") {
 		return true, nil
 	}
-	granted, err := s.consents.Consent(r.Context(), sub, areq.Client.ID)
+	if areq.API == "" && len(areq.Scopes) == 0 {
+		return false, nil
+	}
+	c, err := s.consentFor(r.Context(), sub, areq)
 	if err != nil {
 		return false, err
 	}
+	if c == nil {
+		return true, nil
+	}
 	for _, sc := range areq.Scopes {
-		if !slices.Contains(granted, sc) {
+		if !slices.Contains(c.Scopes, sc) {
 			return true, nil
 		}
 	}
 	return false, nil
+}
+
+// consentFor returns the user's unexpired consent to the request's client
+// for its audience, or nil if there is none.
+func (s *Server) consentFor(ctx context.Context, sub string, areq *provider.AuthorizeRequest) (*store.Consent, error) {
+	c, err := s.consents.Consent(ctx, sub, areq.Client.ID, areq.API)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case !s.p.Now().Before(c.ExpiresAt):
+		return nil, nil
+	}
+	return c, nil
 }
 
 // consentPage asks the logged-in user whether the app may have what it asks
@@ -97,8 +126,9 @@ func (s *Server) consentPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "consent.html", page.Nonce, page)
 }
 
-// consentSubmit records the user's answer: allow remembers the scopes and
-// resumes the request; deny ends it with access_denied.
+// consentSubmit records the user's answer: allow remembers the scopes for
+// the request's audience, for Config.ConsentLifetime, and resumes the
+// request; deny ends it with access_denied.
 func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	sess, ok := s.postedForm(w, r)
 	if !ok {
@@ -120,15 +150,19 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, s.p.Refuse(r.Context(), areq, provider.ErrCodeAccessDenied, "The user denied the request."), http.StatusSeeOther)
 		return
 	}
-	granted, err := s.consents.Consent(r.Context(), sub, areq.Client.ID)
+	// What the user allowed before, for this audience and unexpired, is
+	// kept: the record then lasts from now.
+	old, err := s.consentFor(r.Context(), sub, areq)
 	if err == nil {
-		for _, sc := range areq.Scopes {
-			if !slices.Contains(granted, sc) {
-				granted = append(granted, sc)
-			}
+		granted := slices.Clone(areq.Scopes)
+		if old != nil {
+			granted = append(granted, old.Scopes...)
 		}
 		slices.Sort(granted)
-		err = s.consents.SaveConsent(r.Context(), sub, areq.Client.ID, granted)
+		err = s.consents.SaveConsent(r.Context(), &store.Consent{
+			Subject: sub, ClientID: areq.Client.ID, Audience: areq.API,
+			Scopes: slices.Compact(granted), ExpiresAt: s.p.Now().Add(s.consentLifetime),
+		})
 	}
 	if err != nil {
 		s.p.Logger().ErrorContext(r.Context(), "save consent", "error", err)

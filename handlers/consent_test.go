@@ -6,10 +6,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/net/html"
 
 	"github.com/pixieauth/pixie/handlers"
+	"github.com/pixieauth/pixie/provider"
+	"github.com/pixieauth/pixie/store"
 )
 
 // Tests of the consent page, shown for clients that are not first party
@@ -227,5 +230,202 @@ func TestConsentForgedForm(t *testing.T) {
 				t.Errorf("after the forged post: got status %d at %s, Location %q; want the consent page (nothing granted)", p.Status, p.URL, p.Location)
 			}
 		})
+	}
+}
+
+// Two APIs that define a scope of the same name, and an app that is not
+// first party, allowed both.
+const (
+	ordersAPI       = "https://orders.example.com"
+	photosAPI       = "https://photos.example.com"
+	consentAPIAppID = "consent-api-app"
+)
+
+// consentAPIOptions registers ordersAPI and photosAPI, both with the scope
+// read, and consentAPIAppID (Consent API App), which may ask for either.
+func consentAPIOptions() serverOptions {
+	return serverOptions{
+		APIs: []provider.API{
+			{Identifier: ordersAPI, Scopes: []string{"read"}},
+			{Identifier: photosAPI, Scopes: []string{"read"}},
+		},
+		Clients: []*store.Client{{
+			ID: consentAPIAppID, Name: "Consent API App", Native: true,
+			RedirectURIs: []string{loopbackURI},
+			Scopes:       []string{"openid", "profile", "read"},
+			APIs:         []string{ordersAPI, photosAPI},
+		}},
+	}
+}
+
+// apiRequest is an authorization request of consentAPIAppID for api with
+// scopes ("" sends no scope parameter) and extra parameters.
+func apiRequest(ts *testServer, api, scopes string, extra url.Values) *authRequest {
+	q := url.Values{"audience": {api}}
+	for k, v := range extra {
+		q[k] = v
+	}
+	return authorizeWith(ts, consentAPIAppID, scopes, q)
+}
+
+// wantAccessFor checks that p is the redirect to ar's app with a code,
+// redeems it and checks that the access token is for api with the scopes.
+func wantAccessFor(t *testing.T, ts *testServer, ar *authRequest, p *page, api, scopes string) {
+	t.Helper()
+	if p.Callback == nil || p.Callback.Query().Get("code") == "" {
+		t.Fatalf("got status %d at %s, Location %q; want a redirect to the app with a code", p.Status, p.URL, p.Location)
+	}
+	tok, err := ar.exchange(t.Context(), p.Callback.Query().Get("code"))
+	if err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	c := accessClaims(t, ts, tok.AccessToken)
+	if aud := audience(c); !slices.Contains(aud, api) || c["sub"] != "alice" || c["scope"] != scopes {
+		t.Errorf("got aud %v sub %v scope %q, want %s, alice, %q", aud, c["sub"], c["scope"], api, scopes)
+	}
+}
+
+// wantConsentFor checks that p is the consent page and that it names api.
+func wantConsentFor(t *testing.T, b *browser, p *page, api string) *consentPage {
+	t.Helper()
+	c := b.parseConsent(t, p)
+	if !strings.Contains(p.Body, api) {
+		t.Errorf("the consent page does not name the API %s", api)
+	}
+	return c
+}
+
+// TestConsentPerAPI: consent is bound to the API. Allowing the scope read
+// for one API does not allow read for another API that happens to define a
+// scope of the same name: the user is asked (prompt=none: consent_required)
+// and the token for the second API is issued only once they allow it.
+func TestConsentPerAPI(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, consentAPIOptions())
+	b := newBrowser(t, ts)
+
+	ar := apiRequest(ts, ordersAPI, "read", nil)
+	c := wantConsentFor(t, b, b.authorize(t, ar.URL), ordersAPI)
+	wantAccessFor(t, ts, ar, b.decide(t, c, "allow"), ordersAPI, "read")
+
+	ar = apiRequest(ts, ordersAPI, "read", url.Values{"prompt": {"none"}})
+	wantAccessFor(t, ts, ar, b.get(t, ar.URL), ordersAPI, "read")
+
+	// Another API, the same scope name.
+	ar = apiRequest(ts, photosAPI, "read", url.Values{"prompt": {"none"}})
+	wantRedirectError(t, ts, ar, b.get(t, ar.URL), "consent_required")
+	ar = apiRequest(ts, photosAPI, "read", nil)
+	c = wantConsentFor(t, b, b.get(t, ar.URL), photosAPI)
+	wantAccessFor(t, ts, ar, b.decide(t, c, "allow"), photosAPI, "read")
+
+	// Both are remembered now, each for its API.
+	for _, api := range []string{ordersAPI, photosAPI} {
+		ar = apiRequest(ts, api, "read", url.Values{"prompt": {"none"}})
+		wantAccessFor(t, ts, ar, b.get(t, ar.URL), api, "read")
+	}
+	// Consent for an API is not consent without one, and the reverse.
+	ar = authorizeWith(ts, consentAPIAppID, "openid", url.Values{"prompt": {"none"}})
+	wantRedirectError(t, ts, ar, b.get(t, ar.URL), "consent_required")
+}
+
+// TestConsentAPIWithoutScopes: a request for an API with no scope at all
+// still needs the user's consent (the token names the user to the API).
+// prompt=none answers consent_required until the user has allowed it once;
+// after that the same request gets a code without a page.
+func TestConsentAPIWithoutScopes(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, consentAPIOptions())
+	b := newBrowser(t, ts)
+	b.code(t, authorizeWith(ts, nativeClient, "openid", nil)) // logs alice in
+
+	ar := apiRequest(ts, ordersAPI, "", url.Values{"prompt": {"none"}})
+	wantRedirectError(t, ts, ar, b.get(t, ar.URL), "consent_required")
+
+	ar = apiRequest(ts, ordersAPI, "", nil)
+	c := wantConsentFor(t, b, b.get(t, ar.URL), ordersAPI)
+	wantAccessFor(t, ts, ar, b.decide(t, c, "allow"), ordersAPI, "")
+
+	ar = apiRequest(ts, ordersAPI, "", url.Values{"prompt": {"none"}})
+	wantAccessFor(t, ts, ar, b.get(t, ar.URL), ordersAPI, "")
+
+	// Consent to the API without scopes is not consent to its scopes.
+	ar = apiRequest(ts, ordersAPI, "read", url.Values{"prompt": {"none"}})
+	wantRedirectError(t, ts, ar, b.get(t, ar.URL), "consent_required")
+}
+
+// TestConsentExpires: a consent is remembered for Config.ConsentLifetime
+// (by default 365 days); after that the user is asked again, prompt=none
+// answers consent_required, and allowing again remembers it afresh.
+func TestConsentExpires(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		lifetime time.Duration // Config.ConsentLifetime; 0 the default
+		want     time.Duration // how long the consent lasts
+	}{
+		{"default", 0, 365 * 24 * time.Hour},
+		{"an hour", time.Hour, time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			clock := &testClock{}
+			opts := consentAPIOptions()
+			opts.Now = clock.Now
+			opts.Handlers = &handlers.Config{ConsentLifetime: tt.lifetime}
+			ts := newTestServer(t, opts)
+			b := newBrowser(t, ts)
+			silent := func() (*authRequest, *page) {
+				ar := apiRequest(ts, ordersAPI, "read", url.Values{"prompt": {"none"}})
+				return ar, b.get(t, ar.URL)
+			}
+
+			ar := apiRequest(ts, ordersAPI, "read", nil)
+			c := wantConsentFor(t, b, b.authorize(t, ar.URL), ordersAPI)
+			wantAccessFor(t, ts, ar, b.decide(t, c, "allow"), ordersAPI, "read")
+
+			// The clock runs ahead from here, but nobody logs in (see
+			// testClock), and codes are not redeemed: fosite checks them
+			// by the wall clock, a year behind.
+			clock.Shift(tt.want - time.Minute)
+			ar, p := silent()
+			wantCode(t, ar, p)
+
+			clock.Shift(tt.want + time.Minute)
+			ar, p = silent()
+			wantRedirectError(t, ts, ar, p, "consent_required")
+			ar = apiRequest(ts, ordersAPI, "read", nil)
+			c = wantConsentFor(t, b, b.get(t, ar.URL), ordersAPI)
+			wantCode(t, ar, b.decide(t, c, "allow"))
+
+			// Allowed again: it lasts from then.
+			clock.Shift(2*tt.want - time.Minute)
+			ar, p = silent()
+			wantCode(t, ar, p)
+		})
+	}
+}
+
+// wantCode checks that p is the redirect to ar's app with a code and its
+// state.
+func wantCode(t *testing.T, ar *authRequest, p *page) {
+	t.Helper()
+	if p.Callback == nil || p.Callback.Query().Get("code") == "" || p.Callback.Query().Get("state") != ar.State {
+		t.Fatalf("got status %d at %s, Location %q; want a redirect to the app with a code", p.Status, p.URL, p.Location)
+	}
+}
+
+// TestConsentLifetimeInvalid: New refuses a ConsentLifetime under a minute,
+// naming the field.
+func TestConsentLifetimeInvalid(t *testing.T) {
+	t.Parallel()
+	p := sharedServer(t).Provider
+	for _, d := range []time.Duration{-time.Hour, time.Second, time.Minute - 1} {
+		if _, err := handlers.New(p, handlers.Config{ConsentLifetime: d}); err == nil || !strings.Contains(err.Error(), "Config.ConsentLifetime") {
+			t.Errorf("ConsentLifetime %v: got error %v, want one naming Config.ConsentLifetime", d, err)
+		}
+	}
+	if _, err := handlers.New(p, handlers.Config{ConsentLifetime: time.Minute}); err != nil {
+		t.Errorf("ConsentLifetime 1m: got error %v, want nil", err)
 	}
 }

@@ -33,6 +33,9 @@ const (
 // DefaultSessionLifetime is how long a login session lasts by default.
 const DefaultSessionLifetime = 12 * time.Hour
 
+// DefaultConsentLifetime is how long a consent is remembered by default.
+const DefaultConsentLifetime = 365 * 24 * time.Hour
+
 // Router is what Mount registers on: *http.ServeMux, chi.Router and
 // gorilla/mux's Router all have this method. Patterns use Go 1.22 method
 // syntax ("GET /authorize").
@@ -76,9 +79,15 @@ type Config struct {
 	ClientIP func(*http.Request) string
 
 	// Consents remembers what users allowed clients that are not first
-	// party; share it between replicas (the SQL store implements it).
-	// Default: in memory, so users are asked again after a restart.
+	// party, per API; share it between replicas (the SQL store implements
+	// it). Default: in memory (at most memory.MaxConsents of them), so
+	// users are asked again after a restart.
 	Consents store.Consents
+	// ConsentLifetime is how long a consent is remembered: after it, the
+	// user is asked again (and prompt=none answers consent_required).
+	// Allowing again starts it afresh. Default DefaultConsentLifetime (365
+	// days); at least a minute.
+	ConsentLifetime time.Duration
 }
 
 // Server serves pixie's endpoints. It is an http.Handler, for mounting under
@@ -95,7 +104,9 @@ type Server struct {
 	lifetime time.Duration
 	loginURL string // where users log in
 	consents store.Consents
-	throttle *throttle
+	// consentLifetime is how long a consent lasts (Config.ConsentLifetime).
+	consentLifetime time.Duration
+	throttle        *throttle
 }
 
 type route struct {
@@ -184,6 +195,12 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 	s.consents = cfg.Consents
 	if s.consents == nil {
 		s.consents = inMemory()
+	}
+	s.consentLifetime = cfg.ConsentLifetime
+	if s.consentLifetime == 0 {
+		s.consentLifetime = DefaultConsentLifetime
+	} else if s.consentLifetime < time.Minute {
+		return nil, fmt.Errorf("handlers: Config.ConsentLifetime %v is shorter than a minute", cfg.ConsentLifetime)
 	}
 	t := &throttle{st: cfg.Throttle, perUser: cfg.LoginFailuresPerUser, perIP: cfg.LoginFailuresPerIP,
 		window: cfg.LoginFailureWindow, now: p.Now, ip: cfg.ClientIP}

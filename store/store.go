@@ -259,16 +259,49 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// Consents remembers which scopes a user allowed a client that is not first
-// party (OpenID Connect Core §3.1.2.4), so that the consent page is shown
-// again only when the client asks for more.
+// Consents remembers what a user allowed a client that is not first party
+// (OpenID Connect Core §3.1.2.4), so that the consent page is shown again
+// only when the client asks for more, or when the consent has expired.
+//
+// A consent is keyed by (Subject, ClientID, Audience): the audience is the
+// API the access token is for (provider.API.Identifier), or "" for none
+// (the token is for the issuer's own endpoints only, such as userinfo). A
+// consent to one audience says nothing about another, even for scopes of
+// the same name. A consent with no scopes is a record like any other,
+// distinct from no consent: the user allowed the client the audience
+// itself.
+//
+// Implementations must be safe for concurrent use.
 type Consents interface {
-	// Consent returns the scopes the user has allowed the client, or an
-	// empty list (not an error) if none. The result is a fresh copy.
-	Consent(ctx context.Context, subject, clientID string) ([]string, error)
-	// SaveConsent records that the user allows the client these scopes,
-	// replacing what was recorded before.
-	SaveConsent(ctx context.Context, subject, clientID string, scopes []string) error
+	// Consent returns the consent of subject to clientID for audience, or
+	// an error wrapping [ErrNotFound] if there is none. It may return a
+	// consent that has expired (the caller compares ExpiresAt with its
+	// clock), and it may have deleted one (a store may delete expired
+	// consents at any time, by the wall clock). The result is a fresh copy
+	// the caller may modify.
+	Consent(ctx context.Context, subject, clientID, audience string) (*Consent, error)
+	// SaveConsent stores c, replacing the whole consent with the same
+	// subject, client and audience, if any: scopes and expiry alike. The
+	// store keeps its own copy of c. A store with a bound on the number of
+	// consents it holds may evict others, expired ones first.
+	SaveConsent(ctx context.Context, c *Consent) error
+}
+
+// Consent is what a user allowed a client for one audience.
+type Consent struct {
+	Subject  string // the user
+	ClientID string // the client
+	// Audience is the API the access tokens are for, or "" for none.
+	Audience  string
+	Scopes    []string  // the scopes allowed, in any order; may be empty
+	ExpiresAt time.Time // after this the consent no longer counts
+}
+
+// Clone returns a deep copy of c.
+func (c *Consent) Clone() *Consent {
+	d := *c
+	d.Scopes = append([]string(nil), c.Scopes...)
+	return &d
 }
 
 // Throttle counts failed logins in fixed windows, so that replicas sharing

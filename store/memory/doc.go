@@ -11,7 +11,9 @@
 // [Store.AddUser]; the storage interfaces themselves only read them. Grant
 // records and login-failure counts accumulate until deleted: call
 // [Store.DeleteExpired] periodically on a long-running server. Consents
-// are kept for the life of the Store.
+// are bounded on their own: each write removes the expired ones, and the
+// Store holds at most [MaxConsents], evicting the one that expires soonest
+// to make room.
 //
 // A Store is safe for concurrent use. Every value it returns is a fresh copy
 // the caller may modify, and it keeps its own copies of the values passed in.

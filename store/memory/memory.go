@@ -1,10 +1,10 @@
 package memory
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -39,8 +39,12 @@ type Store struct {
 	// the set of signatures. It always matches grants exactly.
 	byRequest map[requestKey]map[string]struct{}
 	keys      []store.Key // in the order added
-	consents  map[consentKey][]string
-	failures  map[string]*failureWindow // by throttle key
+	consents  map[consentKey]*consentEntry
+	// byExpiry orders the consents by ExpiresAt, soonest first (a min-heap
+	// of the same entries as consents), for sweepConsents and eviction.
+	byExpiry    consentHeap
+	maxConsents int                       // the cap on len(consents): MaxConsents, lower in tests
+	failures    map[string]*failureWindow // by throttle key
 
 	dummyOnce sync.Once
 	dummyHash string
@@ -65,10 +69,12 @@ type requestKey struct {
 	requestID string
 }
 
-// consentKey is the key of a consent: the user and the client.
+// consentKey is the key of a consent: the user, the client and the
+// audience.
 type consentKey struct {
 	subject  string
 	clientID string
+	audience string
 }
 
 // failureWindow is the failure count of one throttle key.
@@ -88,8 +94,10 @@ func New() *Store {
 		usernames: make(map[string]string),
 		grants:    make(map[grantKey]*store.Grant),
 		byRequest: make(map[requestKey]map[string]struct{}),
-		consents:  make(map[consentKey][]string),
+		consents:  make(map[consentKey]*consentEntry),
 		failures:  make(map[string]*failureWindow),
+
+		maxConsents: MaxConsents,
 	}
 }
 
@@ -365,27 +373,95 @@ func (s *Store) AddKey(_ context.Context, k store.Key) error {
 	return nil
 }
 
-// Consent returns a copy of the scopes the user last allowed the client, in
-// the order saved, or an empty list and no error if none. It implements
-// [store.Consents].
-func (s *Store) Consent(_ context.Context, subject, clientID string) ([]string, error) {
+// MaxConsents is the most consents a [Store] holds. Saving one more first
+// removes the expired ones, then, if the Store is still full, the one that
+// expires soonest (with one lifetime for all, the oldest): that user is asked
+// again. At about 200 bytes a consent, the cap bounds them to some 20 MB.
+const MaxConsents = 100_000
+
+// Consent returns a copy of the consent of subject to clientID for
+// audience, or an error wrapping [store.ErrNotFound]. It implements
+// [store.Consents]: a consent that has expired is returned until a later
+// [Store.SaveConsent] removes it; the caller checks ExpiresAt.
+func (s *Store) Consent(_ context.Context, subject, clientID, audience string) (*store.Consent, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	scopes := s.consents[consentKey{subject, clientID}]
-	if len(scopes) == 0 {
-		return nil, nil
+	e, ok := s.consents[consentKey{subject, clientID, audience}]
+	if !ok {
+		return nil, fmt.Errorf("memory: consent: %w", store.ErrNotFound)
 	}
-	return slices.Clone(scopes), nil
+	return e.c.Clone(), nil
 }
 
-// SaveConsent records a copy of the scopes the user allows the client,
-// replacing what was recorded before. It implements [store.Consents].
-func (s *Store) SaveConsent(_ context.Context, subject, clientID string, scopes []string) error {
-	scopes = slices.Clone(scopes)
+// SaveConsent stores a copy of c, replacing the consent with the same
+// subject, client and audience. It implements [store.Consents]. It first
+// removes the consents that expired (by the wall clock) and, when the Store
+// holds [MaxConsents] others, the one that expires soonest.
+func (s *Store) SaveConsent(_ context.Context, c *store.Consent) error {
+	if c == nil {
+		return errors.New("memory: save consent: nil consent")
+	}
+	c = c.Clone()
+	k := consentKey{c.Subject, c.ClientID, c.Audience}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.consents[consentKey{subject, clientID}] = scopes
+	s.sweepConsents(time.Now())
+	if e, ok := s.consents[k]; ok {
+		e.c = c
+		heap.Fix(&s.byExpiry, e.index)
+		return nil
+	}
+	for len(s.consents) >= s.maxConsents && len(s.byExpiry) > 0 {
+		s.removeConsent(s.byExpiry[0])
+	}
+	e := &consentEntry{key: k, c: c}
+	s.consents[k] = e
+	heap.Push(&s.byExpiry, e)
 	return nil
+}
+
+// sweepConsents removes the consents that expired before now. The caller
+// holds s.mu for writing.
+func (s *Store) sweepConsents(now time.Time) {
+	for len(s.byExpiry) > 0 && s.byExpiry[0].c.ExpiresAt.Before(now) {
+		s.removeConsent(s.byExpiry[0])
+	}
+}
+
+// removeConsent removes e from both indexes. The caller holds s.mu for
+// writing.
+func (s *Store) removeConsent(e *consentEntry) {
+	heap.Remove(&s.byExpiry, e.index)
+	delete(s.consents, e.key)
+}
+
+// consentEntry is one stored consent and its place in the expiry heap.
+type consentEntry struct {
+	key   consentKey
+	c     *store.Consent
+	index int // in Store.byExpiry
+}
+
+// consentHeap is a min-heap of consents by ExpiresAt, for container/heap.
+type consentHeap []*consentEntry
+
+func (h consentHeap) Len() int           { return len(h) }
+func (h consentHeap) Less(i, j int) bool { return h[i].c.ExpiresAt.Before(h[j].c.ExpiresAt) }
+func (h consentHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *consentHeap) Push(x any) {
+	e := x.(*consentEntry)
+	e.index = len(*h)
+	*h = append(*h, e)
+}
+func (h *consentHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return e
 }
 
 // AddFailure records a failure for key at time at and returns the number of

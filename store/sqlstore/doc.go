@@ -33,9 +33,10 @@
 // [Config.KeySecret]; the key ID and algorithm are authenticated with it, so
 // a key decrypts only in its own row, and a wrong secret yields [ErrDecrypt],
 // never garbage. [New] refuses to start without a KeySecret of at least 32
-// bytes. Consents are the scopes a user allowed a client; login-failure
-// counts are kept under the keys the caller chooses (pixie passes digests,
-// never a username or an address in clear).
+// bytes. Consents are the scopes a user allowed a client for an API (or
+// for none) and when that consent expires; login-failure counts are kept
+// under the keys the caller chooses (pixie passes digests, never a
+// username or an address in clear).
 //
 // Times are stored as integer Unix microseconds (UTC by definition) on both
 // dialects, and returned in UTC. Lists of strings (redirect URIs, scopes,
@@ -101,11 +102,11 @@
 // (a JSON array: [store.Client.APIs]).
 //
 // Schema version 3 adds two tables. The table consents holds
-// [store.Consents]: one row per user and client, with the columns subject
-// TEXT, client_id TEXT, scopes TEXT NOT NULL DEFAULT '[]' (a JSON array)
-// and updated_at BIGINT (Unix microseconds of the latest save, for
-// operators: pixie does not read it), and the primary key (subject,
-// client_id). The table throttle holds [store.Throttle]'s failure counts:
+// [store.Consents] (until version 5): one row per user and client, with
+// the columns subject TEXT, client_id TEXT, scopes TEXT NOT NULL DEFAULT
+// '[]' (a JSON array) and updated_at BIGINT (Unix microseconds of the
+// latest save, for operators: pixie does not read it), and the primary key
+// (subject, client_id). The table throttle holds [store.Throttle]'s failure counts:
 // one row per key, with the columns key TEXT PRIMARY KEY, count BIGINT,
 // window_start BIGINT and expires_at BIGINT (Unix microseconds), and the
 // index throttle_expires_idx on expires_at. window_start is the first
@@ -116,6 +117,18 @@
 //
 // Schema version 4 adds to clients the column post_logout_redirect_uris TEXT
 // NOT NULL DEFAULT '[]' (a JSON array: [store.Client.PostLogoutRedirectURIs]).
+//
+// Schema version 5 keys consents by audience too, and gives them an
+// expiry: the table consents is rebuilt (as consents_v5, then renamed)
+// with the columns subject TEXT, client_id TEXT, audience TEXT
+// ([store.Consent.Audience]; empty for no API), scopes TEXT NOT NULL
+// DEFAULT '[]', expires_at BIGINT and updated_at BIGINT (Unix
+// microseconds), the primary key (subject, client_id, audience) and the
+// index consents_expires_idx on expires_at. [Store.DeleteExpired] removes
+// the rows whose expires_at is before its argument. Existing rows are kept
+// as consents for the empty audience (they cannot have been for an API: a
+// request without one cannot ask for an API's scopes), expiring 365 days
+// after their updated_at.
 //
 // [Config.TablePrefix] puts a prefix in front of every one of these names,
 // including pixie_migrations, so that pixie can share a database with an
@@ -144,7 +157,7 @@
 // number of replicas. Saving a consent is one upsert too.
 // Every call is one round trip, except a Consume that loses, which asks a
 // second time to tell [store.ErrConsumed] from [store.ErrNotFound], and
-// DeleteExpired, which deletes from two tables.
+// DeleteExpired, which deletes from three tables.
 //
 // Every statement is prepared once by [New]; database/sql prepares it again
 // on each pooled connection the first time it runs there.

@@ -32,8 +32,9 @@ type statements struct {
 	keysAll *sql.Stmt
 	keyAdd  *sql.Stmt
 
-	consentGet  *sql.Stmt
-	consentSave *sql.Stmt
+	consentGet           *sql.Stmt
+	consentSave          *sql.Stmt
+	consentDeleteExpired *sql.Stmt
 
 	failureAdd           *sql.Stmt
 	failureGet           *sql.Stmt
@@ -81,9 +82,11 @@ FROM {p}grants WHERE kind = ? AND signature = ?`
 	qKeysAll = `SELECT id, algorithm, private_enc, created_at FROM {p}keys ORDER BY created_at, id`
 	qKeyAdd  = `INSERT INTO {p}keys (id, algorithm, private_enc, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`
 
-	qConsentGet  = `SELECT scopes FROM {p}consents WHERE subject = ? AND client_id = ?`
-	qConsentSave = `INSERT INTO {p}consents (subject, client_id, scopes, updated_at) VALUES (?, ?, ?, ?)
-ON CONFLICT (subject, client_id) DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at`
+	qConsentGet  = `SELECT scopes, expires_at FROM {p}consents WHERE subject = ? AND client_id = ? AND audience = ?`
+	qConsentSave = `INSERT INTO {p}consents (subject, client_id, audience, scopes, expires_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (subject, client_id, audience) DO UPDATE SET
+scopes = excluded.scopes, expires_at = excluded.expires_at, updated_at = excluded.updated_at`
+	qConsentDeleteExpired = `DELETE FROM {p}consents WHERE expires_at < ?`
 
 	// qFailureAdd counts a failure in one atomic upsert. Its arguments: the
 	// key; the time of the failure and that time plus the window, which
@@ -159,6 +162,7 @@ func (st *statements) list() []struct {
 		{&st.keyAdd, qKeyAdd},
 		{&st.consentGet, qConsentGet},
 		{&st.consentSave, qConsentSave},
+		{&st.consentDeleteExpired, qConsentDeleteExpired},
 		{&st.failureAdd, qFailureAdd},
 		{&st.failureGet, qFailureGet},
 		{&st.failureReset, qFailureReset},

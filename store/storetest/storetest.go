@@ -137,9 +137,12 @@ func suite() []group {
 			{"ReturnsCopy", fresh(testKeysReturnsCopy)},
 		}},
 		{"Consents", []test{
-			{"Empty", fresh(testConsentEmpty)},
+			{"NotFound", fresh(testConsentNotFound)},
 			{"RoundTrip", fresh(testConsentRoundTrip)},
+			{"EmptyScopes", fresh(testConsentEmptyScopes)},
+			{"PerAudience", fresh(testConsentPerAudience)},
 			{"SaveReplaces", fresh(testConsentSaveReplaces)},
+			{"Expired", fresh(testConsentExpired)},
 			{"Isolation", fresh(testConsentIsolation)},
 			{"KeepsCopy", fresh(testConsentKeepsCopy)},
 			{"ReturnsCopy", fresh(testConsentReturnsCopy)},
@@ -864,108 +867,217 @@ func checkScopes(t *testing.T, got, want []string) {
 	}
 }
 
-// consentOf returns the consent of subject to clientID, or stops the test.
-func consentOf(t *testing.T, c store.Consents, subject, clientID string) []string {
+// consentOf returns the consent of subject to clientID for audience, or
+// stops the test.
+func consentOf(t *testing.T, c store.Consents, subject, clientID, audience string) *store.Consent {
 	t.Helper()
-	scopes, err := c.Consent(t.Context(), subject, clientID)
+	got, err := c.Consent(t.Context(), subject, clientID, audience)
 	mustOK(t, err)
-	return scopes
+	if got == nil {
+		t.Fatalf("Consent(%q, %q, %q): nil consent and no error", subject, clientID, audience)
+	}
+	return got
 }
 
-func testConsentEmpty(t *testing.T, s Stores) {
+// wantNoConsent checks that there is no consent of subject to clientID for
+// audience.
+func wantNoConsent(t *testing.T, c store.Consents, subject, clientID, audience string) {
+	t.Helper()
+	got, err := c.Consent(t.Context(), subject, clientID, audience)
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Consent(%q, %q, %q): got %+v, %v; want an error wrapping ErrNotFound", subject, clientID, audience, got, err)
+	}
+}
+
+// checkConsent compares got with want: the key and expiry exactly (to the
+// second), the scopes as sets.
+func checkConsent(t *testing.T, got, want *store.Consent) {
+	t.Helper()
+	if got.Subject != want.Subject || got.ClientID != want.ClientID || got.Audience != want.Audience {
+		t.Errorf("got consent of %q to %q for %q, want %q, %q, %q", got.Subject, got.ClientID, got.Audience, want.Subject, want.ClientID, want.Audience)
+	}
+	if !got.ExpiresAt.UTC().Truncate(time.Second).Equal(want.ExpiresAt) {
+		t.Errorf("got ExpiresAt %v, want %v", got.ExpiresAt, want.ExpiresAt)
+	}
+	checkScopes(t, got.Scopes, want.Scopes)
+}
+
+// newConsent returns a consent of 248289761001 to client-1 for the API
+// https://api.example.com, expiring in a day.
+func newConsent(scopes ...string) *store.Consent {
+	return &store.Consent{
+		Subject: "248289761001", ClientID: "client-1", Audience: "https://api.example.com",
+		Scopes: scopes, ExpiresAt: now().Add(24 * time.Hour),
+	}
+}
+
+func testConsentNotFound(t *testing.T, s Stores) {
 	consents := needConsents(t, s)
-	if got := consentOf(t, consents, "248289761001", "client-1"); len(got) != 0 {
-		t.Errorf("empty store: got scopes %q, want none", got)
+	wantNoConsent(t, consents, "248289761001", "client-1", "https://api.example.com")
+	wantNoConsent(t, consents, "248289761001", "client-1", "")
+	// Another user's, another client's and another audience's consent are
+	// not this one.
+	for _, c := range []*store.Consent{
+		{Subject: "other-subject", ClientID: "client-1", Audience: "https://api.example.com"},
+		{Subject: "248289761001", ClientID: "client-2", Audience: "https://api.example.com"},
+		{Subject: "248289761001", ClientID: "client-1", Audience: "https://other.example.com"},
+	} {
+		c.Scopes, c.ExpiresAt = []string{"openid"}, now().Add(time.Hour)
+		mustOK(t, consents.SaveConsent(t.Context(), c))
 	}
-	// Another user's consent to the client, and the user's to another
-	// client, are not this one.
-	mustOK(t, consents.SaveConsent(t.Context(), "other-subject", "client-1", []string{"openid"}))
-	mustOK(t, consents.SaveConsent(t.Context(), "248289761001", "client-2", []string{"openid"}))
-	if got := consentOf(t, consents, "248289761001", "client-1"); len(got) != 0 {
-		t.Errorf("got scopes %q, want none", got)
-	}
+	wantNoConsent(t, consents, "248289761001", "client-1", "https://api.example.com")
+	wantNoConsent(t, consents, "248289761001", "client-1", "")
 }
 
 func testConsentRoundTrip(t *testing.T, s Stores) {
 	consents := needConsents(t, s)
-	want := []string{"openid", "profile", "email", "offline_access", "https://api.example.com/read"}
-	mustOK(t, consents.SaveConsent(t.Context(), "248289761001", "client-1", slices.Clone(want)))
-	checkScopes(t, consentOf(t, consents, "248289761001", "client-1"), want)
+	for _, want := range []*store.Consent{
+		newConsent("openid", "profile", "email", "offline_access", "read:messages"),
+		{Subject: "248289761001", ClientID: "client-2", Scopes: []string{"openid"}, ExpiresAt: now().Add(365 * 24 * time.Hour)},
+	} {
+		mustOK(t, consents.SaveConsent(t.Context(), want.Clone()))
+		checkConsent(t, consentOf(t, consents, want.Subject, want.ClientID, want.Audience), want)
+	}
+}
+
+// testConsentEmptyScopes: a consent with no scopes (to the audience
+// itself) is a record, not the absence of one.
+func testConsentEmptyScopes(t *testing.T, s Stores) {
+	consents := needConsents(t, s)
+	for i, scopes := range [][]string{nil, {}} {
+		want := newConsent(scopes...)
+		want.ClientID = []string{"client-nil", "client-empty"}[i]
+		mustOK(t, consents.SaveConsent(t.Context(), want.Clone()))
+		got := consentOf(t, consents, want.Subject, want.ClientID, want.Audience)
+		if len(got.Scopes) != 0 {
+			t.Errorf("got scopes %q, want none", got.Scopes)
+		}
+		checkConsent(t, got, want)
+	}
+}
+
+// testConsentPerAudience: one user's consents to one client for different
+// audiences are separate records, even with the same scope names.
+func testConsentPerAudience(t *testing.T, s Stores) {
+	consents := needConsents(t, s)
+	ctx := t.Context()
+	records := []*store.Consent{
+		{Audience: "", Scopes: []string{"openid", "profile"}},
+		{Audience: "https://orders.example.com", Scopes: []string{"read"}},
+		{Audience: "https://photos.example.com", Scopes: []string{"read", "write"}},
+		{Audience: "https://photos.example.com/", Scopes: nil}, // another identifier
+	}
+	for _, c := range records {
+		c.Subject, c.ClientID, c.ExpiresAt = "alice", "web", now().Add(time.Hour)
+		mustOK(t, consents.SaveConsent(ctx, c.Clone()))
+	}
+	// Replacing one leaves the others alone.
+	records[1].Scopes = []string{"read", "write", "delete"}
+	mustOK(t, consents.SaveConsent(ctx, records[1].Clone()))
+	for _, c := range records {
+		checkConsent(t, consentOf(t, consents, "alice", "web", c.Audience), c)
+	}
+	wantNoConsent(t, consents, "alice", "web", "https://billing.example.com")
 }
 
 func testConsentSaveReplaces(t *testing.T, s Stores) {
 	consents := needConsents(t, s)
 	ctx := t.Context()
-	const sub, client = "248289761001", "client-1"
-	// Each step saves scopes and expects them back: a save replaces the
-	// previous one, whether it grants more, fewer or none.
-	steps := [][]string{
-		{"openid", "profile"},
-		{"openid", "profile", "email"},
-		{"openid"},
-		{},
-		{"email"},
+	// Each step saves a consent and expects exactly it back: a save
+	// replaces the whole previous one, scopes and expiry, whether it
+	// grants more, fewer or none, and lasts longer or shorter.
+	steps := []struct {
+		scopes []string
+		ttl    time.Duration
+	}{
+		{[]string{"openid", "profile"}, time.Hour},
+		{[]string{"openid", "profile", "email"}, 48 * time.Hour},
+		{[]string{"openid"}, 2 * time.Hour},
+		{nil, 3 * time.Hour},
+		{[]string{"email"}, time.Hour},
 	}
-	for i, scopes := range steps {
-		mustOK(t, consents.SaveConsent(ctx, sub, client, slices.Clone(scopes)))
-		got := consentOf(t, consents, sub, client)
-		if len(scopes) == 0 && len(got) != 0 {
-			t.Errorf("step %d: got scopes %q, want none", i, got)
-			continue
-		}
-		checkScopes(t, got, scopes)
+	for _, st := range steps {
+		want := newConsent(st.scopes...)
+		want.ExpiresAt = now().Add(st.ttl)
+		mustOK(t, consents.SaveConsent(ctx, want.Clone()))
+		checkConsent(t, consentOf(t, consents, want.Subject, want.ClientID, want.Audience), want)
 	}
+}
+
+// testConsentExpired: a consent past its ExpiresAt is either still
+// returned as it was saved, for the caller to see it expired, or gone; it
+// never comes back with a later expiry. Saving a fresh one replaces it.
+func testConsentExpired(t *testing.T, s Stores) {
+	consents := needConsents(t, s)
+	ctx := t.Context()
+	expired := newConsent("openid", "read")
+	expired.ExpiresAt = now().Add(-time.Minute)
+	mustOK(t, consents.SaveConsent(ctx, expired.Clone()))
+	// Another write, after which a store that sweeps on writes has swept.
+	mustOK(t, consents.SaveConsent(ctx, &store.Consent{Subject: "other", ClientID: "client-1", ExpiresAt: now().Add(time.Hour)}))
+	got, err := consents.Consent(ctx, expired.Subject, expired.ClientID, expired.Audience)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		t.Fatalf("Consent: %v", err)
+	default:
+		checkConsent(t, got, expired)
+	}
+	fresh := newConsent("openid")
+	mustOK(t, consents.SaveConsent(ctx, fresh.Clone()))
+	checkConsent(t, consentOf(t, consents, fresh.Subject, fresh.ClientID, fresh.Audience), fresh)
 }
 
 func testConsentIsolation(t *testing.T, s Stores) {
 	consents := needConsents(t, s)
 	ctx := t.Context()
-	// Each record: a user, a client and the scopes the user allows it. The
-	// last two would collide in a store that joined subject and client ID
-	// with a colon.
-	records := []struct {
-		subject, clientID string
-		scopes            []string
-	}{
-		{"alice", "web", []string{"openid", "profile"}},
-		{"alice", "cli", []string{"openid", "offline_access"}},
-		{"bob", "web", []string{"email"}},
-		{"a:b", "c", []string{"profile"}},
-		{"a", "b:c", []string{"phone"}},
+	// Each record: a user, a client, an audience and the scopes the user
+	// allows. They would collide in a store that joined the three with a
+	// colon or a space.
+	records := []*store.Consent{
+		{Subject: "alice", ClientID: "web", Audience: "", Scopes: []string{"openid", "profile"}},
+		{Subject: "alice", ClientID: "cli", Audience: "", Scopes: []string{"openid", "offline_access"}},
+		{Subject: "bob", ClientID: "web", Audience: "", Scopes: []string{"email"}},
+		{Subject: "a:b", ClientID: "c", Audience: "", Scopes: []string{"profile"}},
+		{Subject: "a", ClientID: "b:c", Audience: "", Scopes: []string{"phone"}},
+		{Subject: "a", ClientID: "b", Audience: "c", Scopes: []string{"address"}},
+		{Subject: "a b", ClientID: "c", Audience: "", Scopes: []string{"email"}},
+		{Subject: "a", ClientID: "b c", Audience: "", Scopes: []string{"openid"}},
 	}
-	for _, r := range records {
-		mustOK(t, consents.SaveConsent(ctx, r.subject, r.clientID, slices.Clone(r.scopes)))
+	for _, c := range records {
+		c.ExpiresAt = now().Add(time.Hour)
+		mustOK(t, consents.SaveConsent(ctx, c.Clone()))
 	}
-	// Replacing one leaves the others alone.
-	records[0].scopes = []string{"openid"}
-	mustOK(t, consents.SaveConsent(ctx, "alice", "web", []string{"openid"}))
-	for _, r := range records {
-		checkScopes(t, consentOf(t, consents, r.subject, r.clientID), r.scopes)
+	for _, c := range records {
+		checkConsent(t, consentOf(t, consents, c.Subject, c.ClientID, c.Audience), c)
 	}
-	if got := consentOf(t, consents, "bob", "cli"); len(got) != 0 {
-		t.Errorf("bob, cli: got scopes %q, want none", got)
-	}
+	wantNoConsent(t, consents, "bob", "cli", "")
+	wantNoConsent(t, consents, "a:b", "c", "c")
 }
 
 func testConsentKeepsCopy(t *testing.T, s Stores) {
 	consents := needConsents(t, s)
-	saved := []string{"openid", "profile"}
-	mustOK(t, consents.SaveConsent(t.Context(), "248289761001", "client-1", saved))
-	saved[1] = "admin"
-	checkScopes(t, consentOf(t, consents, "248289761001", "client-1"), []string{"openid", "profile"})
+	saved := newConsent("openid", "profile")
+	mustOK(t, consents.SaveConsent(t.Context(), saved))
+	want := saved.Clone()
+	saved.Scopes[1] = "admin"
+	saved.ExpiresAt = saved.ExpiresAt.Add(time.Hour)
+	saved.Audience = "https://other.example.com"
+	checkConsent(t, consentOf(t, consents, want.Subject, want.ClientID, want.Audience), want)
 }
 
 func testConsentReturnsCopy(t *testing.T, s Stores) {
 	consents := needConsents(t, s)
-	want := []string{"openid", "profile"}
-	mustOK(t, consents.SaveConsent(t.Context(), "248289761001", "client-1", slices.Clone(want)))
-	got := consentOf(t, consents, "248289761001", "client-1")
-	if len(got) != len(want) {
-		t.Fatalf("got scopes %q, want %q", got, want)
+	want := newConsent("openid", "profile")
+	mustOK(t, consents.SaveConsent(t.Context(), want.Clone()))
+	got := consentOf(t, consents, want.Subject, want.ClientID, want.Audience)
+	if len(got.Scopes) != len(want.Scopes) {
+		t.Fatalf("got scopes %q, want %q", got.Scopes, want.Scopes)
 	}
-	got[0] = "admin"
-	got[1] = "everything"
-	checkScopes(t, consentOf(t, consents, "248289761001", "client-1"), want)
+	got.Scopes[0] = "admin"
+	got.Scopes[1] = "everything"
+	got.ExpiresAt = got.ExpiresAt.Add(time.Hour)
+	checkConsent(t, consentOf(t, consents, want.Subject, want.ClientID, want.Audience), want)
 }
 
 // ---- Throttle ----

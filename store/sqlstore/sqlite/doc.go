@@ -85,6 +85,14 @@
 // Schema version 4 adds to clients the column post_logout_redirect_uris TEXT
 // NOT NULL DEFAULT '[]' (a JSON array: store.Client.PostLogoutRedirectURIs).
 //
+// Schema version 5 rebuilds consents as a STRICT table with the columns
+// subject TEXT, client_id TEXT, audience TEXT, scopes TEXT NOT NULL DEFAULT
+// '[]', expires_at INTEGER and updated_at INTEGER (Unix microseconds), the
+// primary key (subject, client_id, audience) and the index
+// consents_expires_idx on expires_at (built as consents_v5, then renamed);
+// existing rows become consents for the empty audience that expire 365
+// days after their updated_at. See package sqlstore for what they hold.
+//
 // Back the file up with the sqlite3 command's .backup or VACUUM INTO, not
 // by copying it while the server runs (the WAL file holds recent writes).
 package sqlite

@@ -2,6 +2,7 @@ package sqlstoretest
 
 import (
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -21,10 +22,12 @@ var undo = map[int][]string{
 	2: {`ALTER TABLE clients DROP COLUMN apis`},
 	3: {`DROP TABLE throttle`, `DROP TABLE consents`},
 	4: {`ALTER TABLE clients DROP COLUMN post_logout_redirect_uris`},
+	5: {`DROP TABLE consents`, `CREATE TABLE consents (subject TEXT NOT NULL, client_id TEXT NOT NULL,
+scopes TEXT NOT NULL DEFAULT '[]', updated_at BIGINT NOT NULL, PRIMARY KEY (subject, client_id))`},
 }
 
 // latestVersion is the newest schema version the tests know of.
-const latestVersion = 4
+const latestVersion = 5
 
 // downgrade turns db, migrated to latestVersion, into the database that a
 // pixie of schema version v left: it undoes the later migrations and removes
@@ -71,8 +74,10 @@ func testMigrateFromOlder(t *testing.T, b Backend) {
 	}{
 		{"FromV1", 1, 1},
 		{"FromV2", 2, 1},
+		{"FromV4", 4, 1},
 		{"FromV1Concurrent", 1, 8},
 		{"FromV2Concurrent", 2, 8},
+		{"FromV4Concurrent", 4, 8},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -87,6 +92,14 @@ func testMigrateFromOlder(t *testing.T, b Backend) {
 			_, err := db.ExecContext(ctx, b.q(`INSERT INTO clients (id, name, scopes) VALUES (?, ?, ?)`),
 				"legacy", "Legacy App", `["openid"]`)
 			mustOK(t, err)
+			// A consent saved by a pixie of schema 3 or 4, before consents
+			// had an audience and an expiry.
+			legacySaved := time.Now().Add(-time.Hour).Truncate(time.Second)
+			if tc.version >= 3 {
+				_, err := db.ExecContext(ctx, b.q(`INSERT INTO consents (subject, client_id, scopes, updated_at) VALUES (?, ?, ?, ?)`),
+					"sub-0", "legacy", `["openid","profile"]`, legacySaved.UnixMicro())
+				mustOK(t, err)
+			}
 
 			stores := make([]*sqlstore.Store, tc.replicas)
 			errs := make([]error, tc.replicas)
@@ -120,13 +133,23 @@ func testMigrateFromOlder(t *testing.T, b Backend) {
 					t.Errorf("replica %d: got keys %+v, want kid-1", i, keys)
 				}
 			}
-			// The new tables work, and the replicas share them.
+			// The legacy consent is one for no API, expiring a year after
+			// it was saved.
 			s, other := stores[0], stores[len(stores)-1]
-			mustOK(t, s.SaveConsent(ctx, "sub-1", "legacy", []string{"openid"}))
-			got, err := other.Consent(ctx, "sub-1", "legacy")
+			if tc.version >= 3 {
+				got, err := s.Consent(ctx, "sub-0", "legacy", "")
+				mustOK(t, err)
+				if !slices.Equal(got.Scopes, []string{"openid", "profile"}) || !got.ExpiresAt.Equal(legacySaved.Add(365*24*time.Hour)) {
+					t.Errorf("got legacy consent %+v, want [openid profile] expiring %v", got, legacySaved.Add(365*24*time.Hour))
+				}
+			}
+			// The new tables work, and the replicas share them.
+			exp := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+			mustOK(t, s.SaveConsent(ctx, &store.Consent{Subject: "sub-1", ClientID: "legacy", Audience: "https://api.example.com", Scopes: []string{"openid"}, ExpiresAt: exp}))
+			got, err := other.Consent(ctx, "sub-1", "legacy", "https://api.example.com")
 			mustOK(t, err)
-			if !slices.Equal(got, []string{"openid"}) {
-				t.Errorf("got consent %q, want [openid]", got)
+			if !slices.Equal(got.Scopes, []string{"openid"}) || !got.ExpiresAt.Equal(exp) {
+				t.Errorf("got consent %+v, want [openid] expiring %v", got, exp)
 			}
 			now := time.Now()
 			if _, err := s.AddFailure(ctx, "key-1", now, time.Minute); err != nil {
@@ -312,49 +335,82 @@ func testDeleteExpiredFailures(t *testing.T, b Backend) {
 // ---- consents ----
 
 // testConsentValues checks what storetest leaves open: scopes are kept in
-// order, with duplicates and any characters, as a JSON array; an empty
-// consent reads back as nil; and a consent saved in a transaction that
-// rolls back is not saved.
+// order, with duplicates and any characters, as a JSON array; the expiry to
+// the microsecond; an empty consent reads back with nil scopes; and a
+// consent saved in a transaction that rolls back is not saved.
 func testConsentValues(t *testing.T, b Backend) {
 	s, db := fresh(t, b)
 	ctx := t.Context()
-	want := []string{"profile", "openid", "a\"b", "x\ny", "écriture", "profile"}
-	mustOK(t, s.SaveConsent(ctx, "sub-1", "web", want))
-	got, err := s.Consent(ctx, "sub-1", "web")
+	exp := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+	c := &store.Consent{Subject: "sub-1", ClientID: "web", Audience: "https://api.example.com",
+		Scopes: []string{"profile", "openid", "a\"b", "x\ny", "écriture", "profile"}, ExpiresAt: exp}
+	mustOK(t, s.SaveConsent(ctx, c))
+	got, err := s.Consent(ctx, "sub-1", "web", "https://api.example.com")
 	mustOK(t, err)
-	if !slices.Equal(got, want) {
-		t.Errorf("got scopes %q, want %q", got, want)
+	if !slices.Equal(got.Scopes, c.Scopes) || !got.ExpiresAt.Equal(exp) {
+		t.Errorf("got %+v, want %+v", got, c)
 	}
 	var raw string
-	var updated int64
-	mustOK(t, db.QueryRowContext(ctx, b.q(`SELECT scopes, updated_at FROM consents WHERE subject = ? AND client_id = ?`),
-		"sub-1", "web").Scan(&raw, &updated))
+	var updated, expires int64
+	mustOK(t, db.QueryRowContext(ctx, b.q(`SELECT scopes, expires_at, updated_at FROM consents WHERE subject = ? AND client_id = ? AND audience = ?`),
+		"sub-1", "web", "https://api.example.com").Scan(&raw, &expires, &updated))
 	if raw == "" || raw[0] != '[' {
 		t.Errorf("got stored scopes %q, want a JSON array", raw)
+	}
+	if expires != exp.UnixMicro() {
+		t.Errorf("got expires_at %d, want %d (Unix microseconds)", expires, exp.UnixMicro())
 	}
 	if d := time.Since(time.UnixMicro(updated)); d < 0 || d > time.Minute {
 		t.Errorf("got updated_at %v, want about now", time.UnixMicro(updated))
 	}
 
-	mustOK(t, s.SaveConsent(ctx, "sub-1", "web", nil))
-	got, err = s.Consent(ctx, "sub-1", "web")
+	c.Scopes = nil
+	mustOK(t, s.SaveConsent(ctx, c))
+	got, err = s.Consent(ctx, "sub-1", "web", "https://api.example.com")
 	mustOK(t, err)
-	if got != nil {
-		t.Errorf("after saving none: got scopes %q, want nil", got)
+	if got.Scopes != nil {
+		t.Errorf("after saving none: got scopes %q, want nil", got.Scopes)
 	}
 
 	tx, err := s.BeginTx(ctx)
 	mustOK(t, err)
-	mustOK(t, s.SaveConsent(tx, "sub-1", "web", []string{"openid"}))
-	got, err = s.Consent(tx, "sub-1", "web")
+	mustOK(t, s.SaveConsent(tx, &store.Consent{Subject: "sub-2", ClientID: "web", Scopes: []string{"openid"}, ExpiresAt: exp}))
+	got, err = s.Consent(tx, "sub-2", "web", "")
 	mustOK(t, err)
-	if !slices.Equal(got, []string{"openid"}) {
-		t.Errorf("inside the transaction: got scopes %q, want [openid]", got)
+	if !slices.Equal(got.Scopes, []string{"openid"}) {
+		t.Errorf("inside the transaction: got scopes %q, want [openid]", got.Scopes)
 	}
 	mustOK(t, s.Rollback(tx))
-	got, err = s.Consent(ctx, "sub-1", "web")
+	if got, err := s.Consent(ctx, "sub-2", "web", ""); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("after rollback: got %+v, %v, want ErrNotFound", got, err)
+	}
+}
+
+// testDeleteExpiredConsents checks that DeleteExpired removes the consents
+// that expired before its argument, and only those.
+func testDeleteExpiredConsents(t *testing.T, b Backend) {
+	s, _ := fresh(t, b)
+	ctx := t.Context()
+	cutoff := time.Now().UTC().Truncate(time.Microsecond)
+	consents := []struct {
+		subject  string
+		expires  time.Time
+		wantGone bool
+	}{
+		{"long-ago", cutoff.Add(-24 * time.Hour), true},
+		{"just-before", cutoff.Add(-time.Microsecond), true},
+		{"at-cutoff", cutoff, false}, // not before the cutoff
+		{"later", cutoff.Add(time.Hour), false},
+	}
+	for _, c := range consents {
+		mustOK(t, s.SaveConsent(ctx, &store.Consent{Subject: c.subject, ClientID: "web", ExpiresAt: c.expires}))
+	}
+	_, err := s.DeleteExpired(ctx, cutoff)
 	mustOK(t, err)
-	if got != nil {
-		t.Errorf("after rollback: got scopes %q, want nil", got)
+	for _, c := range consents {
+		_, err := s.Consent(ctx, c.subject, "web", "")
+		if gone := errors.Is(err, store.ErrNotFound); gone != c.wantGone || err != nil && !gone {
+			t.Errorf("%s: got %v, want gone %v", c.subject, err, c.wantGone)
+		}
 	}
 }

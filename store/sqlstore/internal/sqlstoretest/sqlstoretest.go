@@ -78,6 +78,7 @@ func Run(t *testing.T, b Backend) {
 		{"ThrottleTimes", testThrottleTimes},
 		{"ThrottleBadWindow", testThrottleBadWindow},
 		{"ConsentValues", testConsentValues},
+		{"DeleteExpiredConsents", testDeleteExpiredConsents},
 		{"TimesAndEmptyValues", testTimesAndEmptyValues},
 		{"AddClient", testAddClient},
 		{"AddUser", testAddUser},
@@ -672,9 +673,9 @@ func testTablePrefix(t *testing.T, b Backend) {
 			t.Errorf("AddFailure: got %d, %v, want 1 in each installation", n, err)
 		}
 	}
-	mustOK(t, prefixed.SaveConsent(ctx, "sub-1", "web", []string{"openid"}))
-	if got, err := plain.Consent(ctx, "sub-1", "web"); err != nil || len(got) != 0 {
-		t.Errorf("Consent: got %q, %v, want none in the other installation", got, err)
+	mustOK(t, prefixed.SaveConsent(ctx, &store.Consent{Subject: "sub-1", ClientID: "web", Scopes: []string{"openid"}, ExpiresAt: time.Now().Add(time.Hour)}))
+	if got, err := plain.Consent(ctx, "sub-1", "web", ""); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Consent: got %+v, %v, want none in the other installation", got, err)
 	}
 
 	for _, bad := range []string{"Px_", "1px", "px-", strings.Repeat("p", 41)} {
@@ -703,7 +704,7 @@ func testDatabaseDown(t *testing.T, b Backend) {
 	_, keysErr := s.Keys(ctx)
 	_, expiredErr := s.DeleteExpired(ctx, time.Now())
 	_, txErr := s.BeginTx(ctx)
-	_, consentErr := s.Consent(ctx, "sub-1", "web")
+	_, consentErr := s.Consent(ctx, "sub-1", "web", "")
 	_, addFailureErr := s.AddFailure(ctx, "key-1", time.Now(), time.Minute)
 	_, failuresErr := s.Failures(ctx, "key-1", time.Now(), time.Minute)
 	for name, err := range map[string]error{
@@ -723,7 +724,7 @@ func testDatabaseDown(t *testing.T, b Backend) {
 		"DeleteExpired":       expiredErr,
 		"BeginTx":             txErr,
 		"Consent":             consentErr,
-		"SaveConsent":         s.SaveConsent(ctx, "sub-1", "web", []string{"openid"}),
+		"SaveConsent":         s.SaveConsent(ctx, &store.Consent{Subject: "sub-1", ClientID: "web", Scopes: []string{"openid"}, ExpiresAt: time.Now()}),
 		"AddFailure":          addFailureErr,
 		"Failures":            failuresErr,
 		"ResetFailures":       s.ResetFailures(ctx, "key-1"),
