@@ -54,18 +54,14 @@ func describeScopes(scopes []string, api string) []ScopeDescription {
 // gets what it asks for: never for a first-party client; for others when
 // prompt=consent, or when the user has no unexpired consent to the client
 // for the request's audience (its API, or none) that covers every scope
-// asked. A request for an API needs a consent to that API even with no
-// scope: the token names the user to the API. Only a request for no API
-// and no scope asks for nothing.
+// asked. A request with no scope needs a consent all the same, for its API
+// or for none: the access token names the user (sub) to whoever reads it.
 func (s *Server) needsConsent(r *http.Request, areq *provider.AuthorizeRequest, sub string) (bool, error) {
 	if areq.Client.FirstParty {
 		return false, nil
 	}
 	if slices.Contains(areq.Prompt, "consent") {
 		return true, nil
-	}
-	if areq.API == "" && len(areq.Scopes) == 0 {
-		return false, nil
 	}
 	c, err := s.consentFor(r.Context(), sub, areq)
 	if err != nil {

@@ -353,6 +353,27 @@ func TestConsentAPIWithoutScopes(t *testing.T) {
 	wantRedirectError(t, ts, ar, b.get(t, ar.URL), "consent_required")
 }
 
+// TestConsentNoScope: a request for no API and no scope still gets a
+// token naming the user, so it needs consent too, once.
+func TestConsentNoScope(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOptions{})
+	b := newBrowser(t, ts)
+	b.code(t, authorizeWith(ts, nativeClient, "openid", nil)) // logs alice in
+
+	ar := authorizeWith(ts, otherClient, "", url.Values{"prompt": {"none"}})
+	wantRedirectError(t, ts, ar, b.get(t, ar.URL), "consent_required")
+	ar = authorizeWith(ts, otherClient, "", nil)
+	p := b.get(t, ar.URL)
+	b.parseConsent(t, p)
+	if !strings.Contains(p.Body, "which account you use") {
+		t.Error("the consent page does not say what the app gets")
+	}
+	wantCode(t, ar, b.decide(t, b.parseConsent(t, p), "allow"))
+	ar = authorizeWith(ts, otherClient, "", url.Values{"prompt": {"none"}})
+	wantCode(t, ar, b.get(t, ar.URL))
+}
+
 // TestConsentExpires: a consent is remembered for Config.ConsentLifetime
 // (by default 365 days); after that the user is asked again, prompt=none
 // answers consent_required, and allowing again remembers it afresh.
