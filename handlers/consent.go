@@ -147,17 +147,23 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// What the user allowed before, for this audience and unexpired, is
-	// kept: the record then lasts from now.
+	// kept, but not made to last longer: the record lasts from now only if
+	// the user was shown all of it now, and otherwise expires when the
+	// earlier consent does.
 	old, err := s.consentFor(r.Context(), sub, areq)
 	if err == nil {
 		granted := slices.Clone(areq.Scopes)
+		exp := s.p.Now().Add(s.consentLifetime)
 		if old != nil {
 			granted = append(granted, old.Scopes...)
+			if !subset(old.Scopes, areq.Scopes) && old.ExpiresAt.Before(exp) {
+				exp = old.ExpiresAt
+			}
 		}
 		slices.Sort(granted)
 		err = s.consents.SaveConsent(r.Context(), &store.Consent{
 			Subject: sub, ClientID: areq.Client.ID, Audience: areq.API,
-			Scopes: slices.Compact(granted), ExpiresAt: s.p.Now().Add(s.consentLifetime),
+			Scopes: slices.Compact(granted), ExpiresAt: exp,
 		})
 	}
 	if err != nil {
@@ -167,4 +173,14 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	to, _ := s.resumeURL(request, "consent")
 	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// subset reports whether every element of a is in b.
+func subset(a, b []string) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
 }

@@ -436,6 +436,40 @@ func wantCode(t *testing.T, ar *authRequest, p *page) {
 	}
 }
 
+// TestConsentNotExtended: allowing one more scope does not make the
+// consent to the scopes allowed before last longer than ConsentLifetime
+// from when the user allowed them.
+func TestConsentNotExtended(t *testing.T) {
+	t.Parallel()
+	clock := &testClock{}
+	opts := consentAPIOptions()
+	opts.Now = clock.Now
+	opts.Handlers = &handlers.Config{ConsentLifetime: time.Hour}
+	ts := newTestServer(t, opts)
+	b := newBrowser(t, ts)
+
+	ar := apiRequest(ts, ordersAPI, "read", nil)
+	wantCode(t, ar, b.decide(t, wantConsentFor(t, b, b.authorize(t, ar.URL), ordersAPI), "allow"))
+
+	// Half an hour later, profile alone is asked for and allowed.
+	clock.Shift(30 * time.Minute)
+	ar = apiRequest(ts, ordersAPI, "profile", nil)
+	wantCode(t, ar, b.decide(t, wantConsentFor(t, b, b.get(t, ar.URL), ordersAPI), "allow"))
+	ar = apiRequest(ts, ordersAPI, "profile read", url.Values{"prompt": {"none"}})
+	wantCode(t, ar, b.get(t, ar.URL))
+
+	// An hour after read was allowed, it is asked again.
+	clock.Shift(61 * time.Minute)
+	ar = apiRequest(ts, ordersAPI, "read", url.Values{"prompt": {"none"}})
+	wantRedirectError(t, ts, ar, b.get(t, ar.URL), "consent_required")
+	// Allowing everything it holds makes it last from then.
+	ar = apiRequest(ts, ordersAPI, "profile read", nil)
+	wantCode(t, ar, b.decide(t, wantConsentFor(t, b, b.get(t, ar.URL), ordersAPI), "allow"))
+	clock.Shift(2 * time.Hour)
+	ar = apiRequest(ts, ordersAPI, "profile read", url.Values{"prompt": {"none"}})
+	wantCode(t, ar, b.get(t, ar.URL))
+}
+
 // TestConsentLifetimeInvalid: New refuses a ConsentLifetime under a minute,
 // naming the field.
 func TestConsentLifetimeInvalid(t *testing.T) {

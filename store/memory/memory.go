@@ -376,7 +376,9 @@ func (s *Store) AddKey(_ context.Context, k store.Key) error {
 // MaxConsents is the most consents a [Store] holds. Saving one more first
 // removes the expired ones, then, if the Store is still full, the one that
 // expires soonest (with one lifetime for all, the oldest): that user is asked
-// again. At about 200 bytes a consent, the cap bounds them to some 20 MB.
+// again. A consent takes about 330 bytes with typical identifiers (the
+// subject, client ID and API are ones pixie knows, and the scopes ones the
+// client is registered for), so the cap bounds them to some 35 MB.
 const MaxConsents = 100_000
 
 // Consent returns a copy of the consent of subject to clientID for
