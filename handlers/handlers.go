@@ -84,9 +84,10 @@ type Config struct {
 	// users are asked again after a restart.
 	Consents store.Consents
 	// ConsentLifetime is how long a consent is remembered: after it, the
-	// user is asked again (and prompt=none answers consent_required).
-	// Allowing again starts it afresh. Default DefaultConsentLifetime (365
-	// days); at least a minute.
+	// user is asked again (and prompt=none answers consent_required). It
+	// runs from when the user allowed the scopes: allowing one more scope
+	// later does not extend the consent to the others. Default
+	// DefaultConsentLifetime (365 days); at least a minute.
 	ConsentLifetime time.Duration
 }
 
