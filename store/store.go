@@ -198,7 +198,29 @@ type User struct {
 	EmailVerified     bool   // email_verified
 	Picture           string // picture: a URL
 	Locale            string // locale, e.g. en-GB
+	// Address is the postal address (address, §5.1.1), released with the
+	// address scope; its zero value means none.
+	Address Address
+	// PhoneNumber is phone_number, preferably E.164 (e.g. +1 555 555 0100
+	// written +15555550100), released with the phone scope with
+	// PhoneNumberVerified (phone_number_verified); "" means none.
+	PhoneNumber         string
+	PhoneNumberVerified bool
 }
+
+// Address is a postal address, the address claim of OpenID Connect Core
+// §5.1.1. Every field is optional; empty ones are left out of the claim.
+type Address struct {
+	Formatted     string // formatted: the full address, lines separated by "\n"
+	StreetAddress string // street_address: house number, street, and more lines separated by "\n"
+	Locality      string // locality: city or locality
+	Region        string // region: state, province, prefecture or region
+	PostalCode    string // postal_code: zip or postal code
+	Country       string // country: country name
+}
+
+// IsZero reports whether a holds no field.
+func (a Address) IsZero() bool { return a == Address{} }
 
 // Clone returns a copy of u.
 func (u *User) Clone() *User {

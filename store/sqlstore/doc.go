@@ -130,6 +130,13 @@
 // request without one cannot ask for an API's scopes), expiring 365 days
 // after their updated_at.
 //
+// Schema version 8 adds to users the columns of the address and phone
+// claims, all NOT NULL with an empty default: address_formatted,
+// address_street, address_locality, address_region, address_postal_code and
+// address_country TEXT ([store.User.Address]), phone_number TEXT and
+// phone_number_verified BOOLEAN DEFAULT FALSE ([store.User.PhoneNumber],
+// [store.User.PhoneNumberVerified]).
+//
 // [Config.TablePrefix] puts a prefix in front of every one of these names,
 // including pixie_migrations, so that pixie can share a database with an
 // application that has tables of those names. On PostgreSQL a schema of its

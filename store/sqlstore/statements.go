@@ -61,11 +61,15 @@ first_party = excluded.first_party, introspect = excluded.introspect, id_token_a
 apis = excluded.apis, post_logout_redirect_uris = excluded.post_logout_redirect_uris`
 
 	qUserAuth = `SELECT subject, password_hash FROM {p}users WHERE username = ?`
-	qUserGet  = `SELECT preferred_username, name, given_name, family_name, email, email_verified, picture, locale
+	qUserGet  = `SELECT preferred_username, name, given_name, family_name, email, email_verified, picture, locale,
+address_formatted, address_street, address_locality, address_region, address_postal_code, address_country,
+phone_number, phone_number_verified
 FROM {p}users WHERE subject = ?`
 	qUserAdd = `INSERT INTO {p}users
-(subject, username, password_hash, preferred_username, name, given_name, family_name, email, email_verified, picture, locale)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+(subject, username, password_hash, preferred_username, name, given_name, family_name, email, email_verified, picture, locale,
+address_formatted, address_street, address_locality, address_region, address_postal_code, address_country,
+phone_number, phone_number_verified)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
 	qUserPass = `UPDATE {p}users SET password_hash = ? WHERE username = ?`
 
 	qGrantCreate = `INSERT INTO {p}grants

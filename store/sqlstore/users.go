@@ -29,7 +29,9 @@ func (s *Store) AddUser(ctx context.Context, u *store.User, username, password s
 	}
 	res, err := s.stmt(ctx, s.stmts.userAdd).ExecContext(ctx,
 		u.Subject, username, hash, u.PreferredUsername, u.Name, u.GivenName, u.FamilyName,
-		u.Email, u.EmailVerified, u.Picture, u.Locale)
+		u.Email, u.EmailVerified, u.Picture, u.Locale,
+		u.Address.Formatted, u.Address.StreetAddress, u.Address.Locality, u.Address.Region, u.Address.PostalCode, u.Address.Country,
+		u.PhoneNumber, u.PhoneNumberVerified)
 	if err := inserted(res, err); err != nil {
 		return fmt.Errorf("sqlstore: add user: subject %q or username %q: %w", u.Subject, username, err)
 	}
@@ -102,7 +104,9 @@ func (s *Store) dummy() (string, error) {
 func (s *Store) User(ctx context.Context, subject string) (*store.User, error) {
 	u := &store.User{Subject: subject}
 	err := s.stmt(ctx, s.stmts.userGet).QueryRowContext(ctx, subject).Scan(
-		&u.PreferredUsername, &u.Name, &u.GivenName, &u.FamilyName, &u.Email, &u.EmailVerified, &u.Picture, &u.Locale)
+		&u.PreferredUsername, &u.Name, &u.GivenName, &u.FamilyName, &u.Email, &u.EmailVerified, &u.Picture, &u.Locale,
+		&u.Address.Formatted, &u.Address.StreetAddress, &u.Address.Locality, &u.Address.Region, &u.Address.PostalCode, &u.Address.Country,
+		&u.PhoneNumber, &u.PhoneNumberVerified)
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			err = store.ErrNotFound

@@ -346,6 +346,16 @@ func sampleUser() *store.User {
 		EmailVerified:     true,
 		Picture:           "https://example.com/alice.png",
 		Locale:            "en-GB",
+		Address: store.Address{
+			Formatted:     "1 Main Street\nApt 2\nSpringfield, IL 62701\nUSA",
+			StreetAddress: "1 Main Street\nApt 2",
+			Locality:      "Springfield",
+			Region:        "IL",
+			PostalCode:    "62701",
+			Country:       "USA",
+		},
+		PhoneNumber:         "+15555550100",
+		PhoneNumberVerified: true,
 	}
 }
 
@@ -408,6 +418,8 @@ func testUserRoundTripAndCopy(t *testing.T, s Stores) {
 	got.Name = "Mallory"
 	got.Email = "mallory@example.com"
 	got.EmailVerified = false
+	got.Address.Locality = "Shelbyville"
+	got.PhoneNumber = "+15555550199"
 	again, err := users.User(t.Context(), want.Subject)
 	mustOK(t, err)
 	if !reflect.DeepEqual(again, want) {

@@ -93,6 +93,12 @@
 // existing rows become consents for the empty audience that expire 365
 // days after their updated_at. See package sqlstore for what they hold.
 //
+// Schema version 8 adds to users the columns address_formatted,
+// address_street, address_locality, address_region, address_postal_code,
+// address_country and phone_number TEXT NOT NULL, default empty, and
+// phone_number_verified INTEGER NOT NULL DEFAULT 0 (store.User.Address,
+// PhoneNumber and PhoneNumberVerified).
+//
 // Back the file up with the sqlite3 command's .backup or VACUUM INTO, not
 // by copying it while the server runs (the WAL file holds recent writes).
 package sqlite

@@ -24,18 +24,35 @@ var undo = map[int][]string{
 	4: {`ALTER TABLE clients DROP COLUMN post_logout_redirect_uris`},
 	5: {`DROP TABLE consents`, `CREATE TABLE consents (subject TEXT NOT NULL, client_id TEXT NOT NULL,
 scopes TEXT NOT NULL DEFAULT '[]', updated_at BIGINT NOT NULL, PRIMARY KEY (subject, client_id))`},
+	8: {
+		`ALTER TABLE users DROP COLUMN address_formatted`, `ALTER TABLE users DROP COLUMN address_street`,
+		`ALTER TABLE users DROP COLUMN address_locality`, `ALTER TABLE users DROP COLUMN address_region`,
+		`ALTER TABLE users DROP COLUMN address_postal_code`, `ALTER TABLE users DROP COLUMN address_country`,
+		`ALTER TABLE users DROP COLUMN phone_number`, `ALTER TABLE users DROP COLUMN phone_number_verified`,
+	},
 }
 
-// latestVersion is the newest schema version the tests know of.
-const latestVersion = 5
+// schemaVersions returns the schema versions the tests know of, in order:
+// 1 and those of undo. Versions need not be consecutive (numbers are
+// handed out ahead of the changes that use them).
+func schemaVersions() []int {
+	vs := []int{1}
+	for v := range undo {
+		vs = append(vs, v)
+	}
+	slices.Sort(vs)
+	return vs
+}
 
-// downgrade turns db, migrated to latestVersion, into the database that a
-// pixie of schema version v left: it undoes the later migrations and removes
-// them from the migrations table.
+// downgrade turns db, migrated to the latest version, into the database
+// that a pixie of schema version v left: it undoes the later migrations and
+// removes them from the migrations table.
 func downgrade(t *testing.T, b Backend, db *sql.DB, v int) {
 	t.Helper()
 	ctx := t.Context()
-	for n := latestVersion; n > v; n-- {
+	vs := schemaVersions()
+	for i := len(vs) - 1; i >= 0 && vs[i] > v; i-- {
+		n := vs[i]
 		for _, stmt := range undo[n] {
 			if _, err := db.ExecContext(ctx, stmt); err != nil {
 				t.Fatalf("undo version %d: %s: %v", n, stmt, err)
@@ -45,18 +62,16 @@ func downgrade(t *testing.T, b Backend, db *sql.DB, v int) {
 			t.Fatalf("undo version %d: %v", n, err)
 		}
 	}
-	if got := migrationRows(t, db, "pixie_migrations"); len(got) != v || got[len(got)-1] != v {
-		t.Fatalf("after downgrade: got migration versions %v, want 1 to %d", got, v)
+	want := slices.DeleteFunc(vs, func(n int) bool { return n > v })
+	if got := migrationRows(t, db, "pixie_migrations"); !slices.Equal(got, want) {
+		t.Fatalf("after downgrade: got migration versions %v, want %v", got, want)
 	}
 }
 
 // wantLatest checks that every migration is recorded, once.
 func wantLatest(t *testing.T, db *sql.DB) {
 	t.Helper()
-	var want []int
-	for v := 1; v <= latestVersion; v++ {
-		want = append(want, v)
-	}
+	want := schemaVersions()
 	if got := migrationRows(t, db, "pixie_migrations"); !slices.Equal(got, want) {
 		t.Errorf("got migration versions %v, want %v", got, want)
 	}
@@ -100,6 +115,10 @@ func testMigrateFromOlder(t *testing.T, b Backend) {
 					"sub-0", "legacy", `["openid","profile"]`, legacySaved.UnixMicro())
 				mustOK(t, err)
 			}
+			// And a user, with the columns of version 1 only.
+			_, err = db.ExecContext(ctx, b.q(`INSERT INTO users (subject, username, password_hash, name) VALUES (?, ?, ?, ?)`),
+				"legacy-user", "legacy", "not-a-hash", "Legacy User")
+			mustOK(t, err)
 
 			stores := make([]*sqlstore.Store, tc.replicas)
 			errs := make([]error, tc.replicas)
@@ -127,6 +146,11 @@ func testMigrateFromOlder(t *testing.T, b Backend) {
 					t.Errorf("replica %d: got client %+v, want the legacy one with no APIs", i, c)
 				}
 				wantActive(t, s, ctx, store.KindRefreshToken, "rt-1", true)
+				u, err := s.User(ctx, "legacy-user")
+				mustOK(t, err)
+				if want := (store.User{Subject: "legacy-user", Name: "Legacy User"}); *u != want {
+					t.Errorf("replica %d: got user %+v, want %+v (no address, no phone)", i, u, want)
+				}
 				keys, err := s.Keys(ctx)
 				mustOK(t, err)
 				if len(keys) != 1 || keys[0].ID != "kid-1" {
