@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"time"
 
@@ -43,25 +44,60 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 }
 
 // userinfo serves the UserInfo endpoint. The token comes in the
-// Authorization header (RFC 6750 §2.1).
+// Authorization header (RFC 6750 §2.1) or, in a POST, in the form body
+// (§2.2).
 func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 	noStore(w.Header())
-	claims, err := s.p.UserInfo(r.Context(), provider.BearerToken(r))
-	if err != nil {
-		var e *provider.Error
-		if errors.As(err, &e) && e.Status < 500 {
-			if r.Header.Get("Authorization") == "" {
-				// RFC 6750 §3.1: no error code for a request without credentials.
-				w.Header().Set("WWW-Authenticate", `Bearer realm="pixie"`)
-			} else {
-				// RFC 6750 §3: the error goes in WWW-Authenticate.
-				w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error=%q, error_description=%q`, e.Code, e.Description))
-			}
+	token, err := userInfoToken(w, r)
+	if err == nil {
+		var claims map[string]any
+		if claims, err = s.p.UserInfo(r.Context(), token); err == nil {
+			writeJSON(w, http.StatusOK, claims)
+			return
 		}
-		s.writeError(w, r, err)
-		return
 	}
-	writeJSON(w, http.StatusOK, claims)
+	var e *provider.Error
+	if errors.As(err, &e) && e.Status < 500 {
+		if r.Header.Get("Authorization") == "" && token == "" && e.Code != provider.ErrCodeInvalidRequest {
+			// RFC 6750 §3.1: no error code for a request without credentials.
+			w.Header().Set("WWW-Authenticate", `Bearer realm="pixie"`)
+		} else {
+			// RFC 6750 §3: the error goes in WWW-Authenticate.
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error=%q, error_description=%q`, e.Code, e.Description))
+		}
+	}
+	s.writeError(w, r, err)
+}
+
+// userInfoToken returns the access token of a userinfo request: from the
+// Authorization header (RFC 6750 §2.1) or, for a POST whose body is
+// application/x-www-form-urlencoded, from its access_token field (§2.2),
+// read up to 64 KiB. Other bodies are not read. A token sent both ways, or
+// the field given twice, is invalid_request (§2, §3.1). It returns "" when
+// there is no token.
+func userInfoToken(w http.ResponseWriter, r *http.Request) (string, error) {
+	header := provider.BearerToken(r)
+	if r.Method != http.MethodPost {
+		return header, nil
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return header, nil
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		return "", &provider.Error{Code: provider.ErrCodeInvalidRequest, Description: "The request body could not be parsed.", Status: http.StatusBadRequest}
+	}
+	vs, ok := r.PostForm["access_token"]
+	switch {
+	case !ok:
+		return header, nil
+	case len(vs) > 1:
+		return "", &provider.Error{Code: provider.ErrCodeInvalidRequest, Description: "The parameter access_token is included more than once.", Status: http.StatusBadRequest}
+	case r.Header.Get("Authorization") != "":
+		return "", &provider.Error{Code: provider.ErrCodeInvalidRequest, Description: "The access token must be sent in one way only, not both in the Authorization header and in the body (RFC 6750 §2).", Status: http.StatusBadRequest}
+	}
+	return vs[0], nil
 }
 
 // writeError writes an OAuth error response (RFC 6749 §5.2).
@@ -98,28 +134,28 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 		methods = append(methods, "plain")
 	}
 	doc := map[string]any{
-		"issuer":                                        iss,
-		"authorization_endpoint":                        iss + PathAuthorize,
-		"token_endpoint":                                iss + PathToken,
-		"userinfo_endpoint":                             iss + PathUserInfo,
-		"jwks_uri":                                      iss + PathJWKS,
-		"revocation_endpoint":                           iss + PathRevoke,
-		"introspection_endpoint":                        iss + PathIntrospect,
-		"end_session_endpoint":                          iss + PathLogout,
-		"scopes_supported":                              []string{"openid", "profile", "email", "offline_access"},
-		"response_types_supported":                      []string{"code"},
-		"response_modes_supported":                      []string{"query"},
-		"grant_types_supported":                         []string{"authorization_code", "refresh_token"},
-		"subject_types_supported":                       []string{"public"},
-		"id_token_signing_alg_values_supported":         s.p.IDTokenAlgs(),
-		"token_endpoint_auth_methods_supported":         []string{"none", "client_secret_basic", "client_secret_post"},
-		"revocation_endpoint_auth_methods_supported":    []string{"none", "client_secret_basic", "client_secret_post"},
-		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
-		"code_challenge_methods_supported":              methods,
-		"claims_supported": []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "at_hash",
-			"name", "given_name", "family_name", "preferred_username", "picture", "locale", "email", "email_verified"},
+		"issuer":                                         iss,
+		"authorization_endpoint":                         iss + PathAuthorize,
+		"token_endpoint":                                 iss + PathToken,
+		"userinfo_endpoint":                              iss + PathUserInfo,
+		"jwks_uri":                                       iss + PathJWKS,
+		"revocation_endpoint":                            iss + PathRevoke,
+		"introspection_endpoint":                         iss + PathIntrospect,
+		"end_session_endpoint":                           iss + PathLogout,
+		"scopes_supported":                               s.p.ScopesSupported(),
+		"response_types_supported":                       []string{"code"},
+		"response_modes_supported":                       []string{"query"},
+		"grant_types_supported":                          []string{"authorization_code", "refresh_token"},
+		"subject_types_supported":                        []string{"public"},
+		"id_token_signing_alg_values_supported":          s.p.IDTokenAlgs(),
+		"token_endpoint_auth_methods_supported":          []string{"none", "client_secret_basic", "client_secret_post"},
+		"revocation_endpoint_auth_methods_supported":     []string{"none", "client_secret_basic", "client_secret_post"},
+		"introspection_endpoint_auth_methods_supported":  []string{"client_secret_basic", "client_secret_post"},
+		"code_challenge_methods_supported":               methods,
+		"claims_supported":                               s.p.ClaimsSupported(),
+		"acr_values_supported":                           s.p.ACRValuesSupported(),
 		"prompt_values_supported":                        []string{"none", "login", "consent"},
-		"claims_parameter_supported":                     false,
+		"claims_parameter_supported":                     true,
 		"request_parameter_supported":                    false,
 		"request_uri_parameter_supported":                false,
 		"authorization_response_iss_parameter_supported": true,

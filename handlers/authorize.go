@@ -21,7 +21,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		s.authorizeFailed(w, r, err)
 		return
 	}
-	sub, authTime, amr := s.session(r).subject()
+	sess := s.session(r)
+	sub, authTime, amr := sess.subject()
 	if s.needsLogin(areq, sub, authTime) {
 		if slices.Contains(areq.Prompt, "none") {
 			http.Redirect(w, r, s.p.Refuse(ctx, areq, "login_required", "The user is not logged in."), http.StatusSeeOther)
@@ -45,7 +46,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, s.link(PathConsent)+"?"+r.Form.Encode(), http.StatusSeeOther)
 		return
 	}
-	to, err := s.p.IssueCode(ctx, areq, provider.Login{Subject: sub, AuthTime: authTime, AMR: amr})
+	to, err := s.p.IssueCode(ctx, areq, provider.Login{Subject: sub, AuthTime: authTime, AMR: amr, ACR: sess.acr()})
 	if err != nil {
 		s.authorizeFailed(w, r, err)
 		return

@@ -34,6 +34,8 @@ var scopeWords = map[string]string{
 	"openid":         "Sign you in with your account",
 	"profile":        "See your name and profile",
 	"email":          "See your email address",
+	"address":        "See your postal address",
+	"phone":          "See your phone number",
 	"offline_access": "Stay signed in when you are not using it",
 	"offline":        "Stay signed in when you are not using it",
 }

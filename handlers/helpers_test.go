@@ -96,6 +96,8 @@ type serverOptions struct {
 	Now func() time.Time
 	// IDTokenLifespan is provider.Config.IDTokenLifespan.
 	IDTokenLifespan time.Duration
+	// ACRValues is provider.Config.ACRValues.
+	ACRValues []string
 	// Users, if set, wraps the memory store's users (to count or hold
 	// Authenticate calls).
 	Users func(store.Users) store.Users
@@ -200,6 +202,7 @@ func startServer(ctx context.Context, opts serverOptions) (*testServer, error) {
 		RefreshTokenGracePeriod: opts.GracePeriod,
 		AccessTokenAlg:          opts.AccessTokenAlg,
 		Now:                     opts.Now,
+		ACRValues:               opts.ACRValues,
 	})
 	if err != nil {
 		srv.Close()

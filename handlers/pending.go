@@ -26,15 +26,24 @@ type Pending struct {
 	// MaxAge is the request's max_age, negative when absent: a login
 	// older than this (Login.AuthTime) does not count, and the user must
 	// authenticate again (OIDC Core §3.1.2.1).
-	MaxAge  time.Duration
-	request string // the authorization request's parameters
-	areq    *provider.AuthorizeRequest
-	s       *Server
+	MaxAge time.Duration
+	// ACRValues are the authentication context classes (acr) the client
+	// asks for, in order of preference. With ACREssential, a login whose
+	// Login.ACR is not among them fails with
+	// unmet_authentication_requirements (OIDC Core §5.5.1.1): step the user
+	// up, or Deny.
+	ACRValues    []string
+	ACREssential bool
+	request      string // the authorization request's parameters
+	areq         *provider.AuthorizeRequest
+	s            *Server
 }
 
 // Login is who logged in, as the host app tells pixie in [Pending.Complete]:
-// Subject (required: the sub of the tokens), AuthTime (zero means now) and
-// AMR (RFC 8176, e.g. ["pwd", "otp"]).
+// Subject (required: the sub of the tokens), AuthTime (zero means now),
+// AMR (RFC 8176, e.g. ["pwd", "otp"]) and ACR (the acr of the ID token: one
+// of provider.Config.ACRValues; empty means provider.ACRPassword when AMR is
+// ["pwd"], else provider.ACRUnspecified).
 type Login = provider.Login
 
 // ErrNoPending is returned by [Server.PendingLogin] when the request carries
@@ -71,15 +80,17 @@ func (s *Server) PendingLogin(r *http.Request) (*Pending, error) {
 		return nil, err
 	}
 	return &Pending{
-		ClientID:   areq.Client.ID,
-		ClientName: displayName(areq.Client),
-		Scopes:     areq.Scopes,
-		LoginHint:  areq.LoginHint,
-		Prompt:     areq.Prompt,
-		MaxAge:     areq.MaxAge,
-		request:    q.Encode(),
-		areq:       areq,
-		s:          s,
+		ClientID:     areq.Client.ID,
+		ClientName:   displayName(areq.Client),
+		Scopes:       areq.Scopes,
+		LoginHint:    areq.LoginHint,
+		Prompt:       areq.Prompt,
+		MaxAge:       areq.MaxAge,
+		ACRValues:    areq.ACRValues,
+		ACREssential: areq.ACREssential,
+		request:      q.Encode(),
+		areq:         areq,
+		s:            s,
 	}, nil
 }
 
@@ -113,6 +124,7 @@ func (p *Pending) Complete(w http.ResponseWriter, r *http.Request, login Login) 
 	}
 	sess := p.s.session(r)
 	sess.logIn(login.Subject, at, login.AMR...)
+	sess.setACR(login.ACR)
 	if err := p.s.save(w, r, sess); err != nil {
 		p.s.p.Logger().ErrorContext(r.Context(), "save login session", "error", err)
 		p.s.renderError(w, r, http.StatusInternalServerError, provider.ErrCodeServerError, "")

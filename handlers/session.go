@@ -17,6 +17,7 @@ const (
 	keyAuthTime = "auth_time" // Unix seconds
 	keyAMR      = "amr"       // space-separated
 	keyCSRF     = "csrf"
+	keyACR      = "acr" // the acr a host app's login reported; absent for pixie's own
 )
 
 // loginSession is the decoded login cookie.
@@ -86,4 +87,19 @@ func (l loginSession) end() {
 // save writes the cookie.
 func (s *Server) save(w http.ResponseWriter, r *http.Request, l loginSession) error {
 	return s.cookies.Save(r, w, l.s)
+}
+
+// setACR records the acr a host app's login reported (Login.ACR), after
+// logIn. The acr of pixie's own login is not stored: the provider derives it
+// from the amr.
+func (l loginSession) setACR(acr string) {
+	if acr != "" {
+		l.s.Values[keyACR] = acr
+	}
+}
+
+// acr returns the acr recorded by setACR, or "".
+func (l loginSession) acr() string {
+	acr, _ := l.s.Values[keyACR].(string)
+	return acr
 }

@@ -24,7 +24,8 @@ type API struct {
 	Identifier string
 	// Scopes are the scopes the API defines; a token for the API carries no
 	// others, besides the OpenID Connect scopes (openid, profile, email,
-	// offline_access). A client must also be registered for them.
+	// address, phone, offline_access), which it may not define. A client
+	// must also be registered for them.
 	Scopes []string
 	// AccessTokenLifespan is how long the API's access tokens last. Zero
 	// means Config.AccessTokenLifespan.
@@ -32,7 +33,7 @@ type API struct {
 }
 
 // oidcScopes are the scopes of OpenID Connect itself, which need no API.
-var oidcScopes = []string{"openid", "profile", "email", "offline_access", "offline"}
+var oidcScopes = []string{"openid", "profile", "email", "address", "phone", "offline_access", "offline"}
 
 func validateAPIs(apis []API) error {
 	seen := map[string]bool{}

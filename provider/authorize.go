@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"maps"
@@ -30,7 +31,21 @@ type AuthorizeRequest struct {
 	MaxAge    time.Duration // max_age; negative when absent
 	LoginHint string        // login_hint
 	API       string        // the API asked for (audience or resource), or ""
-	ar        fosite.AuthorizeRequester
+	// ACRValues are the authentication context classes (acr) asked for, in
+	// order of preference: those of an essential acr claim of the claims
+	// parameter (OIDC Core §5.5.1.1) or else acr_values (§3.1.2.1) and
+	// voluntary ones of the claims parameter.
+	ACRValues []string
+	// ACREssential is set when the claims parameter makes acr essential:
+	// a login whose acr is not among ACRValues then fails with
+	// unmet_authentication_requirements. Voluntary acr values never fail a
+	// request; the ID token tells the acr the login achieved.
+	ACREssential bool
+
+	idTokenClaims  []string // the claims parameter's for the ID token, releasable ones
+	userInfoClaims []string // the same for userinfo
+	subject        string   // a sub value the claims parameter requires, or ""
+	ar             fosite.AuthorizeRequester
 }
 
 // Login is the outcome of authenticating the user, passed to [Provider.IssueCode].
@@ -38,6 +53,10 @@ type Login struct {
 	Subject  string    // the user's subject identifier: the sub of the tokens. Required.
 	AuthTime time.Time // when the user authenticated (auth_time); zero means now
 	AMR      []string  // authentication methods (amr, RFC 8176), e.g. ["pwd"]
+	// ACR is the authentication context class reference (acr, OIDC Core
+	// §2) the login achieved: one of Config.ACRValues. Empty means
+	// [ACRPassword] when AMR is ["pwd"], else [ACRUnspecified].
+	ACR string
 }
 
 // AuthorizeError is a refused authorization request. When RedirectURL is
@@ -123,10 +142,14 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 		Prompt:    strings.Fields(form.Get("prompt")),
 		MaxAge:    maxAge,
 		LoginHint: form.Get("login_hint"),
+		ACRValues: strings.Fields(form.Get("acr_values")),
 		ar:        ar,
 	}
 	if api != nil {
 		areq.API = api.Identifier
+	}
+	if err := areq.applyClaims(form.Get("claims")); err != nil {
+		return nil, p.authorizeError(ctx, ar, err)
 	}
 	return areq, nil
 }
@@ -201,6 +224,46 @@ func (p *Provider) checkRedirectURI(ctx context.Context, form url.Values) *Autho
 		Description: "The redirect_uri is not registered for this client. Only the port of a native app's loopback redirect URI may differ (RFC 8252 §7.3)."}}
 }
 
+// applyClaims takes in the claims parameter (OIDC Core §5.5): the standard
+// claims it names, if the client is registered for their scopes, are
+// released in the ID token and at userinfo as asked, even without their
+// scope. The user is asked to allow those scopes (they join Scopes, which
+// the consent step reads), but they are not granted: the access token's
+// scope stays what was requested. It also reads the acr and sub the ID
+// token must have.
+func (areq *AuthorizeRequest) applyClaims(raw string) error {
+	cr, err := parseClaimsParam(raw)
+	if err != nil || cr == nil || !areq.ar.GetRequestedScopes().Has("openid") {
+		return err
+	}
+	areq.idTokenClaims = releasable(cr.IDToken, areq.Client)
+	areq.userInfoClaims = releasable(cr.UserInfo, areq.Client)
+	for _, name := range append(slices.Clone(areq.idTokenClaims), areq.userInfoClaims...) {
+		if sc := claimScope(name); !slices.Contains(areq.Scopes, sc) {
+			areq.Scopes = append(areq.Scopes, sc)
+		}
+	}
+	if acr, ok := cr.IDToken["acr"]; ok {
+		if acr.Essential && len(acr.Values) > 0 {
+			areq.ACRValues, areq.ACREssential = slices.Clone(acr.Values), true
+		} else {
+			for _, v := range acr.Values {
+				if !slices.Contains(areq.ACRValues, v) {
+					areq.ACRValues = append(areq.ACRValues, v)
+				}
+			}
+		}
+	}
+	if sub, ok := cr.IDToken["sub"]; ok && len(sub.Values) > 0 {
+		// §5.5.1: only an ID token for that user, whoever is logged in.
+		areq.subject = sub.Values[0]
+		if len(sub.Values) > 1 || areq.subject == "" {
+			return fosite.ErrInvalidRequest.WithHint("The claims parameter asks for a sub that is not one string.")
+		}
+	}
+	return nil
+}
+
 // newAuthorizeResponse issues the code. Its three records (the code, its
 // PKCE challenge, its OIDC request) are written in one transaction when the
 // grant store supports them: all or none, and one commit instead of three.
@@ -269,6 +332,21 @@ func (p *Provider) IssueCode(ctx context.Context, areq *AuthorizeRequest, login 
 	if login.Subject == "" {
 		return "", p.authorizeError(ctx, ar, fosite.ErrServerError.WithDebug("login has no subject"))
 	}
+	acr := loginACR(login)
+	if !slices.Contains(p.ACRValuesSupported(), acr) {
+		return "", p.authorizeError(ctx, ar, fosite.ErrServerError.WithDebugf("the login's acr %q is not in Config.ACRValues", acr))
+	}
+	if areq.ACREssential && !slices.Contains(areq.ACRValues, acr) {
+		// OIDC Core §5.5.1.1: an essential acr that cannot be met is a
+		// failed authentication, answered as the OpenID Connect Core Error
+		// Code unmet_authentication_requirements specification says.
+		e := &fosite.RFC6749Error{ErrorField: ErrCodeUnmetAuthenticationRequirements, DescriptionField: "The login does not meet the authentication context class the client requires (acr).", CodeField: http.StatusBadRequest}
+		return "", p.authorizeError(ctx, ar, e)
+	}
+	if areq.subject != "" && subtle.ConstantTimeCompare([]byte(areq.subject), []byte(login.Subject)) != 1 {
+		// §5.5.1: never an ID token for another user than the one asked for.
+		return "", p.authorizeError(ctx, ar, fosite.ErrAccessDenied.WithHint("The logged-in user is not the one the claims parameter asks for."))
+	}
 	user, err := p.users.User(ctx, login.Subject)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -304,7 +382,9 @@ func (p *Provider) IssueCode(ctx context.Context, areq *AuthorizeRequest, login 
 	sess.Claims.AuthTime = authTime
 	sess.Claims.RequestedAt = ar.GetRequestedAt()
 	sess.Claims.AuthenticationMethodsReferences = login.AMR
-	sess.Claims.Extra = userClaims(user, ar.GetGrantedScopes())
+	sess.Claims.AuthenticationContextClassReference = acr
+	sess.RequestedIDTokenClaims, sess.RequestedUserInfoClaims = areq.idTokenClaims, areq.userInfoClaims
+	sess.Claims.Extra = userClaims(user, ar.GetGrantedScopes(), sess.RequestedIDTokenClaims)
 	rules, err := p.runRules(ctx, ProtocolAuthorizationCode, areq.Client, user, ar.GetGrantedScopes(), areq.API)
 	if err != nil {
 		var deny *DenyError
@@ -358,30 +438,6 @@ func withQuery(u *url.URL, params url.Values) string {
 	}
 	v.RawQuery = q.Encode()
 	return v.String()
-}
-
-// userClaims returns the standard claims the granted scopes release (OIDC
-// Core §5.4): profile and email. sub is always present and set elsewhere.
-func userClaims(u *store.User, scopes fosite.Arguments) map[string]any {
-	c := map[string]any{}
-	set := func(k, v string) {
-		if v != "" {
-			c[k] = v
-		}
-	}
-	if scopes.Has("profile") {
-		set("name", u.Name)
-		set("given_name", u.GivenName)
-		set("family_name", u.FamilyName)
-		set("preferred_username", u.PreferredUsername)
-		set("picture", u.Picture)
-		set("locale", u.Locale)
-	}
-	if scopes.Has("email") && u.Email != "" {
-		c["email"] = u.Email
-		c["email_verified"] = u.EmailVerified
-	}
-	return c
 }
 
 // Refuse ends the request with an OAuth error chosen by the caller, such as

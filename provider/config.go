@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/pixieauth/pixie/store"
 )
@@ -111,6 +113,14 @@ type Config struct {
 	// hour; negative disables it (call Provider.DeleteExpired yourself).
 	CleanupInterval time.Duration
 
+	// ACRValues are the authentication context class references (acr, OIDC
+	// Core §2) that the host app's own login may report in [Login.ACR],
+	// besides [ACRPassword] and [ACRUnspecified], which pixie produces
+	// itself. They are published in acr_values_supported; a login that
+	// reports another value fails with server_error. Each must be non-empty
+	// and hold no white space (acr_values is space-separated). Default none.
+	ACRValues []string
+
 	// AllowPlainPKCE accepts code_challenge_method=plain. Default false: only
 	// S256 is accepted. plain gives no protection when the authorization
 	// request can be observed; enable it only for legacy clients that cannot
@@ -171,6 +181,11 @@ func (c *Config) validate() error {
 	}
 	if c.AccessTokenAlg == "" {
 		c.AccessTokenAlg = c.IDTokenAlg
+	}
+	for i, v := range c.ACRValues {
+		if v == "" || strings.ContainsFunc(v, unicode.IsSpace) || v == ACRPassword || v == ACRUnspecified || slices.Contains(c.ACRValues[:i], v) {
+			return fmt.Errorf("provider: Config.ACRValues[%d] %q is empty, holds white space, or is listed twice or built in", i, v)
+		}
 	}
 	for i, r := range c.Rules {
 		if r.Run == nil {

@@ -99,6 +99,17 @@ func TestConfigValidate(t *testing.T) {
 		{"GraceReusesMax", func(c *Config) { c.RefreshTokenGraceReuses = 3 }, ""},
 		{"GraceReusesOverMax", func(c *Config) { c.RefreshTokenGraceReuses = 4 }, "RefreshTokenGraceReuses"},
 		{"GraceReusesNegative", func(c *Config) { c.RefreshTokenGraceReuses = -1 }, "RefreshTokenGraceReuses"},
+		// ACRValues: non-empty, no white space, not twice, not built in.
+		{"ACRValues", func(c *Config) { c.ACRValues = []string{"urn:example:mfa", "urn:example:hw"} }, ""},
+		{"ACRValueEmpty", func(c *Config) { c.ACRValues = []string{""} }, "ACRValues"},
+		{"ACRValueWithSpace", func(c *Config) { c.ACRValues = []string{"urn:a urn:b"} }, "ACRValues"},
+		{"ACRValueWithTab", func(c *Config) { c.ACRValues = []string{"urn:a\turn:b"} }, "ACRValues"},
+		{"ACRValueTwice", func(c *Config) { c.ACRValues = []string{"urn:a", "urn:a"} }, "ACRValues"},
+		{"ACRValueBuiltIn", func(c *Config) { c.ACRValues = []string{ACRPassword} }, "ACRValues"},
+		// An API may not define an OpenID Connect scope.
+		{"APIDefinesAddress", func(c *Config) {
+			c.APIs = []API{{Identifier: "https://api.example.com", Scopes: []string{"address"}}}
+		}, "APIs"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -39,6 +39,10 @@ const (
 	ErrCodeInvalidRequest    = "invalid_request"
 	ErrCodeInvalidGrant      = "invalid_grant"
 	ErrCodeAccessDenied      = "access_denied"
+	// ErrCodeUnmetAuthenticationRequirements: the login cannot meet an
+	// essential acr (OpenID Connect Core Error Code
+	// unmet_authentication_requirements 1.0, §1; OIDC Core §5.5.1.1).
+	ErrCodeUnmetAuthenticationRequirements = "unmet_authentication_requirements"
 )
 
 // oauthError turns a fosite or storage error into an *Error, logging what the

@@ -19,6 +19,12 @@ type session struct {
 	openid.DefaultSession
 	AccessClaims *jwt.JWTClaims `json:"access_claims,omitempty"`
 	AccessHeader *jwt.Headers   `json:"access_header,omitempty"`
+	// RequestedIDTokenClaims and RequestedUserInfoClaims are the standard
+	// claims the claims request parameter asked for individually (OIDC Core
+	// §5.5), released besides those of the granted scopes in every ID
+	// token of the grant and at userinfo.
+	RequestedIDTokenClaims  []string `json:"id_token_claims_requested,omitempty"`
+	RequestedUserInfoClaims []string `json:"userinfo_claims_requested,omitempty"`
 }
 
 var (

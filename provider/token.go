@@ -93,7 +93,7 @@ func (p *Provider) refreshClaims(ctx context.Context, ar fosite.AccessRequester)
 		}
 		return p.oauthError(ctx, "token", err)
 	}
-	sess.Claims.Extra = userClaims(u, ar.GetGrantedScopes())
+	sess.Claims.Extra = userClaims(u, ar.GetGrantedScopes(), sess.RequestedIDTokenClaims)
 	maps.Copy(sess.Claims.Extra, rules.IDToken)
 	if sess.AccessClaims == nil {
 		sess.AccessClaims = &jwt.JWTClaims{}

@@ -12,9 +12,10 @@ import (
 )
 
 // UserInfo returns the claims of the user an access token was issued for
-// (OIDC Core §5.3): sub always, and the profile and email claims when those
-// scopes were granted. The token must carry the openid scope. On failure it
-// returns an *Error: invalid_token (401) for a missing, unknown, expired or
+// (OIDC Core §5.3): sub always, the claims of the granted scopes (profile,
+// email, address, phone) and those the claims request parameter asked for
+// at userinfo (§5.5), when the user has them. The token must carry the
+// openid scope. On failure it returns an *Error: invalid_token (401) for a missing, unknown, expired or
 // revoked token, insufficient_scope (403) for a token without openid.
 func (p *Provider) UserInfo(ctx context.Context, accessToken string) (map[string]any, error) {
 	invalid := &Error{Code: ErrCodeInvalidToken, Description: "The access token is missing, expired, revoked or invalid.", Status: http.StatusUnauthorized}
@@ -53,7 +54,7 @@ func (p *Provider) UserInfo(ctx context.Context, accessToken string) (map[string
 	} else if err != nil {
 		return nil, p.oauthError(ctx, "userinfo", &internalError{err})
 	}
-	claims := userClaims(u, ar.GetGrantedScopes())
+	claims := userClaims(u, ar.GetGrantedScopes(), sess.RequestedUserInfoClaims)
 	claims["sub"] = u.Subject
 	return claims, nil
 }
