@@ -120,7 +120,7 @@ type route struct {
 //
 //	GET|POST /authorize                              authorization endpoint (RFC 6749 §3.1)
 //	POST     /oauth/token                            token endpoint (RFC 6749 §3.2)
-//	GET|POST /userinfo                               UserInfo endpoint (OIDC Core §5.3)
+//	GET|POST /userinfo                               UserInfo endpoint (OIDC Core §5.3; POST form token, RFC 6750 §2.2)
 //	POST     /oauth/revoke                           revocation (RFC 7009)
 //	POST     /oauth/introspect                       introspection (RFC 7662), confidential clients only
 //	GET      /.well-known/openid-configuration       discovery (OIDC Discovery 1.0)

@@ -384,7 +384,11 @@ func TestClaimsParameter(t *testing.T) {
 			if err != nil {
 				t.Fatalf("refresh: %v", err)
 			}
-			wantClaims(t, "refreshed ID token", idTokenClaims(t, ts, tc.client, refreshed), userClaimNames, tc.wantIDToken)
+			rc := idTokenClaims(t, ts, tc.client, refreshed)
+			wantClaims(t, "refreshed ID token", rc, userClaimNames, tc.wantIDToken)
+			if rc["acr"] != provider.ACRPassword {
+				t.Errorf("refreshed ID token: got acr %v, want the login's %q", rc["acr"], provider.ACRPassword)
+			}
 			wantClaims(t, "userinfo with the refreshed access token", userInfoOf(t, ts, refreshed), userClaimNames, tc.wantUserInfo)
 		})
 	}

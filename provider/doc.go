@@ -29,7 +29,11 @@
 //   - introspection only for confidential clients allowed to introspect;
 //   - signing keys (RS256 and ES256, kid = RFC 7638 thumbprint) generated on
 //     first start, kept in store.Keys for every replica, rotated with
-//     [Provider.RotateKeys] and reread every KeyRefreshInterval.
+//     [Provider.RotateKeys] and reread every KeyRefreshInterval;
+//   - the OpenID Connect claims fosite leaves to the server: acr in every ID
+//     token ([Login.ACR], an essential acr refused with
+//     unmet_authentication_requirements), the claims request parameter
+//     (OIDC Core §5.5), and the profile, email, address and phone scopes.
 //
 // A Provider is safe for concurrent use.
 package provider
