@@ -23,10 +23,6 @@ type Pending struct {
 	// Prompt holds the prompt values, such as login: with login, the app
 	// must authenticate the user anew, not reuse its own session.
 	Prompt []string
-	// MaxAge is the request's max_age, negative when absent: a login
-	// older than this (Login.AuthTime) does not count, and the user must
-	// authenticate again (OIDC Core §3.1.2.1).
-	MaxAge time.Duration
 	// ACRValues are the authentication context classes (acr) the client
 	// asks for, in order of preference. With ACREssential, a login whose
 	// Login.ACR is not among them fails with
@@ -34,9 +30,14 @@ type Pending struct {
 	// up, or Deny.
 	ACRValues    []string
 	ACREssential bool
-	request      string // the authorization request's parameters
-	areq         *provider.AuthorizeRequest
-	s            *Server
+
+	// MaxAge is the request's max_age, negative when absent: a login
+	// older than this (Login.AuthTime) does not count, and the user must
+	// authenticate again (OIDC Core §3.1.2.1).
+	MaxAge  time.Duration
+	request string // the authorization request's parameters
+	areq    *provider.AuthorizeRequest
+	s       *Server
 }
 
 // Login is who logged in, as the host app tells pixie in [Pending.Complete]:
@@ -80,17 +81,18 @@ func (s *Server) PendingLogin(r *http.Request) (*Pending, error) {
 		return nil, err
 	}
 	return &Pending{
-		ClientID:     areq.Client.ID,
-		ClientName:   displayName(areq.Client),
-		Scopes:       areq.Scopes,
-		LoginHint:    areq.LoginHint,
-		Prompt:       areq.Prompt,
-		MaxAge:       areq.MaxAge,
+		ClientID:   areq.Client.ID,
+		ClientName: displayName(areq.Client),
+		Scopes:     areq.Scopes,
+		LoginHint:  areq.LoginHint,
+		Prompt:     areq.Prompt,
+		MaxAge:     areq.MaxAge,
+		request:    q.Encode(),
+		areq:       areq,
+		s:          s,
+
 		ACRValues:    areq.ACRValues,
 		ACREssential: areq.ACREssential,
-		request:      q.Encode(),
-		areq:         areq,
-		s:            s,
 	}, nil
 }
 
