@@ -40,13 +40,16 @@ func registerDemo(st *memory.Store, o options, out io.Writer) error {
 		FamilyName:        "Example",
 		Email:             "alice@example.com",
 		EmailVerified:     true,
+		// For the address and phone scopes; 555-01xx numbers are fictional.
+		Address:     store.Address{StreetAddress: "1 Example Street", Locality: "Springfield", PostalCode: "12345", Country: "US"},
+		PhoneNumber: "+15555550100",
 	}, "alice", o.demoPassword)
 	if err != nil {
 		return err
 	}
 	native := []string{"http://127.0.0.1/callback", "com.example.app:/oauth2redirect"}
 	// The app clients may ask for the demo API (-api-audience) and its scopes.
-	scopes := append([]string{"openid", "profile", "email", "offline_access"}, demoAPIScopes...)
+	scopes := append([]string{"openid", "profile", "email", "address", "phone", "offline_access"}, demoAPIScopes...)
 	apis := []string{o.apiAudience}
 	apiSecret, err := store.HashSecret(o.demoAPISecret)
 	if err != nil {
