@@ -18,7 +18,7 @@ import (
 type Pending struct {
 	ClientID   string   // the app asking
 	ClientName string   // its display name
-	Scopes     []string // the scopes it asks for
+	Scopes     []string // the scopes it asks for, also through the claims parameter
 	LoginHint  string   // login_hint, for pre-filling a username
 	// Prompt holds the prompt values, such as login: with login, the app
 	// must authenticate the user anew, not reuse its own session.

@@ -25,7 +25,7 @@ import (
 // accepted.
 type AuthorizeRequest struct {
 	Client    *store.Client // the registered client (a copy)
-	Scopes    []string      // the requested scopes
+	Scopes    []string      // the requested scopes, and those of claims the claims parameter asks for (what the user allows)
 	State     string        // the client's state
 	Prompt    []string      // prompt values (OIDC Core §3.1.2.1)
 	MaxAge    time.Duration // max_age; negative when absent
