@@ -71,8 +71,8 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 
 // userInfoToken returns the access token of a userinfo request: from the
 // Authorization header (RFC 6750 §2.1) or, for a POST whose body is
-// application/x-www-form-urlencoded, from its access_token field (§2.2),
-// read up to 64 KiB. Other bodies are not read. A token sent both ways, or
+// application/x-www-form-urlencoded, from its access_token field (§2.2;
+// the body is bounded by MaxRequestBytes). Other bodies are not read. A token sent both ways, or
 // the field given twice, is invalid_request (§2, §3.1). It returns "" when
 // there is no token.
 func userInfoToken(w http.ResponseWriter, r *http.Request) (string, error) {
@@ -84,8 +84,7 @@ func userInfoToken(w http.ResponseWriter, r *http.Request) (string, error) {
 	if err != nil || mt != "application/x-www-form-urlencoded" {
 		return header, nil
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil {
+	if err := r.ParseForm(); err != nil { // at most MaxRequestBytes: see bounded
 		return "", &provider.Error{Code: provider.ErrCodeInvalidRequest, Description: "The request body could not be parsed.", Status: http.StatusBadRequest}
 	}
 	vs, ok := r.PostForm["access_token"]
