@@ -326,20 +326,37 @@ func (c *Consent) Clone() *Consent {
 	return &d
 }
 
-// Throttle counts failed logins in fixed windows, so that replicas sharing
-// it throttle together. Keys are opaque strings chosen by the caller (pixie
-// passes digests, never a username or an address in clear).
+// Throttle counts events, such as failed logins, per key in fixed windows,
+// so that replicas sharing it throttle together. Keys are opaque strings
+// chosen by the caller (pixie passes digests, never a username, a client ID
+// or an address in clear).
+//
+// A key's window opens with its first event and lasts the window given to
+// that [Throttle.AddHit]: it is open at a time t when t is before
+// [Hits].Expires. Once it has ended the key is as if it had never been
+// counted, and the store may delete it at any time (the memory store does so
+// on its own; the SQL store in DeleteExpired). Times are kept at least to the
+// microsecond. Implementations are safe for concurrent use.
 type Throttle interface {
-	// AddFailure records a failure for key at time at and returns how many
-	// failures the key has in its current window: a window starts at the
-	// first failure and lasts window (positive), [start, start+window); a
-	// failure after it starts a new one. It is atomic: N concurrent calls on
-	// one key count N.
-	AddFailure(ctx context.Context, key string, at time.Time, window time.Duration) (int, error)
-	// Failures returns how many failures the key has in a window that is
-	// still open at time at (0 when none is).
-	Failures(ctx context.Context, key string, at time.Time, window time.Duration) (int, error)
-	// ResetFailures forgets the key's failures. It is not an error if there
-	// are none.
-	ResetFailures(ctx context.Context, key string) error
+	// AddHit counts one event for key at time now and returns the key's
+	// Hits after it. If the key has no window open at now, a new one opens:
+	// Hits{Count: 1, Last: now, Expires: now + window}. Otherwise Count
+	// grows by one, Last becomes now if now is later, and Expires stays: the
+	// window is not extended. It is atomic: of N concurrent calls on one key,
+	// on any number of replicas, each returns a different Count and the key
+	// ends with N more. A window shorter than a microsecond is an error.
+	AddHit(ctx context.Context, key string, now time.Time, window time.Duration) (Hits, error)
+	// Hits returns the key's Hits if its window is open at now, and the zero
+	// Hits (not an error) if it is not or the key was never counted.
+	Hits(ctx context.Context, key string, now time.Time) (Hits, error)
+	// ResetHits forgets the key: its next event opens a new window. It is
+	// not an error if the key has no window.
+	ResetHits(ctx context.Context, key string) error
+}
+
+// Hits is the count of one [Throttle] key in its open window.
+type Hits struct {
+	Count   int       // events in the window, at least 1 (0: no window is open)
+	Last    time.Time // the latest event
+	Expires time.Time // when the window ends; it opened with the first event
 }

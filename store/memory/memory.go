@@ -27,7 +27,7 @@ var (
 const dummyPassword = "pixie/memory: password of no user"
 
 // Store holds clients, users, grant records, signing keys, consents and
-// login-failure counts in memory. Create one with [New]; the zero value is
+// throttle counts in memory. Create one with [New]; the zero value is
 // not usable. A Store is safe for concurrent use.
 type Store struct {
 	mu        sync.RWMutex
@@ -43,8 +43,11 @@ type Store struct {
 	// byExpiry orders the consents by ExpiresAt, soonest first (a min-heap
 	// of the same entries as consents), for sweepConsents and eviction.
 	byExpiry    consentHeap
-	maxConsents int                       // the cap on len(consents): MaxConsents, lower in tests
-	failures    map[string]*failureWindow // by throttle key
+	maxConsents int      // the cap on len(consents): MaxConsents, lower in tests
+	throttle    throttle // the throttle keys (throttle.go)
+
+	janitor     *time.Timer   // armed while entries expire (janitor.go)
+	clockOffset time.Duration // the callers' clock minus the wall clock
 
 	dummyOnce sync.Once
 	dummyHash string
@@ -77,15 +80,6 @@ type consentKey struct {
 	audience string
 }
 
-// failureWindow is the failure count of one throttle key.
-type failureWindow struct {
-	count int
-	start time.Time // the first failure of the window
-	// end is start plus the window passed to the latest AddFailure: after
-	// it, DeleteExpired drops the entry.
-	end time.Time
-}
-
 // New returns an empty Store.
 func New() *Store {
 	return &Store{
@@ -95,7 +89,7 @@ func New() *Store {
 		grants:    make(map[grantKey]*store.Grant),
 		byRequest: make(map[requestKey]map[string]struct{}),
 		consents:  make(map[consentKey]*consentEntry),
-		failures:  make(map[string]*failureWindow),
+		throttle:  newThrottle(),
 
 		maxConsents: MaxConsents,
 	}
@@ -313,10 +307,9 @@ func (s *Store) Revoke(_ context.Context, kind store.Kind, requestID string) err
 // time, active or not, and returns how many it removed. A record with a zero
 // ExpiresAt counts as expired. It implements [store.ExpiredDeleter].
 //
-// It also forgets the login-failure counts (see [Store.AddFailure]) whose
-// window ended before that time; they are not counted in the result. Call
-// it periodically, e.g. with time.Now(), so that the store does not grow
-// without bound.
+// It also forgets the throttle keys (see [Store.AddHit]) whose window ended
+// at or before that time; they are not counted in the result. Throttle keys
+// need no call: the Store forgets them on its own.
 func (s *Store) DeleteExpired(_ context.Context, before time.Time) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -327,11 +320,7 @@ func (s *Store) DeleteExpired(_ context.Context, before time.Time) (int, error) 
 			n++
 		}
 	}
-	for key, w := range s.failures {
-		if w.end.Before(before) {
-			delete(s.failures, key)
-		}
-	}
+	s.sweepThrottle(before)
 	return n, nil
 }
 
@@ -419,6 +408,7 @@ func (s *Store) SaveConsent(_ context.Context, c *store.Consent) error {
 	e := &consentEntry{key: k, c: c}
 	s.consents[k] = e
 	heap.Push(&s.byExpiry, e)
+	s.armJanitor()
 	return nil
 }
 
@@ -464,54 +454,4 @@ func (h *consentHeap) Pop() any {
 	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
 	return e
-}
-
-// AddFailure records a failure for key at time at and returns the number of
-// failures in the key's current window, this one included. The window starts
-// at the first failure and ends window later: a failure at or after its end
-// starts a new window, counting 1. It implements [store.Throttle]; a window
-// that is not positive is an error.
-//
-// The counts live until [Store.ResetFailures] or until [Store.DeleteExpired]
-// finds their window ended.
-func (s *Store) AddFailure(_ context.Context, key string, at time.Time, window time.Duration) (int, error) {
-	if window <= 0 {
-		return 0, fmt.Errorf("memory: add failure: window %v is not positive", window)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	w, ok := s.failures[key]
-	if !ok || !at.Before(w.start.Add(window)) {
-		w = &failureWindow{start: at}
-		s.failures[key] = w
-	}
-	w.count++
-	w.end = w.start.Add(window)
-	return w.count, nil
-}
-
-// Failures returns the number of failures of key in a window still open at
-// time at: one that started less than window before it. Otherwise it
-// returns 0. It implements [store.Throttle]; a window that is not positive
-// is an error.
-func (s *Store) Failures(_ context.Context, key string, at time.Time, window time.Duration) (int, error) {
-	if window <= 0 {
-		return 0, fmt.Errorf("memory: failures: window %v is not positive", window)
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	w, ok := s.failures[key]
-	if !ok || !at.Before(w.start.Add(window)) {
-		return 0, nil
-	}
-	return w.count, nil
-}
-
-// ResetFailures forgets the failures of key. It implements [store.Throttle];
-// it is not an error if there are none.
-func (s *Store) ResetFailures(_ context.Context, key string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.failures, key)
-	return nil
 }

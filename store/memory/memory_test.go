@@ -141,14 +141,14 @@ func TestAddKeyKeepsCopy(t *testing.T) {
 	}
 }
 
-// TestDeleteExpiredFailures checks that DeleteExpired also forgets the
-// failure counts whose window ended, and does not count them.
-func TestDeleteExpiredFailures(t *testing.T) {
+// TestDeleteExpiredThrottle checks that DeleteExpired also forgets the
+// throttle keys whose window has ended, and does not count them.
+func TestDeleteExpiredThrottle(t *testing.T) {
 	s := memory.New()
 	ctx := t.Context()
 	start := time.Date(2031, 1, 2, 3, 4, 5, 0, time.UTC)
 	const window = 10 * time.Minute
-	// Each key: when its last window starts, and whether DeleteExpired at
+	// Each key: when its window opens, and whether DeleteExpired at
 	// start+window removes it.
 	keys := []struct {
 		key      string
@@ -157,12 +157,12 @@ func TestDeleteExpiredFailures(t *testing.T) {
 	}{
 		{"ended-long-ago", start.Add(-time.Hour), true},
 		{"ended", start.Add(-time.Second), true},
-		{"ends-now", start, false}, // its window ends at the cutoff, not before
+		{"ends-now", start, true}, // its window is [start, start+window)
 		{"open", start.Add(time.Minute), false},
 	}
 	for _, k := range keys {
-		if _, err := s.AddFailure(ctx, k.key, k.start, window); err != nil {
-			t.Fatalf("AddFailure: got error %v, want nil", err)
+		if _, err := s.AddHit(ctx, k.key, k.start, window); err != nil {
+			t.Fatalf("AddHit: got error %v, want nil", err)
 		}
 	}
 	n, err := s.DeleteExpired(ctx, start.Add(window))
@@ -170,28 +170,14 @@ func TestDeleteExpiredFailures(t *testing.T) {
 		t.Fatalf("DeleteExpired: got %d, %v, want 0 grants and no error", n, err)
 	}
 	for _, k := range keys {
-		// Failures before each key's window ended: a dropped entry reads 0.
-		got, err := s.Failures(ctx, k.key, k.start, window)
+		// Read at the key's start, when its window was open: a forgotten
+		// key reads as never counted.
+		got, err := s.Hits(ctx, k.key, k.start)
 		if err != nil {
-			t.Fatalf("Failures: got error %v, want nil", err)
+			t.Fatalf("Hits: got error %v, want nil", err)
 		}
-		if want := map[bool]int{true: 0, false: 1}[k.wantGone]; got != want {
-			t.Errorf("%s: got %d failures, want %d", k.key, got, want)
-		}
-	}
-}
-
-// TestThrottleWindowNotPositive checks that a zero or negative window, which
-// would disable throttling, is an error rather than a count of 1.
-func TestThrottleWindowNotPositive(t *testing.T) {
-	s := memory.New()
-	ctx := t.Context()
-	for _, window := range []time.Duration{0, -time.Minute} {
-		if _, err := s.AddFailure(ctx, "key", time.Now(), window); err == nil {
-			t.Errorf("AddFailure with window %v: got nil error, want one", window)
-		}
-		if _, err := s.Failures(ctx, "key", time.Now(), window); err == nil {
-			t.Errorf("Failures with window %v: got nil error, want one", window)
+		if want := map[bool]int{true: 0, false: 1}[k.wantGone]; got.Count != want {
+			t.Errorf("%s: got count %d, want %d", k.key, got.Count, want)
 		}
 	}
 }

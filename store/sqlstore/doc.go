@@ -34,9 +34,9 @@
 // a key decrypts only in its own row, and a wrong secret yields [ErrDecrypt],
 // never garbage. [New] refuses to start without a KeySecret of at least 32
 // bytes. Consents are the scopes a user allowed a client for an API (or
-// for none) and when that consent expires; login-failure counts are kept
-// under the keys the caller chooses (pixie passes digests, never a
-// username or an address in clear).
+// for none) and when that consent expires; throttle counts (failed logins
+// and client authentications) are kept under the keys the caller chooses (pixie
+// passes digests, never a username or an address in clear).
 //
 // Times are stored as integer Unix microseconds (UTC by definition) on both
 // dialects, and returned in UTC. Lists of strings (redirect URIs, scopes,
@@ -106,14 +106,10 @@
 // the columns subject TEXT, client_id TEXT, scopes TEXT NOT NULL DEFAULT
 // '[]' (a JSON array) and updated_at BIGINT (Unix microseconds of the
 // latest save, for operators: pixie does not read it), and the primary key
-// (subject, client_id). The table throttle holds [store.Throttle]'s failure counts:
-// one row per key, with the columns key TEXT PRIMARY KEY, count BIGINT,
+// (subject, client_id). The table throttle holds [store.Throttle]'s
+// counts: one row per key, with the columns key TEXT PRIMARY KEY, count BIGINT,
 // window_start BIGINT and expires_at BIGINT (Unix microseconds), and the
-// index throttle_expires_idx on expires_at. window_start is the first
-// failure of the current window; expires_at is window_start plus the
-// window passed to the latest AddFailure, and [Store.DeleteExpired]
-// removes the rows whose expires_at is before its argument, as it removes
-// expired grants. Both tables start empty.
+// index throttle_expires_idx on expires_at. Both tables start empty.
 //
 // Schema version 4 adds to clients the column post_logout_redirect_uris TEXT
 // NOT NULL DEFAULT '[]' (a JSON array: [store.Client.PostLogoutRedirectURIs]).
@@ -129,6 +125,14 @@
 // as consents for the empty audience (they cannot have been for an API: a
 // request without one cannot ask for an API's scopes), expiring 365 days
 // after their updated_at.
+//
+// Schema version 6 renames throttle's column window_start to last_at: the
+// time of the key's latest event ([store.Hits].Last), which the login
+// backoff waits from. expires_at is the end of the key's window, set when
+// the window opens and not moved by later events; [Store.DeleteExpired]
+// removes the rows whose expires_at is at or before its argument, as it
+// removes expired grants. Rows of version 3 carry over: the start of their
+// window becomes their latest event.
 //
 // Schema version 8 adds to users the columns of the address and phone
 // claims, all NOT NULL with an empty default: address_formatted,
@@ -156,12 +160,12 @@
 // use. Inserts are INSERT … ON CONFLICT DO NOTHING with a rows-affected
 // check, so a duplicate is [store.ErrAlreadyExists] without decoding
 // driver-specific errors and, on PostgreSQL, without aborting the
-// surrounding transaction. Counting a login failure is one upsert, INSERT …
+// surrounding transaction. Counting a throttle event is one upsert, INSERT …
 // ON CONFLICT (key) DO UPDATE SET count = CASE WHEN the window has ended
-// THEN 1 ELSE count + 1 END, … RETURNING count: the database decides and
-// counts in one statement, under the row's lock (PostgreSQL) or the write
-// lock (SQLite), so N concurrent failures of one key count 1 to N on any
-// number of replicas. Saving a consent is one upsert too.
+// THEN 1 ELSE count + 1 END, … RETURNING count, last_at, expires_at: the
+// database decides and counts in one statement, under the row's lock
+// (PostgreSQL) or the write lock (SQLite), so N concurrent events of one
+// key count 1 to N on any number of replicas. Saving a consent is one upsert too.
 // Every call is one round trip, except a Consume that loses, which asks a
 // second time to tell [store.ErrConsumed] from [store.ErrNotFound], and
 // DeleteExpired, which deletes from three tables.

@@ -119,9 +119,9 @@ func (s *Store) Revoke(ctx context.Context, kind store.Kind, requestID string) e
 // given time, active or not, and returns how many it removed. It implements
 // [store.ExpiredDeleter]. A record with a zero ExpiresAt counts as expired.
 //
-// It also removes the login-failure rows (see [Store.AddFailure]) whose
-// window ended before that time, and the consents that expired before it;
-// they are not counted in the result. Each is one DELETE, using the index on
+// It also removes the throttle rows (see [Store.AddHit]) whose window ended
+// at or before that time, and the consents that expired before it; they are
+// not counted in the result. Each is one DELETE, using the index on
 // expires_at of its table. If a later one fails, DeleteExpired returns the
 // number of grant records removed with the error.
 func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int, error) {
@@ -129,8 +129,8 @@ func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int, error
 	if err != nil {
 		return 0, fmt.Errorf("sqlstore: delete expired grants: %w", err)
 	}
-	if _, err := s.stmt(ctx, s.stmts.failureDeleteExpired).ExecContext(ctx, toMicro(before)); err != nil {
-		return int(n), fmt.Errorf("sqlstore: delete ended failure windows: %w", err)
+	if _, err := s.stmt(ctx, s.stmts.hitDeleteExpired).ExecContext(ctx, toMicro(before)); err != nil {
+		return int(n), fmt.Errorf("sqlstore: delete ended throttle windows: %w", err)
 	}
 	if _, err := s.stmt(ctx, s.stmts.consentDeleteExpired).ExecContext(ctx, toMicro(before)); err != nil {
 		return int(n), fmt.Errorf("sqlstore: delete expired consents: %w", err)

@@ -110,7 +110,7 @@ func (c Config) validate() error {
 }
 
 // Store keeps clients, users, grant records, signing keys, consents and
-// login-failure counts in an SQL database. Create one with [New]; the zero value is not usable. A Store is
+// throttle counts in an SQL database. Create one with [New]; the zero value is not usable. A Store is
 // safe for concurrent use.
 //
 // Every method takes its statement from a set prepared by [New] and runs it

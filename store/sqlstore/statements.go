@@ -36,10 +36,10 @@ type statements struct {
 	consentSave          *sql.Stmt
 	consentDeleteExpired *sql.Stmt
 
-	failureAdd           *sql.Stmt
-	failureGet           *sql.Stmt
-	failureReset         *sql.Stmt
-	failureDeleteExpired *sql.Stmt
+	hitAdd           *sql.Stmt
+	hitGet           *sql.Stmt
+	hitReset         *sql.Stmt
+	hitDeleteExpired *sql.Stmt
 }
 
 // The queries, written with ? placeholders and {p} for the table prefix.
@@ -92,25 +92,22 @@ ON CONFLICT (subject, client_id, audience) DO UPDATE SET
 scopes = excluded.scopes, expires_at = excluded.expires_at, updated_at = excluded.updated_at`
 	qConsentDeleteExpired = `DELETE FROM {p}consents WHERE expires_at < ?`
 
-	// qFailureAdd counts a failure in one atomic upsert. Its arguments: the
-	// key; the time of the failure and that time plus the window, which
-	// start a new window (count 1) if the key has no row; three times the
-	// time of the failure minus the window, the latest window_start of a
-	// window that has ended by then (window_start + window <= at), which
-	// starts a new window too; and the window, to move expires_at when the
-	// failure falls in the current one. In SET, every column reference is
-	// to the row as it was, on both dialects.
-	qFailureAdd = `INSERT INTO {p}throttle (key, count, window_start, expires_at) VALUES (?, 1, ?, ?)
+	// qHitAdd counts an event in one atomic upsert. Its arguments: the key;
+	// the time of the event and that time plus the window, which open a new
+	// window (count 1) if the key has no row; and three times the time of the
+	// event, to open a new window too if the row's has ended by then
+	// (expires_at <= now). In SET, every column reference is to the row as it
+	// was, on both dialects.
+	qHitAdd = `INSERT INTO {p}throttle (key, count, last_at, expires_at) VALUES (?, 1, ?, ?)
 ON CONFLICT (key) DO UPDATE SET
-count = CASE WHEN {p}throttle.window_start <= ? THEN 1 ELSE {p}throttle.count + 1 END,
-window_start = CASE WHEN {p}throttle.window_start <= ? THEN excluded.window_start ELSE {p}throttle.window_start END,
-expires_at = CASE WHEN {p}throttle.window_start <= ? THEN excluded.expires_at ELSE {p}throttle.window_start + ? END
-RETURNING count`
-	// qFailureGet's second argument is the time minus the window: a window
-	// that started after it is still open.
-	qFailureGet           = `SELECT count FROM {p}throttle WHERE key = ? AND window_start > ?`
-	qFailureReset         = `DELETE FROM {p}throttle WHERE key = ?`
-	qFailureDeleteExpired = `DELETE FROM {p}throttle WHERE expires_at < ?`
+count = CASE WHEN {p}throttle.expires_at <= ? THEN 1 ELSE {p}throttle.count + 1 END,
+last_at = CASE WHEN {p}throttle.expires_at <= ? OR excluded.last_at > {p}throttle.last_at THEN excluded.last_at ELSE {p}throttle.last_at END,
+expires_at = CASE WHEN {p}throttle.expires_at <= ? THEN excluded.expires_at ELSE {p}throttle.expires_at END
+RETURNING count, last_at, expires_at`
+	// qHitGet's second argument is the time: a window ending after it is open.
+	qHitGet           = `SELECT count, last_at, expires_at FROM {p}throttle WHERE key = ? AND expires_at > ?`
+	qHitReset         = `DELETE FROM {p}throttle WHERE key = ?`
+	qHitDeleteExpired = `DELETE FROM {p}throttle WHERE expires_at <= ?`
 )
 
 // prepare prepares every statement on db. On error it closes those it
@@ -167,9 +164,9 @@ func (st *statements) list() []struct {
 		{&st.consentGet, qConsentGet},
 		{&st.consentSave, qConsentSave},
 		{&st.consentDeleteExpired, qConsentDeleteExpired},
-		{&st.failureAdd, qFailureAdd},
-		{&st.failureGet, qFailureGet},
-		{&st.failureReset, qFailureReset},
-		{&st.failureDeleteExpired, qFailureDeleteExpired},
+		{&st.hitAdd, qHitAdd},
+		{&st.hitGet, qHitGet},
+		{&st.hitReset, qHitReset},
+		{&st.hitDeleteExpired, qHitDeleteExpired},
 	}
 }

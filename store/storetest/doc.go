@@ -5,8 +5,8 @@
 // The suite checks behaviour through the interfaces only: not-found and
 // duplicate errors, that returned values are copies, that records survive a
 // round trip, that [store.Grants.Consume] and [store.Grants.Delete] are
-// atomic under 50 concurrent callers, and that [store.Throttle.AddFailure]
-// counts 50 concurrent failures of one key as 1 to 50, each once (run it
+// atomic under 50 concurrent callers, and that [store.Throttle.AddHit]
+// counts 50 concurrent events of one key as 1 to 50, each once (run it
 // with -race). The throttle tests pass explicit times and never sleep.
 // Optional capabilities, such as deleting expired grants, are tested when
 // the backend has them.

@@ -38,7 +38,7 @@ type expiredDeleter interface {
 }
 
 // racers is the number of goroutines that race to consume or delete one
-// record, or to count a failure of one throttle key.
+// record, or to count an event of one throttle key.
 const racers = 50
 
 // Run runs the conformance suite: one subtest per behaviour, grouped by
@@ -150,10 +150,13 @@ func suite() []group {
 		{"Throttle", []test{
 			{"UnknownKey", fresh(testThrottleUnknownKey)},
 			{"CountsWithinWindow", fresh(testThrottleCountsWithinWindow)},
+			{"LastIsLatest", fresh(testThrottleLastIsLatest)},
 			{"NewWindowAfterEnd", fresh(testThrottleNewWindow)},
+			{"WindowNotExtended", fresh(testThrottleWindowNotExtended)},
 			{"Reset", fresh(testThrottleReset)},
 			{"KeysAreDistinct", fresh(testThrottleKeysAreDistinct)},
-			{"ConcurrentAddFailure", fresh(testThrottleConcurrent)},
+			{"BadWindow", fresh(testThrottleBadWindow)},
+			{"ConcurrentAddHit", fresh(testThrottleConcurrent)},
 		}},
 	}
 }
@@ -1103,88 +1106,125 @@ const throttleWindow = 15 * time.Minute
 // at is the time d after throttleStart.
 func at(d time.Duration) time.Time { return throttleStart.Add(d) }
 
-// addFailure calls AddFailure and checks the count it returns.
-func addFailure(t *testing.T, th store.Throttle, key string, when time.Time, want int) {
+// sameHits reports whether two Hits are equal, their times to the second.
+func sameHits(a, b store.Hits) bool {
+	return a.Count == b.Count && sameTime(a.Last, b.Last) && sameTime(a.Expires, b.Expires)
+}
+
+func sameTime(a, b time.Time) bool {
+	if a.IsZero() || b.IsZero() {
+		return a.IsZero() == b.IsZero()
+	}
+	return a.UTC().Truncate(time.Second).Equal(b.UTC().Truncate(time.Second))
+}
+
+// hits is the Hits of a window opened at start: n events, the latest at last.
+func hits(n int, start, last time.Duration) store.Hits {
+	return store.Hits{Count: n, Last: at(last), Expires: at(start + throttleWindow)}
+}
+
+// addHit calls AddHit with throttleWindow and checks the Hits it returns.
+func addHit(t *testing.T, th store.Throttle, key string, when time.Time, want store.Hits) {
 	t.Helper()
-	got, err := th.AddFailure(t.Context(), key, when, throttleWindow)
+	got, err := th.AddHit(t.Context(), key, when, throttleWindow)
 	mustOK(t, err)
-	if got != want {
-		t.Errorf("AddFailure(%q, %v): got count %d, want %d", key, when, got, want)
+	if !sameHits(got, want) {
+		t.Errorf("AddHit(%q, %v): got %+v, want %+v", key, when, got, want)
 	}
 }
 
-// wantFailures calls Failures and checks the count it returns.
-func wantFailures(t *testing.T, th store.Throttle, key string, when time.Time, want int) {
+// wantHits calls Hits and checks what it returns.
+func wantHits(t *testing.T, th store.Throttle, key string, when time.Time, want store.Hits) {
 	t.Helper()
-	got, err := th.Failures(t.Context(), key, when, throttleWindow)
+	got, err := th.Hits(t.Context(), key, when)
 	mustOK(t, err)
-	if got != want {
-		t.Errorf("Failures(%q, %v): got %d, want %d", key, when, got, want)
+	if !sameHits(got, want) {
+		t.Errorf("Hits(%q, %v): got %+v, want %+v", key, when, got, want)
 	}
 }
 
 func testThrottleUnknownKey(t *testing.T, s Stores) {
 	th := needThrottle(t, s)
-	wantFailures(t, th, "no-such-key", at(0), 0)
-	mustOK(t, th.ResetFailures(t.Context(), "no-such-key"))
-	// Another key's failures are not this one's.
-	addFailure(t, th, "other-key", at(0), 1)
-	wantFailures(t, th, "no-such-key", at(0), 0)
-	mustOK(t, th.ResetFailures(t.Context(), "no-such-key"))
-	wantFailures(t, th, "other-key", at(0), 1)
+	wantHits(t, th, "no-such-key", at(0), store.Hits{})
+	mustOK(t, th.ResetHits(t.Context(), "no-such-key"))
+	// Another key's events are not this one's.
+	addHit(t, th, "other-key", at(0), hits(1, 0, 0))
+	wantHits(t, th, "no-such-key", at(0), store.Hits{})
+	mustOK(t, th.ResetHits(t.Context(), "no-such-key"))
+	wantHits(t, th, "other-key", at(0), hits(1, 0, 0))
 }
 
 func testThrottleCountsWithinWindow(t *testing.T, s Stores) {
 	th := needThrottle(t, s)
 	const key = "key-1"
-	// Each failure: when it happens, and the count AddFailure returns. The
-	// window opened by the first lasts until throttleStart+throttleWindow.
-	failures := []struct {
-		at   time.Duration
-		want int
-	}{
-		{0, 1},
-		{time.Second, 2},
-		{time.Minute, 3},
-		{throttleWindow / 2, 4},
-		{throttleWindow - time.Second, 5}, // the window's last second
+	// Each event: when it happens. The window opened by the first lasts
+	// until throttleStart+throttleWindow, however many follow.
+	events := []time.Duration{0, time.Second, time.Minute, throttleWindow / 2, throttleWindow - time.Second}
+	for i, d := range events {
+		addHit(t, th, key, at(d), hits(i+1, 0, d))
 	}
-	for _, f := range failures {
-		addFailure(t, th, key, at(f.at), f.want)
-	}
-	// Failures only reads.
+	// Hits only reads.
+	last := events[len(events)-1]
 	for _, d := range []time.Duration{0, time.Minute, throttleWindow - time.Second} {
-		wantFailures(t, th, key, at(d), len(failures))
+		wantHits(t, th, key, at(d), hits(len(events), 0, last))
 	}
+}
+
+func testThrottleLastIsLatest(t *testing.T, s Stores) {
+	th := needThrottle(t, s)
+	const key = "key-1"
+	// Replicas' clocks differ a little: an event stamped earlier than the
+	// latest counts, but Last stays the latest.
+	addHit(t, th, key, at(0), hits(1, 0, 0))
+	addHit(t, th, key, at(time.Minute), hits(2, 0, time.Minute))
+	addHit(t, th, key, at(30*time.Second), hits(3, 0, time.Minute))
+	wantHits(t, th, key, at(2*time.Minute), hits(3, 0, time.Minute))
 }
 
 func testThrottleNewWindow(t *testing.T, s Stores) {
 	th := needThrottle(t, s)
 	const key = "key-1"
-	addFailure(t, th, key, at(0), 1)
-	addFailure(t, th, key, at(time.Minute), 2)
+	addHit(t, th, key, at(0), hits(1, 0, 0))
+	addHit(t, th, key, at(time.Minute), hits(2, 0, time.Minute))
 	// The window is [start, start+window): at its end it is closed.
-	wantFailures(t, th, key, at(throttleWindow-time.Second), 2)
-	wantFailures(t, th, key, at(throttleWindow), 0)
-	wantFailures(t, th, key, at(24*time.Hour), 0)
+	wantHits(t, th, key, at(throttleWindow-time.Second), hits(2, 0, time.Minute))
+	wantHits(t, th, key, at(throttleWindow), store.Hits{})
+	wantHits(t, th, key, at(24*time.Hour), store.Hits{})
 
-	// A failure at the very end starts a new window.
-	addFailure(t, th, key, at(throttleWindow), 1)
-	addFailure(t, th, key, at(2*throttleWindow-time.Second), 2)
-	wantFailures(t, th, key, at(2*throttleWindow), 0)
+	// An event at the very end opens a new window.
+	w := throttleWindow
+	addHit(t, th, key, at(w), hits(1, w, w))
+	addHit(t, th, key, at(2*w-time.Second), hits(2, w, 2*w-time.Second))
+	wantHits(t, th, key, at(2*w), store.Hits{})
 
-	// A failure after the end starts a new window too, which starts then,
+	// An event after the end opens a new window too, which starts then,
 	// not where the old one ended: it still runs a minute later.
-	second := 3*throttleWindow + time.Minute
-	addFailure(t, th, key, at(second), 1)
-	addFailure(t, th, key, at(second+throttleWindow-time.Second), 2)
-	wantFailures(t, th, key, at(second+throttleWindow-time.Second), 2)
-	wantFailures(t, th, key, at(second+throttleWindow), 0)
+	second := 3*w + time.Minute
+	addHit(t, th, key, at(second), hits(1, second, second))
+	addHit(t, th, key, at(second+w-time.Second), hits(2, second, second+w-time.Second))
+	wantHits(t, th, key, at(second+w), store.Hits{})
 
-	// A failure long after starts a new window too.
+	// An event long after opens a new window too.
 	third := 30 * 24 * time.Hour
-	addFailure(t, th, key, at(third), 1)
-	wantFailures(t, th, key, at(third), 1)
+	addHit(t, th, key, at(third), hits(1, third, third))
+	wantHits(t, th, key, at(third), hits(1, third, third))
+}
+
+func testThrottleWindowNotExtended(t *testing.T, s Stores) {
+	th := needThrottle(t, s)
+	ctx := t.Context()
+	const key = "key-1"
+	// The window is the one given when it opened; a later AddHit with a
+	// longer one neither extends nor shortens it.
+	_, err := th.AddHit(ctx, key, at(0), time.Minute)
+	mustOK(t, err)
+	got, err := th.AddHit(ctx, key, at(30*time.Second), time.Hour)
+	mustOK(t, err)
+	want := store.Hits{Count: 2, Last: at(30 * time.Second), Expires: at(time.Minute)}
+	if !sameHits(got, want) {
+		t.Errorf("AddHit with a longer window: got %+v, want %+v", got, want)
+	}
+	wantHits(t, th, key, at(time.Minute), store.Hits{})
 }
 
 func testThrottleReset(t *testing.T, s Stores) {
@@ -1192,38 +1232,50 @@ func testThrottleReset(t *testing.T, s Stores) {
 	ctx := t.Context()
 	const key = "key-1"
 	for i := range 3 {
-		addFailure(t, th, key, at(time.Duration(i)*time.Second), i+1)
+		d := time.Duration(i) * time.Second
+		addHit(t, th, key, at(d), hits(i+1, 0, d))
 	}
-	mustOK(t, th.ResetFailures(ctx, key))
-	wantFailures(t, th, key, at(3*time.Second), 0)
-	mustOK(t, th.ResetFailures(ctx, key)) // again: no error
+	mustOK(t, th.ResetHits(ctx, key))
+	wantHits(t, th, key, at(3*time.Second), store.Hits{})
+	mustOK(t, th.ResetHits(ctx, key)) // again: no error
 
-	// Counting starts over, in a window starting at the next failure.
-	addFailure(t, th, key, at(time.Minute), 1)
-	addFailure(t, th, key, at(time.Minute+throttleWindow-time.Second), 2)
-	wantFailures(t, th, key, at(time.Minute+throttleWindow), 0)
+	// Counting starts over, in a window opening at the next event.
+	m := time.Minute
+	addHit(t, th, key, at(m), hits(1, m, m))
+	addHit(t, th, key, at(m+throttleWindow-time.Second), hits(2, m, m+throttleWindow-time.Second))
+	wantHits(t, th, key, at(m+throttleWindow), store.Hits{})
 }
 
 func testThrottleKeysAreDistinct(t *testing.T, s Stores) {
 	th := needThrottle(t, s)
 	ctx := t.Context()
-	// Key b's window starts later than key a's: each key has its own.
-	addFailure(t, th, "a", at(0), 1)
-	addFailure(t, th, "a", at(time.Second), 2)
-	addFailure(t, th, "b", at(10*time.Minute), 1)
-	addFailure(t, th, "a", at(11*time.Minute), 3)
-	wantFailures(t, th, "a", at(11*time.Minute), 3)
-	wantFailures(t, th, "b", at(11*time.Minute), 1)
+	// Key b's window opens later than key a's: each key has its own.
+	addHit(t, th, "a", at(0), hits(1, 0, 0))
+	addHit(t, th, "a", at(time.Second), hits(2, 0, time.Second))
+	addHit(t, th, "b", at(10*time.Minute), hits(1, 10*time.Minute, 10*time.Minute))
+	addHit(t, th, "a", at(11*time.Minute), hits(3, 0, 11*time.Minute))
+	wantHits(t, th, "a", at(11*time.Minute), hits(3, 0, 11*time.Minute))
+	wantHits(t, th, "b", at(11*time.Minute), hits(1, 10*time.Minute, 10*time.Minute))
 
 	// Key a's window ends, key b's runs on.
-	wantFailures(t, th, "a", at(throttleWindow), 0)
-	wantFailures(t, th, "b", at(throttleWindow), 1)
-	addFailure(t, th, "b", at(throttleWindow+time.Minute), 2)
+	wantHits(t, th, "a", at(throttleWindow), store.Hits{})
+	wantHits(t, th, "b", at(throttleWindow), hits(1, 10*time.Minute, 10*time.Minute))
+	addHit(t, th, "b", at(throttleWindow+time.Minute), hits(2, 10*time.Minute, throttleWindow+time.Minute))
 
 	// Resetting one key leaves the other alone.
-	mustOK(t, th.ResetFailures(ctx, "b"))
-	wantFailures(t, th, "b", at(throttleWindow+time.Minute), 0)
-	wantFailures(t, th, "a", at(time.Minute), 3)
+	mustOK(t, th.ResetHits(ctx, "b"))
+	wantHits(t, th, "b", at(throttleWindow+time.Minute), store.Hits{})
+	wantHits(t, th, "a", at(time.Minute), hits(3, 0, 11*time.Minute))
+}
+
+func testThrottleBadWindow(t *testing.T, s Stores) {
+	th := needThrottle(t, s)
+	for _, w := range []time.Duration{0, -time.Minute, 999 * time.Nanosecond} {
+		if _, err := th.AddHit(t.Context(), "key-1", at(0), w); err == nil {
+			t.Errorf("AddHit(window %v): got no error, want one", w)
+		}
+	}
+	wantHits(t, th, "key-1", at(0), store.Hits{})
 }
 
 func testThrottleConcurrent(t *testing.T, s Stores) {
@@ -1232,8 +1284,8 @@ func testThrottleConcurrent(t *testing.T, s Stores) {
 	const key = "contested"
 	counts := make([]int, racers)
 	errs := Race(racers, func(i int) error {
-		var err error
-		counts[i], err = th.AddFailure(ctx, key, at(0), throttleWindow)
+		h, err := th.AddHit(ctx, key, at(time.Duration(i)*time.Millisecond), throttleWindow)
+		counts[i] = h.Count
 		return err
 	})
 	for i, err := range errs {
@@ -1248,5 +1300,9 @@ func testThrottleConcurrent(t *testing.T, s Stores) {
 			t.Fatalf("got counts %v, want each of 1 to %d once", counts, racers)
 		}
 	}
-	wantFailures(t, th, key, at(time.Second), racers)
+	got, err := th.Hits(ctx, key, at(time.Second))
+	mustOK(t, err)
+	if got.Count != racers || !sameTime(got.Expires, at(throttleWindow)) {
+		t.Errorf("got %+v, want %d events in the window opened at %v", got, racers, at(0))
+	}
 }

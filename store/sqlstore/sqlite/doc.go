@@ -2,7 +2,7 @@
 // [github.com/pixieauth/pixie/store/sqlstore], on an SQLite database file
 // through modernc.org/sqlite, a pure-Go SQLite: programs still build with
 // CGO_ENABLED=0. It is pixie's embedded default: one process, nothing to
-// install, clients, users, grants, signing keys, consents and login-failure
+// install, clients, users, grants, signing keys, consents and throttle
 // counts surviving restarts.
 //
 //	s, err := sqlite.Open(ctx, "pixie.db", sqlstore.Config{
@@ -92,6 +92,9 @@
 // consents_expires_idx on expires_at (built as consents_v5, then renamed);
 // existing rows become consents for the empty audience that expire 365
 // days after their updated_at. See package sqlstore for what they hold.
+//
+// Schema version 6 renames throttle's column window_start to last_at (Unix
+// microseconds of the key's latest event). See package sqlstore.
 //
 // Schema version 8 adds to users the columns address_formatted,
 // address_street, address_locality, address_region, address_postal_code,

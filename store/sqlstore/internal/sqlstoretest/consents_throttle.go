@@ -3,7 +3,6 @@ package sqlstoretest
 import (
 	"database/sql"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -24,6 +23,7 @@ var undo = map[int][]string{
 	4: {`ALTER TABLE clients DROP COLUMN post_logout_redirect_uris`},
 	5: {`DROP TABLE consents`, `CREATE TABLE consents (subject TEXT NOT NULL, client_id TEXT NOT NULL,
 scopes TEXT NOT NULL DEFAULT '[]', updated_at BIGINT NOT NULL, PRIMARY KEY (subject, client_id))`},
+	6: {`ALTER TABLE throttle RENAME COLUMN last_at TO window_start`},
 	8: {
 		`ALTER TABLE users DROP COLUMN address_formatted`, `ALTER TABLE users DROP COLUMN address_street`,
 		`ALTER TABLE users DROP COLUMN address_locality`, `ALTER TABLE users DROP COLUMN address_region`,
@@ -119,6 +119,14 @@ func testMigrateFromOlder(t *testing.T, b Backend) {
 			_, err = db.ExecContext(ctx, b.q(`INSERT INTO users (subject, username, password_hash, name) VALUES (?, ?, ?, ?)`),
 				"legacy-user", "legacy", "not-a-hash", "Legacy User")
 			mustOK(t, err)
+			// Throttle counts of schema version 3, in a window open a minute
+			// more, carry over.
+			windowStart := time.Now().Add(-time.Minute).Truncate(time.Second)
+			if tc.version >= 3 {
+				_, err := db.ExecContext(ctx, b.q(`INSERT INTO throttle (key, count, window_start, expires_at) VALUES (?, ?, ?, ?)`),
+					"old-key", 3, windowStart.UnixMicro(), windowStart.Add(2*time.Minute).UnixMicro())
+				mustOK(t, err)
+			}
 
 			stores := make([]*sqlstore.Store, tc.replicas)
 			errs := make([]error, tc.replicas)
@@ -176,11 +184,19 @@ func testMigrateFromOlder(t *testing.T, b Backend) {
 				t.Errorf("got consent %+v, want [openid] expiring %v", got, exp)
 			}
 			now := time.Now()
-			if _, err := s.AddFailure(ctx, "key-1", now, time.Minute); err != nil {
-				t.Fatalf("AddFailure: got error %v, want nil", err)
+			if _, err := s.AddHit(ctx, "key-1", now, time.Minute); err != nil {
+				t.Fatalf("AddHit: got error %v, want nil", err)
 			}
-			if n, err := other.AddFailure(ctx, "key-1", now, time.Minute); err != nil || n != 2 {
-				t.Errorf("AddFailure on another replica: got %d, %v, want 2", n, err)
+			if h, err := other.AddHit(ctx, "key-1", now, time.Minute); err != nil || h.Count != 2 {
+				t.Errorf("AddHit on another replica: got %+v, %v, want count 2", h, err)
+			}
+			if tc.version >= 3 {
+				h, err := other.AddHit(ctx, "old-key", now, time.Minute)
+				mustOK(t, err)
+				want := store.Hits{Count: 4, Last: now, Expires: windowStart.Add(2 * time.Minute)}
+				if h.Count != want.Count || !h.Last.Equal(now.Truncate(time.Microsecond)) || !h.Expires.Equal(want.Expires) {
+					t.Errorf("AddHit on a key of version 3: got %+v, want %+v", h, want)
+				}
 			}
 
 			// Opening it again applies nothing.
@@ -192,7 +208,7 @@ func testMigrateFromOlder(t *testing.T, b Backend) {
 
 // ---- throttle ----
 
-// testThrottleTwoPools checks that replicas throttle together: failures of
+// testThrottleTwoPools checks that replicas throttle together: events of
 // one key counted through two connection pools at once each get a
 // different count, 1 to n.
 func testThrottleTwoPools(t *testing.T, b Backend) {
@@ -202,8 +218,8 @@ func testThrottleTwoPools(t *testing.T, b Backend) {
 	at := time.Now()
 	counts := make([]int, n)
 	errs := storetest.Race(n, func(i int) error {
-		var err error
-		counts[i], err = pools[i%2].AddFailure(ctx, "contested", at, time.Minute)
+		h, err := pools[i%2].AddHit(ctx, "contested", at, time.Minute)
+		counts[i] = h.Count
 		return err
 	})
 	for i, err := range errs {
@@ -218,75 +234,58 @@ func testThrottleTwoPools(t *testing.T, b Backend) {
 		}
 	}
 	for i, s := range pools {
-		if got, err := s.Failures(ctx, "contested", at, time.Minute); err != nil || got != n {
-			t.Errorf("pool %d: Failures: got %d, %v, want %d", i, got, err, n)
+		if got, err := s.Hits(ctx, "contested", at); err != nil || got.Count != n {
+			t.Errorf("pool %d: Hits: got %+v, %v, want count %d", i, got, err, n)
 		}
 	}
 }
 
 // testThrottleTimes checks what storetest leaves open: times and windows
-// kept to the microsecond, times in any location, and a window that varies
-// from call to call, each call judging by its own.
+// kept to the microsecond, and times in any location.
 func testThrottleTimes(t *testing.T, b Backend) {
 	s, _ := fresh(t, b)
 	ctx := t.Context()
 	loc := time.FixedZone("UTC-3", -3*3600)
 	start := time.Date(2030, 1, 2, 3, 4, 5, 123456000, loc)
 	const window = 1500 * time.Microsecond
-	// Each call: AddFailure (add) or Failures, when, with what window, and
-	// the count it returns.
+	end := start.Add(window)
+	// Each call: AddHit (add) or Hits, when, and the Hits it returns.
 	calls := []struct {
-		add    bool
-		at     time.Time
-		window time.Duration
-		want   int
+		add  bool
+		at   time.Time
+		want store.Hits
 	}{
-		{true, start, window, 1},
-		{true, start.Add(window - time.Microsecond).UTC(), window, 2}, // the last microsecond, in UTC
-		{false, start.Add(window - time.Microsecond), window, 2},
-		{false, start.Add(window), window, 0},
-		{false, start.Add(window), 2 * window, 2}, // a longer window is still open
-		{true, start.Add(window), 2 * window, 3},
-		{true, start.Add(window), window, 1}, // a shorter one has ended
-		{false, start.Add(window), window, 1},
+		{true, start, store.Hits{Count: 1, Last: start, Expires: end}},
+		{true, end.Add(-time.Microsecond).UTC(), store.Hits{Count: 2, Last: end.Add(-time.Microsecond), Expires: end}}, // the last microsecond, in UTC
+		{true, start.Add(time.Microsecond), store.Hits{Count: 3, Last: end.Add(-time.Microsecond), Expires: end}},      // Last stays the latest
+		{false, end.Add(-time.Microsecond), store.Hits{Count: 3, Last: end.Add(-time.Microsecond), Expires: end}},
+		{false, end, store.Hits{}},
+		{true, end, store.Hits{Count: 1, Last: end, Expires: end.Add(window)}},
 	}
 	for i, c := range calls {
-		var got int
+		var got store.Hits
 		var err error
 		if c.add {
-			got, err = s.AddFailure(ctx, "key-1", c.at, c.window)
+			got, err = s.AddHit(ctx, "key-1", c.at, window)
 		} else {
-			got, err = s.Failures(ctx, "key-1", c.at, c.window)
+			got, err = s.Hits(ctx, "key-1", c.at)
 		}
 		mustOK(t, err)
-		if got != c.want {
-			t.Errorf("call %d (add: %v): got %d, want %d", i, c.add, got, c.want)
+		if got.Count != c.want.Count || !got.Last.Equal(c.want.Last) || !got.Expires.Equal(c.want.Expires) {
+			t.Errorf("call %d (add: %v): got %+v, want %+v", i, c.add, got, c.want)
 		}
 	}
 }
 
-// testThrottleBadWindow checks that a window under a microsecond, which
-// would count every failure as the first, is an operational error.
-func testThrottleBadWindow(t *testing.T, b Backend) {
-	s, _ := fresh(t, b)
-	ctx := t.Context()
-	for _, w := range []time.Duration{0, -time.Minute, 999 * time.Nanosecond} {
-		_, addErr := s.AddFailure(ctx, "key-1", time.Now(), w)
-		_, getErr := s.Failures(ctx, "key-1", time.Now(), w)
-		notSentinel(t, fmt.Sprintf("AddFailure(window %v)", w), addErr)
-		notSentinel(t, fmt.Sprintf("Failures(window %v)", w), getErr)
-	}
-}
-
-// testDeleteExpiredFailures checks that DeleteExpired removes the failure
-// rows whose window ended before its argument, keeps the others, does not
-// count them with the grants, and runs inside a transaction.
-func testDeleteExpiredFailures(t *testing.T, b Backend) {
+// testDeleteExpiredThrottle checks that DeleteExpired removes the throttle
+// rows whose window ended at or before its argument, keeps the others, does
+// not count them with the grants, and runs inside a transaction.
+func testDeleteExpiredThrottle(t *testing.T, b Backend) {
 	s, db := fresh(t, b)
 	ctx := t.Context()
 	cutoff := time.Now().UTC().Truncate(time.Microsecond)
 	const window = 10 * time.Minute
-	// Each key: when its window starts, and whether DeleteExpired(cutoff)
+	// Each key: when its window opens, and whether DeleteExpired(cutoff)
 	// removes it.
 	keys := []struct {
 		key      string
@@ -295,22 +294,21 @@ func testDeleteExpiredFailures(t *testing.T, b Backend) {
 	}{
 		{"ended-long-ago", cutoff.Add(-24 * time.Hour), true},
 		{"ended", cutoff.Add(-window - time.Microsecond), true},
-		{"ends-at-cutoff", cutoff.Add(-window), false}, // not before the cutoff
-		{"open", cutoff.Add(-time.Minute), false},
+		{"ends-at-cutoff", cutoff.Add(-window), true}, // [start, cutoff) has ended
+		{"open", cutoff.Add(-window + time.Microsecond), false},
 	}
 	for _, k := range keys {
-		_, err := s.AddFailure(ctx, k.key, k.start, window)
+		_, err := s.AddHit(ctx, k.key, k.start, window)
 		mustOK(t, err)
 	}
-	// A failure in the current window moves the end to the window it is
-	// counted with: "extended" started 20 minutes before the cutoff with a
-	// 10-minute window, but its second failure counted with 30 minutes.
-	_, err := s.AddFailure(ctx, "extended", cutoff.Add(-20*time.Minute), window)
+	// A later event with a longer window does not move the end: "counted"
+	// opened 20 minutes before the cutoff with a 10-minute window.
+	_, err := s.AddHit(ctx, "counted", cutoff.Add(-20*time.Minute), window)
 	mustOK(t, err)
-	n, err := s.AddFailure(ctx, "extended", cutoff.Add(-15*time.Minute), 30*time.Minute)
+	h, err := s.AddHit(ctx, "counted", cutoff.Add(-15*time.Minute), 30*time.Minute)
 	mustOK(t, err)
-	if n != 2 {
-		t.Fatalf("extended: got count %d, want 2", n)
+	if h.Count != 2 {
+		t.Fatalf("counted: got %+v, want count 2", h)
 	}
 	mustOK(t, s.CreateGrant(ctx, &store.Grant{Kind: store.KindAccessToken, Signature: "at-old", ExpiresAt: cutoff.Add(-time.Hour)}))
 
@@ -339,12 +337,12 @@ func testDeleteExpiredFailures(t *testing.T, b Backend) {
 		t.Errorf("after a rolled-back DeleteExpired: got keys %q, want %q", got, all)
 	}
 
-	n, err = s.DeleteExpired(ctx, cutoff)
+	n, err := s.DeleteExpired(ctx, cutoff)
 	mustOK(t, err)
 	if n != 1 {
 		t.Errorf("got %d records deleted, want 1 (the grant)", n)
 	}
-	want := []string{"extended"}
+	var want []string
 	for _, k := range keys {
 		if !k.wantGone {
 			want = append(want, k.key)

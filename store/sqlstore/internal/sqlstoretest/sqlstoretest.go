@@ -73,10 +73,9 @@ func Run(t *testing.T, b Backend) {
 		{"TxConsumeIsCompareAndSet", testTxConsumeCAS},
 		{"TxMisuse", testTxMisuse},
 		{"DeleteExpiredZeroTime", testDeleteExpiredZeroTime},
-		{"DeleteExpiredFailures", testDeleteExpiredFailures},
+		{"DeleteExpiredThrottle", testDeleteExpiredThrottle},
 		{"ThrottleTwoPools", testThrottleTwoPools},
 		{"ThrottleTimes", testThrottleTimes},
-		{"ThrottleBadWindow", testThrottleBadWindow},
 		{"ConsentValues", testConsentValues},
 		{"DeleteExpiredConsents", testDeleteExpiredConsents},
 		{"TimesAndEmptyValues", testTimesAndEmptyValues},
@@ -669,8 +668,8 @@ func testTablePrefix(t *testing.T, b Backend) {
 	mustOK(t, plain.Consume(ctx, store.KindAuthorizeCode, "code-1"))
 	mustOK(t, prefixed.Consume(ctx, store.KindAuthorizeCode, "code-1"))
 	for _, st := range []*sqlstore.Store{plain, prefixed} {
-		if n, err := st.AddFailure(ctx, "key-1", time.Now(), time.Minute); err != nil || n != 1 {
-			t.Errorf("AddFailure: got %d, %v, want 1 in each installation", n, err)
+		if h, err := st.AddHit(ctx, "key-1", time.Now(), time.Minute); err != nil || h.Count != 1 {
+			t.Errorf("AddHit: got %+v, %v, want count 1 in each installation", h, err)
 		}
 	}
 	mustOK(t, prefixed.SaveConsent(ctx, &store.Consent{Subject: "sub-1", ClientID: "web", Scopes: []string{"openid"}, ExpiresAt: time.Now().Add(time.Hour)}))
@@ -705,8 +704,8 @@ func testDatabaseDown(t *testing.T, b Backend) {
 	_, expiredErr := s.DeleteExpired(ctx, time.Now())
 	_, txErr := s.BeginTx(ctx)
 	_, consentErr := s.Consent(ctx, "sub-1", "web", "")
-	_, addFailureErr := s.AddFailure(ctx, "key-1", time.Now(), time.Minute)
-	_, failuresErr := s.Failures(ctx, "key-1", time.Now(), time.Minute)
+	_, addHitErr := s.AddHit(ctx, "key-1", time.Now(), time.Minute)
+	_, hitsErr := s.Hits(ctx, "key-1", time.Now())
 	for name, err := range map[string]error{
 		"Ping":                s.Ping(ctx),
 		"Client":              clientErr,
@@ -725,9 +724,9 @@ func testDatabaseDown(t *testing.T, b Backend) {
 		"BeginTx":             txErr,
 		"Consent":             consentErr,
 		"SaveConsent":         s.SaveConsent(ctx, &store.Consent{Subject: "sub-1", ClientID: "web", Scopes: []string{"openid"}, ExpiresAt: time.Now()}),
-		"AddFailure":          addFailureErr,
-		"Failures":            failuresErr,
-		"ResetFailures":       s.ResetFailures(ctx, "key-1"),
+		"AddHit":              addHitErr,
+		"Hits":                hitsErr,
+		"ResetHits":           s.ResetHits(ctx, "key-1"),
 	} {
 		notSentinel(t, name, err)
 	}
