@@ -60,20 +60,23 @@ type Config struct {
 	// SSO) and finishes with [Server.PendingLogin] and [Pending.Complete].
 	// Default "": pixie's login page at /login.
 	LoginURL string
-	// Throttle counts failed logins, so that guessing passwords is slow:
-	// after LoginFailuresPerUser failures for a username, or
-	// LoginFailuresPerIP from an address, within LoginFailureWindow, the
-	// login form refuses to check passwords for them until the window ends.
-	// Share it between replicas (the SQL store implements it). Default: in
-	// memory.
+	// Throttle counts failed logins and failed client authentications, for
+	// LoginBackoff and ClientAuthBackoff. Share it between replicas (the SQL
+	// store implements it). Default: in memory, holding at most
+	// [memory.DefaultMaxThrottleKeys] keys and forgetting each once its
+	// window ends.
 	Throttle store.Throttle
-	// LoginFailuresPerUser defaults to 5.
-	LoginFailuresPerUser int
-	// LoginFailuresPerIP defaults to 50.
-	LoginFailuresPerIP int
-	// LoginFailureWindow defaults to 15 minutes.
-	LoginFailureWindow time.Duration
-	// ClientIP returns the address a login attempt comes from, for the
+	// LoginBackoff slows down guessing passwords at the login form: see
+	// [Backoff]. Default: the Backoff defaults (5 free failures per username
+	// and address, then waits from 1 second doubling up to 15 minutes; 100
+	// failures per username and 100 per address an hour).
+	LoginBackoff Backoff
+	// ClientAuthBackoff slows down guessing client secrets at the token,
+	// revocation and introspection endpoints: see [Backoff]. Default: the
+	// Backoff defaults, with PerName [DefaultClientFailuresPerName] (1000
+	// failures per client ID an hour).
+	ClientAuthBackoff Backoff
+	// ClientIP returns the address an attempt comes from, for the
 	// throttle. Default: the connection's remote address; behind a reverse
 	// proxy, return the address it forwards (and trust only it).
 	ClientIP func(*http.Request) string
@@ -107,7 +110,9 @@ type Server struct {
 	consents store.Consents
 	// consentLifetime is how long a consent lasts (Config.ConsentLifetime).
 	consentLifetime time.Duration
-	throttle        *throttle
+	logins          *limiter // wrong passwords
+	clients         *limiter // wrong client secrets
+	clientIP        func(*http.Request) string
 }
 
 type route struct {
@@ -203,27 +208,29 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 	} else if s.consentLifetime < time.Minute {
 		return nil, fmt.Errorf("handlers: Config.ConsentLifetime %v is shorter than a minute", cfg.ConsentLifetime)
 	}
-	t := &throttle{st: cfg.Throttle, perUser: cfg.LoginFailuresPerUser, perIP: cfg.LoginFailuresPerIP,
-		window: cfg.LoginFailureWindow, now: p.Now, ip: cfg.ClientIP}
-	if t.st == nil {
-		t.st = inMemory()
+	thr := cfg.Throttle
+	if thr == nil {
+		thr = inMemory()
 	}
-	if t.perUser == 0 {
-		t.perUser = DefaultLoginFailuresPerUser
+	login, err := cfg.LoginBackoff.withDefaults("LoginBackoff", DefaultLoginFailuresPerName)
+	if err != nil {
+		return nil, err
 	}
-	if t.perIP == 0 {
-		t.perIP = DefaultLoginFailuresPerIP
+	client, err := cfg.ClientAuthBackoff.withDefaults("ClientAuthBackoff", DefaultClientFailuresPerName)
+	if err != nil {
+		return nil, err
 	}
-	if t.window == 0 {
-		t.window = DefaultLoginFailureWindow
+	throttleKey, err := p.DeriveKey("throttle keys")
+	if err != nil {
+		return nil, err
 	}
-	if t.ip == nil {
-		t.ip = remoteIP
+	s.logins = &limiter{st: thr, b: login, kind: "l", key: throttleKey, now: p.Now, known: true,
+		names: newKeyedSemaphore(1), addrs: newKeyedSemaphore(addressConcurrency)}
+	s.clients = &limiter{st: thr, b: client, kind: "c", key: throttleKey, now: p.Now}
+	s.clientIP = cfg.ClientIP
+	if s.clientIP == nil {
+		s.clientIP = remoteIP
 	}
-	if t.perUser < 0 || t.perIP < 0 || t.window < time.Second {
-		return nil, errors.New("handlers: Config.LoginFailuresPerUser and LoginFailuresPerIP must not be negative, nor LoginFailureWindow shorter than a second")
-	}
-	s.throttle = t
 	s.loginURL = s.link(PathLogin)
 	if u, err := url.Parse(cfg.LoginURL); err != nil || u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("handlers: Config.LoginURL %q must be a URL without query or fragment", cfg.LoginURL)

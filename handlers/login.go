@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/pixieauth/pixie/store"
 )
@@ -49,15 +50,22 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		s.p.Logger().ErrorContext(ctx, op, "error", err)
 		s.renderError(w, r, http.StatusInternalServerError, "server_error", "Signing in is not possible right now. Try again later.")
 	}
-	userKey, ipKey := s.throttle.keys(r, username)
-	if ok, err := s.throttle.admit(ctx, userKey, ipKey); err != nil {
+	// The throttle decides before the password is checked, and only a
+	// wrong password counts: a throttled attempt confirms no guess, and no
+	// number of right ones is ever refused as failures.
+	att := s.logins.attempt(strings.ToLower(username), s.clientIP(r))
+	release, err := s.logins.lock(ctx, att)
+	if err != nil {
+		return // the client went away while waiting its turn
+	}
+	defer release()
+	if wait, err := s.logins.check(ctx, att); err != nil {
 		unavailable("read login throttle", err)
 		return
-	} else if !ok {
-		// The password is not checked: a locked account must not confirm
-		// a right guess either.
-		s.p.Logger().WarnContext(ctx, "login throttled")
-		page.Error = "Too many failed attempts. Wait a few minutes and try again."
+	} else if wait > 0 {
+		secs := retryAfter(w, wait)
+		s.p.Logger().WarnContext(ctx, "login throttled", "retry_after", secs)
+		page.Error = "Too many failed attempts. Try again in " + waitText(secs) + "."
 		page.CSRFToken, _ = sess.csrfToken()
 		s.showLogin(w, r, http.StatusTooManyRequests, page)
 		return
@@ -68,7 +76,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 			unavailable("authenticate user", err)
 			return
 		}
-		if err := s.throttle.failed(ctx, ipKey); err != nil {
+		if err := s.logins.failed(ctx, att); err != nil {
 			unavailable("record login failure", err)
 			return
 		}
@@ -78,8 +86,8 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		s.showLogin(w, r, http.StatusOK, page)
 		return
 	}
-	if err := s.throttle.st.ResetFailures(ctx, userKey); err != nil {
-		s.p.Logger().ErrorContext(ctx, "reset login throttle", "error", err)
+	if err := s.logins.succeeded(ctx, att); err != nil {
+		s.p.Logger().ErrorContext(ctx, "record login success in throttle", "error", err)
 	}
 	sess.logIn(sub, s.p.Now(), "pwd")
 	if err := s.save(w, r, sess); err != nil {

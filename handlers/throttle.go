@@ -2,64 +2,326 @@ package handlers
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"net"
 	"net/http"
-	"strings"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/pixieauth/pixie/store"
 )
 
-// Brute-force defaults: failed logins allowed per window before the login
-// form refuses to check passwords for that username or address until the
-// window ends.
+// Defaults of [Backoff], for logins ([Config.LoginBackoff]) and client
+// authentication ([Config.ClientAuthBackoff]) alike unless named for one.
 const (
-	DefaultLoginFailuresPerUser = 5
-	DefaultLoginFailuresPerIP   = 50
-	DefaultLoginFailureWindow   = 15 * time.Minute
+	DefaultFreeFailures          = 5
+	DefaultBackoffDelay          = time.Second
+	DefaultMaxBackoffDelay       = 15 * time.Minute
+	DefaultLoginFailuresPerName  = 100  // per username
+	DefaultClientFailuresPerName = 1000 // per client ID
+	DefaultFailuresPerAddress    = 100
+	DefaultFailureWindow         = time.Hour
 )
 
-// throttle applies the login failure budget.
-type throttle struct {
-	st      store.Throttle
-	perUser int
-	perIP   int
-	window  time.Duration
-	now     func() time.Time
-	ip      func(*http.Request) string
+// knownAddressWindow is how long an address from which a user logged in
+// stays exempt from the user's PerName budget.
+const knownAddressWindow = 30 * 24 * time.Hour
+
+// addressConcurrency is how many password checks from one address a server
+// runs at once; a username's are run one at a time.
+const addressConcurrency = 4
+
+// Backoff throttles failed attempts (wrong passwords, wrong client secrets)
+// without giving an attacker a switch that locks the owner out. It counts
+// failures three ways, each in a window of Window that opens with the
+// first failure it counts:
+//
+//   - per name (username or client ID) and address: FreeFailures failures
+//     cost nothing; after that each attempt waits, from the latest failure,
+//     Delay, then twice as long after each further failure, up to MaxDelay;
+//   - per name, from all addresses: after PerName failures, attempts for
+//     the name wait until the window ends, except (for logins) from an
+//     address the user has logged in from in the last 30 days;
+//   - per address, for all names: after PerAddress failures, attempts from
+//     the address wait until the window ends.
+//
+// An attempt that must wait is refused before the password or secret is
+// checked, with 429 and Retry-After. A right password or secret never counts
+// as a failure, and it clears the backoff of its name and address. A field
+// left zero takes its default.
+type Backoff struct {
+	// FreeFailures is how many failures one name may have from one address
+	// before attempts wait. Default [DefaultFreeFailures].
+	FreeFailures int
+	// Delay is the first wait, doubled by each further failure. Default
+	// [DefaultBackoffDelay]; at least a millisecond.
+	Delay time.Duration
+	// MaxDelay caps the wait. Default [DefaultMaxBackoffDelay]; not less
+	// than Delay.
+	MaxDelay time.Duration
+	// PerName is how many failures one name may have from all addresses in
+	// a window. Default [DefaultLoginFailuresPerName] for logins,
+	// [DefaultClientFailuresPerName] for clients.
+	PerName int
+	// PerAddress is how many failures one address may have for all names in
+	// a window. Default [DefaultFailuresPerAddress].
+	PerAddress int
+	// Window is how long failures are counted. Default
+	// [DefaultFailureWindow]; at least a second.
+	Window time.Duration
 }
 
-// keys returns the throttle keys of a login attempt: digests, so that the
-// throttle store holds neither usernames nor addresses.
-func (t *throttle) keys(r *http.Request, username string) (user, ip string) {
-	digest := func(s string) string {
-		sum := sha256.Sum256([]byte(s))
-		return base64.RawURLEncoding.EncodeToString(sum[:])
+// withDefaults fills the zero fields and validates; field names the Config
+// field in errors.
+func (b Backoff) withDefaults(field string, perName int) (Backoff, error) {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
 	}
-	return "user:" + digest(strings.ToLower(username)), "ip:" + digest(t.ip(r))
-}
-
-// admit decides whether a login attempt may have its password checked. It
-// counts the attempt against the username first, atomically, so that
-// concurrent guesses cannot get more checks than the budget (a success
-// forgets the count); then it checks the address's failures.
-func (t *throttle) admit(ctx context.Context, userKey, ipKey string) (bool, error) {
-	now := t.now()
-	n, err := t.st.AddFailure(ctx, userKey, now, t.window)
-	if err != nil || n > t.perUser {
-		return false, err
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
 	}
-	n, err = t.st.Failures(ctx, ipKey, now, t.window)
-	return err == nil && n < t.perIP, err
+	def(&b.FreeFailures, DefaultFreeFailures)
+	def(&b.PerName, perName)
+	def(&b.PerAddress, DefaultFailuresPerAddress)
+	defDur(&b.Delay, DefaultBackoffDelay)
+	defDur(&b.MaxDelay, DefaultMaxBackoffDelay)
+	defDur(&b.Window, DefaultFailureWindow)
+	switch {
+	case b.FreeFailures < 0:
+		return b, fmt.Errorf("handlers: Config.%s.FreeFailures %d is negative", field, b.FreeFailures)
+	case b.PerName < 0:
+		return b, fmt.Errorf("handlers: Config.%s.PerName %d is negative", field, b.PerName)
+	case b.PerAddress < 0:
+		return b, fmt.Errorf("handlers: Config.%s.PerAddress %d is negative", field, b.PerAddress)
+	case b.Delay < time.Millisecond:
+		return b, fmt.Errorf("handlers: Config.%s.Delay %v is shorter than a millisecond", field, b.Delay)
+	case b.MaxDelay < b.Delay:
+		return b, fmt.Errorf("handlers: Config.%s.MaxDelay %v is shorter than Delay %v", field, b.MaxDelay, b.Delay)
+	case b.Window < time.Second:
+		return b, fmt.Errorf("handlers: Config.%s.Window %v is shorter than a second", field, b.Window)
+	}
+	return b, nil
 }
 
-// failed records a failed attempt against the address (the username's
-// count already holds it).
-func (t *throttle) failed(ctx context.Context, ipKey string) error {
-	_, err := t.st.AddFailure(ctx, ipKey, t.now(), t.window)
-	return err
+// delay is the wait after the k-th failure beyond the free ones (k >= 1).
+func (b Backoff) delay(k int) time.Duration {
+	d := b.Delay
+	for i := 1; i < k && d < b.MaxDelay; i++ {
+		d *= 2
+	}
+	return min(d, b.MaxDelay)
+}
+
+// limiter applies a Backoff to one kind of attempt.
+type limiter struct {
+	st    store.Throttle
+	b     Backoff
+	kind  string // key prefix: "l" logins, "c" clients
+	key   []byte // HMAC key of the throttle keys
+	now   func() time.Time
+	known bool // exempt addresses the name succeeded from of PerName
+	// serialize runs the checks of one name one at a time, and of one
+	// address addressConcurrency at a time, on this server, so that a
+	// burst of concurrent guesses cannot all pass one check before any
+	// failure is counted. Nil: not serialized.
+	names, addrs *keyedSemaphore
+}
+
+// attempt is one attempt's throttle keys and what check read.
+type attempt struct {
+	pair, name, addr, known string
+	pairHits                store.Hits
+}
+
+// attempt returns the keys of an attempt by name from addr: digests keyed
+// with a secret every replica derives alike, so that the throttle store
+// holds neither names nor addresses, nor digests that a dictionary reverses.
+func (l *limiter) attempt(name, addr string) *attempt {
+	digest := func(part string, fields ...string) string {
+		m := hmac.New(sha256.New, l.key)
+		for _, f := range fields {
+			m.Write([]byte(strconv.Itoa(len(f)) + ":" + f))
+		}
+		return l.kind + part + ":" + base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
+	}
+	return &attempt{
+		pair:  digest("p", name, addr),
+		name:  digest("n", name),
+		addr:  digest("a", addr),
+		known: digest("k", name, addr),
+	}
+}
+
+// lock waits for the attempt's turn (see limiter.names). The caller must
+// call the returned function when the attempt is decided.
+func (l *limiter) lock(ctx context.Context, a *attempt) (func(), error) {
+	if l.names == nil {
+		return func() {}, nil
+	}
+	unlockName, err := l.names.acquire(ctx, a.name)
+	if err != nil {
+		return nil, err
+	}
+	unlockAddr, err := l.addrs.acquire(ctx, a.addr)
+	if err != nil {
+		unlockName()
+		return nil, err
+	}
+	return func() { unlockAddr(); unlockName() }, nil
+}
+
+// check returns how long the attempt must wait before it may be made: 0 if
+// it may be made now.
+func (l *limiter) check(ctx context.Context, a *attempt) (time.Duration, error) {
+	now := l.now()
+	var until time.Time
+	later := func(t time.Time) {
+		if t.After(until) {
+			until = t
+		}
+	}
+	pair, err := l.st.Hits(ctx, a.pair, now)
+	if err != nil {
+		return 0, err
+	}
+	a.pairHits = pair
+	if pair.Count >= l.b.FreeFailures {
+		t := pair.Last.Add(l.b.delay(pair.Count - l.b.FreeFailures + 1))
+		if t.After(pair.Expires) {
+			t = pair.Expires // a new window starts afresh
+		}
+		later(t)
+	}
+	addr, err := l.st.Hits(ctx, a.addr, now)
+	if err != nil {
+		return 0, err
+	}
+	if addr.Count >= l.b.PerAddress {
+		later(addr.Expires)
+	}
+	name, err := l.st.Hits(ctx, a.name, now)
+	if err != nil {
+		return 0, err
+	}
+	if name.Count >= l.b.PerName {
+		exempt := false
+		if l.known {
+			k, err := l.st.Hits(ctx, a.known, now)
+			if err != nil {
+				return 0, err
+			}
+			exempt = k.Count > 0
+		}
+		if !exempt {
+			later(name.Expires)
+		}
+	}
+	return max(until.Sub(now), 0), nil
+}
+
+// failed counts a failed attempt: against the name from the address, the
+// name, and the address.
+func (l *limiter) failed(ctx context.Context, a *attempt) error {
+	now := l.now()
+	for _, k := range []string{a.pair, a.name, a.addr} {
+		if _, err := l.st.AddHit(ctx, k, now, l.b.Window); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// succeeded clears the backoff of the name from the address and, for
+// logins, remembers the address as one the user logs in from.
+func (l *limiter) succeeded(ctx context.Context, a *attempt) error {
+	if a.pairHits.Count > 0 {
+		if err := l.st.ResetHits(ctx, a.pair); err != nil {
+			return err
+		}
+	}
+	if l.known {
+		if _, err := l.st.AddHit(ctx, a.known, l.now(), knownAddressWindow); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// retryAfter sets Retry-After (RFC 9110 §10.2.3) to wait in whole seconds,
+// rounded up, and returns them.
+func retryAfter(w http.ResponseWriter, wait time.Duration) int {
+	secs := int((wait + time.Second - 1) / time.Second)
+	secs = max(secs, 1)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	return secs
+}
+
+// waitText says how long secs seconds is, for a person.
+func waitText(secs int) string {
+	n, unit := secs, "second"
+	if secs >= 60 {
+		n, unit = (secs+59)/60, "minute"
+	}
+	if n == 1 {
+		return "1 " + unit
+	}
+	return strconv.Itoa(n) + " " + unit + "s"
+}
+
+// keyedSemaphore lets at most size holders per key at once. It holds an
+// entry only while a key has holders or waiters.
+type keyedSemaphore struct {
+	size int
+	mu   sync.Mutex
+	held map[string]*semaphore
+}
+
+type semaphore struct {
+	slots chan struct{}
+	refs  int // holders and waiters
+}
+
+func newKeyedSemaphore(size int) *keyedSemaphore {
+	return &keyedSemaphore{size: size, held: make(map[string]*semaphore)}
+}
+
+// acquire waits for a slot of key, or for ctx to end. The caller must call
+// the returned function to give the slot back.
+func (k *keyedSemaphore) acquire(ctx context.Context, key string) (func(), error) {
+	k.mu.Lock()
+	s := k.held[key]
+	if s == nil {
+		s = &semaphore{slots: make(chan struct{}, k.size)}
+		k.held[key] = s
+	}
+	s.refs++
+	k.mu.Unlock()
+	select {
+	case s.slots <- struct{}{}:
+		return func() {
+			<-s.slots
+			k.unref(key, s)
+		}, nil
+	case <-ctx.Done():
+		k.unref(key, s)
+		return nil, ctx.Err()
+	}
+}
+
+func (k *keyedSemaphore) unref(key string, s *semaphore) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if s.refs--; s.refs == 0 {
+		delete(k.held, key)
+	}
 }
 
 // remoteIP is the client address of a direct connection. Behind a proxy,
