@@ -13,8 +13,13 @@ import (
 
 // token serves the token endpoint.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	resp, err := s.p.Token(r.Context(), r)
 	noStore(w.Header())
+	att, ok := s.admitClient(w, r)
+	if !ok {
+		return
+	}
+	resp, err := s.p.Token(r.Context(), r)
+	s.clientOutcome(r, att, err)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -25,7 +30,13 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 // revoke serves the revocation endpoint.
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	noStore(w.Header())
-	if err := s.p.Revoke(r.Context(), r); err != nil {
+	att, ok := s.admitClient(w, r)
+	if !ok {
+		return
+	}
+	err := s.p.Revoke(r.Context(), r)
+	s.clientOutcome(r, att, err)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -35,12 +46,79 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 // introspect serves the introspection endpoint.
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	noStore(w.Header())
+	att, ok := s.admitClient(w, r)
+	if !ok {
+		return
+	}
 	resp, err := s.p.Introspect(r.Context(), r)
+	s.clientOutcome(r, att, err)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// admitClient applies Config.ClientAuthBackoff to a request in which a
+// client presents a secret, before the provider checks it. It returns the
+// attempt (nil if the request presents no secret) and whether the request
+// may go on; if not, it has answered: 429 with Retry-After once the budget
+// is spent.
+func (s *Server) admitClient(w http.ResponseWriter, r *http.Request) (*attempt, bool) {
+	id, withSecret, err := provider.ClientCredentials(r)
+	if err != nil {
+		s.writeError(w, r, err) // what the provider answers
+		return nil, false
+	}
+	if !withSecret {
+		return nil, true // no secret is guessed
+	}
+	ctx := r.Context()
+	att := s.clients.attempt(id, s.clientIP(r))
+	wait, err := s.clients.check(ctx, att)
+	if err != nil {
+		s.p.Logger().ErrorContext(ctx, "read client throttle", "error", err)
+		s.writeError(w, r, &provider.Error{Code: provider.ErrCodeServerError, Description: "The server could not complete the request.", Status: http.StatusInternalServerError})
+		return nil, false
+	}
+	if wait > 0 {
+		secs := retryAfter(w, wait)
+		s.p.Logger().WarnContext(ctx, "client authentication throttled", "retry_after", secs)
+		s.writeError(w, r, &provider.Error{
+			Code:        errCodeTemporarilyUnavailable,
+			Description: fmt.Sprintf("Too many failed client authentications. Try again in %d seconds.", secs),
+			Status:      http.StatusTooManyRequests,
+		})
+		return nil, false
+	}
+	return att, true
+}
+
+// errCodeTemporarilyUnavailable is the error of a throttled client
+// authentication (RFC 6749 §4.1.2.1 defines it for a server that cannot
+// take the request now; §5.2 has no code for it).
+const errCodeTemporarilyUnavailable = "temporarily_unavailable"
+
+// clientOutcome records how the provider judged the client of an admitted
+// attempt: invalid_client is a failure; an answer of 200 proves the secret,
+// and clears the backoff. Other errors may come before or after client
+// authentication, so they count neither way.
+func (s *Server) clientOutcome(r *http.Request, att *attempt, err error) {
+	if att == nil {
+		return
+	}
+	ctx := r.Context()
+	var e *provider.Error
+	switch {
+	case err == nil:
+		if err := s.clients.succeeded(ctx, att); err != nil {
+			s.p.Logger().ErrorContext(ctx, "record client authentication in throttle", "error", err)
+		}
+	case errors.As(err, &e) && e.Code == provider.ErrCodeInvalidClient:
+		if err := s.clients.failed(ctx, att); err != nil {
+			s.p.Logger().ErrorContext(ctx, "record client authentication failure", "error", err)
+		}
+	}
 }
 
 // userinfo serves the UserInfo endpoint. The token comes in the

@@ -25,11 +25,8 @@ import (
 // Of concurrent redemptions of one code or refresh token exactly one
 // succeeds; the others get invalid_grant.
 func (p *Provider) Token(ctx context.Context, r *http.Request) (map[string]any, error) {
-	if err := checkForm(r); err != nil {
+	if err := parseForm(r); err != nil {
 		return nil, err
-	}
-	if err := r.ParseForm(); err != nil {
-		return nil, &Error{Code: ErrCodeInvalidRequest, Description: "The request body could not be parsed.", Status: http.StatusBadRequest}
 	}
 	if k := repeated(r.PostForm); k != "" {
 		return nil, &Error{Code: ErrCodeInvalidRequest, Description: "The parameter " + k + " is included more than once (RFC 6749 §3.2).", Status: http.StatusBadRequest}
@@ -44,6 +41,9 @@ func (p *Provider) Token(ctx context.Context, r *http.Request) (map[string]any, 
 	}
 	p.maybeCleanup(ctx)
 	ctx = withMemo(ctx)
+	if err := p.equalizeClientAuth(ctx, r, "token"); err != nil {
+		return nil, err
+	}
 	ar, err := p.oauth2.NewAccessRequest(ctx, r, newSession())
 	if err != nil {
 		return nil, p.oauthError(ctx, "token", err)
@@ -125,14 +125,36 @@ func checkForm(r *http.Request) *Error {
 	return nil
 }
 
+// parseForm parses a form POST, refusing anything else. Once it has
+// succeeded, calling it again costs nothing and succeeds.
+func parseForm(r *http.Request) *Error {
+	if err := checkForm(r); err != nil {
+		return err
+	}
+	if err := r.ParseForm(); err != nil {
+		return &Error{Code: ErrCodeInvalidRequest, Description: "The request body could not be parsed.", Status: http.StatusBadRequest}
+	}
+	return nil
+}
+
 // Revoke serves a revocation request (RFC 7009). Revoking a refresh token
 // revokes the access tokens of its grant too. An unknown token is not an
 // error (RFC 7009 §2.2). On failure it returns an *Error.
 func (p *Provider) Revoke(ctx context.Context, r *http.Request) error {
-	if err := checkForm(r); err != nil {
+	if _, _, err := clientCredentials(r); err != nil {
+		return err
+	}
+	ctx = withMemo(ctx)
+	if err := p.equalizeClientAuth(ctx, r, "revoke"); err != nil {
 		return err
 	}
 	if err := p.oauth2.NewRevocationRequest(ctx, r); err != nil {
+		// fosite's invalid_client for an unknown client wraps the store's
+		// not-found: it is a refusal, not an unknown token (which would
+		// answer 200 and tell unknown client IDs from known ones).
+		if fosite.ErrorToRFC6749Error(err).ErrorField == fosite.ErrInvalidClient.ErrorField {
+			return p.oauthError(ctx, "revoke", err)
+		}
 		if errors.Is(err, fosite.ErrNotFound) || errors.Is(err, fosite.ErrInactiveToken) {
 			return nil
 		}
@@ -148,11 +170,8 @@ func (p *Provider) Revoke(ctx context.Context, r *http.Request) error {
 // form (client_secret_post). It returns the JSON members of the response.
 // On failure it returns an *Error.
 func (p *Provider) Introspect(ctx context.Context, r *http.Request) (map[string]any, error) {
-	if err := checkForm(r); err != nil {
+	if err := parseForm(r); err != nil {
 		return nil, err
-	}
-	if err := r.ParseForm(); err != nil {
-		return nil, &Error{Code: ErrCodeInvalidRequest, Description: "The request body could not be parsed.", Status: http.StatusBadRequest}
 	}
 	if err := p.authenticateResourceServer(ctx, r); err != nil {
 		return nil, err
@@ -199,17 +218,7 @@ func (p *Provider) Introspect(ctx context.Context, r *http.Request) (map[string]
 
 // authenticateResourceServer checks the caller of the introspection endpoint.
 func (p *Provider) authenticateResourceServer(ctx context.Context, r *http.Request) *Error {
-	id, secret, basic := r.BasicAuth()
-	if basic {
-		var err1, err2 error
-		id, err1 = url.QueryUnescape(id) // RFC 6749 §2.3.1 form-encodes them
-		secret, err2 = url.QueryUnescape(secret)
-		if err1 != nil || err2 != nil {
-			basic = false
-		}
-	} else {
-		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	}
+	id, secret, _ := clientCredentials(r)
 	unauthorized := &Error{Code: ErrCodeInvalidClient, Description: "Client authentication failed: introspection needs a confidential client allowed to introspect.", Status: http.StatusUnauthorized}
 	if id == "" || secret == "" {
 		return unauthorized
@@ -224,6 +233,7 @@ func (p *Provider) authenticateResourceServer(ctx context.Context, r *http.Reque
 		return p.oauthError(ctx, "introspect", &internalError{err})
 	}
 	if c.Public() {
+		_, _ = store.CheckSecret(p.dummyHash(), secret) // as for a confidential client
 		return unauthorized
 	}
 	ok, err := store.CheckSecret(c.SecretHash, secret)
@@ -234,6 +244,73 @@ func (p *Provider) authenticateResourceServer(ctx context.Context, r *http.Reque
 	// nothing to a caller who does not hold it.
 	if !ok || !c.Introspect {
 		return unauthorized
+	}
+	return nil
+}
+
+// ClientCredentials returns the client ID that a token, revocation or
+// introspection request names, and whether it presents a secret (HTTP Basic
+// or client_secret in the form, RFC 6749 §2.3.1), so that a throttle in
+// front of [Provider.Token], [Provider.Revoke] or [Provider.Introspect] can
+// refuse an attempt before the secret is checked. It parses the form as
+// those methods do: for a request they refuse before authenticating the
+// client (not a form POST, an unreadable body, Basic credentials that are
+// not form-encoded) it returns the *Error they return.
+func ClientCredentials(r *http.Request) (clientID string, withSecret bool, err error) {
+	id, secret, e := clientCredentials(r)
+	if e != nil {
+		return "", false, e
+	}
+	return id, secret != "", nil
+}
+
+// clientCredentials parses a form POST and returns the client credentials
+// it carries: HTTP Basic if present (form-encoded, RFC 6749 §2.3.1), else
+// client_id and client_secret in the form, as fosite reads them.
+func clientCredentials(r *http.Request) (id, secret string, err *Error) {
+	if err := parseForm(r); err != nil {
+		return "", "", err
+	}
+	id, secret, basic := r.BasicAuth()
+	if !basic {
+		return r.PostForm.Get("client_id"), r.PostForm.Get("client_secret"), nil
+	}
+	id, err1 := url.QueryUnescape(id)
+	secret, err2 := url.QueryUnescape(secret)
+	if err1 != nil || err2 != nil {
+		return "", "", &Error{Code: ErrCodeInvalidRequest, Description: "The client credentials in the Authorization header are not form-encoded (RFC 6749 §2.3.1).", Status: http.StatusBadRequest}
+	}
+	return id, secret, nil
+}
+
+// equalizeClientAuth makes client authentication cost the same whatever
+// the client, before fosite authenticates it: fosite refuses an unknown
+// client at once, returns a public one without looking at a secret, and
+// spends an argon2id check on a confidential one, so the time of a refusal
+// would tell which client IDs exist. Here a request that presents a secret
+// costs one secret check: fosite's for a confidential client, one against
+// a dummy hash for an unknown or public one. A request without a secret
+// costs none: a confidential client is refused at once (fosite would check
+// the empty secret against its hash).
+func (p *Provider) equalizeClientAuth(ctx context.Context, r *http.Request, op string) *Error {
+	id, secret, _ := clientCredentials(r)
+	if id == "" {
+		return nil // fosite refuses it
+	}
+	fc, err := (&fositeStorage{p: p}).GetClient(ctx, id) // remembered for fosite's own look-up
+	switch {
+	case errors.Is(err, fosite.ErrNotFound):
+		if secret != "" {
+			_, _ = store.CheckSecret(p.dummyHash(), secret)
+		}
+	case err != nil:
+		// fosite looks it up again and answers server_error.
+	case fc.IsPublic():
+		if secret != "" {
+			_, _ = store.CheckSecret(p.dummyHash(), secret)
+		}
+	case secret == "":
+		return p.oauthError(ctx, op, fosite.ErrInvalidClient.WithHint("The client must authenticate with its secret."))
 	}
 	return nil
 }
