@@ -9,11 +9,13 @@
 //
 // Clients and users are registered up front with [Store.AddClient] and
 // [Store.AddUser]; the storage interfaces themselves only read them. Grant
-// records and login-failure counts accumulate until deleted: call
-// [Store.DeleteExpired] periodically on a long-running server. Consents
-// are bounded on their own: each write removes the expired ones, and the
-// Store holds at most [MaxConsents], evicting the one that expires soonest
-// to make room.
+// records accumulate until deleted: call [Store.DeleteExpired] periodically
+// on a long-running server. Throttle keys and consents need no call: the
+// Store forgets them once expired, on a timer that is armed only while it
+// holds some (so an idle or dropped Store costs nothing and needs no
+// Close); each consent write removes the expired ones too. The Store holds
+// at most [DefaultMaxThrottleKeys] throttle keys and [MaxConsents]
+// consents, evicting those that expire soonest to make room.
 //
 // A Store is safe for concurrent use. Every value it returns is a fresh copy
 // the caller may modify, and it keeps its own copies of the values passed in.
