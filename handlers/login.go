@@ -54,15 +54,16 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	// wrong password counts: a throttled attempt confirms no guess, and no
 	// number of right ones is ever refused as failures.
 	att := s.logins.attempt(strings.ToLower(username), s.clientIP(r))
-	release, err := s.logins.lock(ctx, att)
+	wait, release, err := s.logins.admit(ctx, att)
 	if err != nil {
-		return // the client went away while waiting its turn
-	}
-	defer release()
-	if wait, err := s.logins.check(ctx, att); err != nil {
+		if ctx.Err() != nil {
+			return // the client went away while waiting its turn
+		}
 		unavailable("read login throttle", err)
 		return
-	} else if wait > 0 {
+	}
+	defer release()
+	if wait > 0 {
 		secs := retryAfter(w, wait)
 		s.p.Logger().WarnContext(ctx, "login throttled", "retry_after", secs)
 		page.Error = "Too many failed attempts. Try again in " + waitText(secs) + "."

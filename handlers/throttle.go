@@ -160,22 +160,33 @@ func (l *limiter) attempt(name, addr string) *attempt {
 	}
 }
 
-// lock waits for the attempt's turn (see limiter.names). The caller must
-// call the returned function when the attempt is decided.
-func (l *limiter) lock(ctx context.Context, a *attempt) (func(), error) {
-	if l.names == nil {
-		return func() {}, nil
+// admit decides whether the attempt may be made now, returning how long
+// it must wait otherwise. When wait is 0 and err nil the attempt holds its
+// turn (see limiter.names) until the caller calls release, after recording
+// the outcome; release is never nil. A throttled attempt is answered
+// without waiting its turn, so that a flood of them does not hold up the
+// others.
+func (l *limiter) admit(ctx context.Context, a *attempt) (wait time.Duration, release func(), err error) {
+	release = func() {}
+	if wait, err = l.check(ctx, a); err != nil || wait > 0 || l.names == nil {
+		return wait, release, err
 	}
 	unlockName, err := l.names.acquire(ctx, a.name)
 	if err != nil {
-		return nil, err
+		return 0, release, err
 	}
 	unlockAddr, err := l.addrs.acquire(ctx, a.addr)
 	if err != nil {
 		unlockName()
-		return nil, err
+		return 0, release, err
 	}
-	return func() { unlockAddr(); unlockName() }, nil
+	// Checked again: the failures of the attempts before this one count.
+	if wait, err = l.check(ctx, a); err != nil || wait > 0 {
+		unlockAddr()
+		unlockName()
+		return wait, release, err
+	}
+	return 0, func() { unlockAddr(); unlockName() }, nil
 }
 
 // check returns how long the attempt must wait before it may be made: 0 if
