@@ -79,17 +79,46 @@ func TestClientAuthTiming(t *testing.T) {
 }
 
 // TestClientAuthWithoutSecret: a confidential client that presents no
-// secret is refused, as an unknown client is, and neither costs a secret
-// check (so neither is an unthrottled way to spend the server's CPU).
+// secret is refused, as an unknown client is, and without a secret check
+// (fosite would check the empty secret against the client's hash): no
+// request without a secret is an unthrottled way to spend the server's CPU,
+// and none tells by its time whether the client exists. The check is that
+// the refusal is several times faster than that of a wrong secret (medians,
+// a generous factor).
 func TestClientAuthWithoutSecret(t *testing.T) {
 	t.Parallel()
-	ts := sharedServer(t)
-	for _, id := range []string{webClient, "no-such-client"} {
-		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"no-such-token"}, "client_id": {id}}
-		res := ts.postForm(t, handlers.PathToken, form, nil)
+	ts := newTestServer(t, serverOptions{Handlers: &handlers.Config{
+		ClientAuthBackoff: handlers.Backoff{FreeFailures: 1000, PerName: 1000, PerAddress: 1000},
+	}})
+	form := func(id string) url.Values {
+		return url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"no-such-token"}, "client_id": {id}}
+	}
+	refused := func(res *httpResult, what string) {
+		t.Helper()
 		if res.Status != http.StatusUnauthorized || res.JSON(t)["error"] != "invalid_client" {
-			t.Errorf("client %s without a secret: got status %d, body %s; want 401 invalid_client", id, res.Status, res.Body)
+			t.Fatalf("%s: got status %d, body %s; want 401 invalid_client", what, res.Status, res.Body)
 		}
+	}
+	const rounds = 7
+	var none, wrong []time.Duration
+	for range rounds {
+		for _, id := range []string{webClient, "no-such-client"} {
+			start := time.Now()
+			refused(ts.postForm(t, handlers.PathToken, form(id), nil), id+" without a secret")
+			if id == webClient {
+				none = append(none, time.Since(start))
+			}
+		}
+		start := time.Now()
+		refused(postAsClient(t, ts, handlers.PathToken, form(webClient), webClient, "a wrong secret", "192.0.2.1"), "wrong secret")
+		wrong = append(wrong, time.Since(start))
+	}
+	slices.Sort(none)
+	slices.Sort(wrong)
+	mn, mw := none[rounds/2], wrong[rounds/2]
+	t.Logf("median refusal: no secret %v, wrong secret %v", mn, mw)
+	if mn*3 > mw {
+		t.Errorf("a confidential client without a secret is refused in %v, with a wrong one in %v: want no secret check", mn, mw)
 	}
 }
 
