@@ -115,6 +115,9 @@ func (b Backoff) withDefaults(field string, perName int) (Backoff, error) {
 func (b Backoff) delay(k int) time.Duration {
 	d := b.Delay
 	for i := 1; i < k && d < b.MaxDelay; i++ {
+		if d > b.MaxDelay/2 {
+			return b.MaxDelay // and no overflow
+		}
 		d *= 2
 	}
 	return min(d, b.MaxDelay)
