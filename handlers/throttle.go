@@ -28,7 +28,7 @@ const (
 )
 
 // knownAddressWindow is how long an address from which a user logged in
-// stays exempt from the user's PerName budget.
+// stays exempt, for that user, from the PerName and PerAddress budgets.
 const knownAddressWindow = 30 * 24 * time.Hour
 
 // addressConcurrency is how many password checks from one address a server
@@ -44,14 +44,16 @@ const addressConcurrency = 4
 //     cost nothing; after that each attempt waits, from the latest failure,
 //     Delay, then twice as long after each further failure, up to MaxDelay;
 //   - per name, from all addresses: after PerName failures, attempts for
-//     the name wait until the window ends, except (for logins) from an
-//     address the user has logged in from in the last 30 days;
+//     the name wait until the window ends;
 //   - per address, for all names: after PerAddress failures, attempts from
 //     the address wait until the window ends.
 //
-// An attempt that must wait is refused before the password or secret is
-// checked, with 429 and Retry-After. A right password or secret never counts
-// as a failure, and it clears the backoff of its name and address. A field
+// For logins, the two budgets do not apply to a username from an address
+// it has logged in from in the last 30 days: they hold up strangers, not
+// the user at home or at the office. An attempt that must wait is refused
+// before the password or secret is checked, with 429 and Retry-After. A
+// right password or secret never counts as a failure; a login, or a client
+// answered with 200, clears the backoff of its name and address. A field
 // left zero takes its default.
 type Backoff struct {
 	// FreeFailures is how many failures one name may have from one address
@@ -130,7 +132,7 @@ type limiter struct {
 	kind  string // key prefix: "l" logins, "c" clients
 	key   []byte // HMAC key of the throttle keys
 	now   func() time.Time
-	known bool // exempt addresses the name succeeded from of PerName
+	known bool // exempt a name from the budgets where it succeeded before
 	// serialize runs the checks of one name one at a time, and of one
 	// address addressConcurrency at a time, on this server, so that a
 	// burst of concurrent guesses cannot all pass one check before any
@@ -218,25 +220,27 @@ func (l *limiter) check(ctx context.Context, a *attempt) (time.Duration, error) 
 	if err != nil {
 		return 0, err
 	}
-	if addr.Count >= l.b.PerAddress {
-		later(addr.Expires)
-	}
 	name, err := l.st.Hits(ctx, a.name, now)
 	if err != nil {
 		return 0, err
 	}
-	if name.Count >= l.b.PerName {
-		exempt := false
-		if l.known {
-			k, err := l.st.Hits(ctx, a.known, now)
-			if err != nil {
-				return 0, err
-			}
-			exempt = k.Count > 0
+	overAddr, overName := addr.Count >= l.b.PerAddress, name.Count >= l.b.PerName
+	if (overAddr || overName) && l.known {
+		// The budgets hold up strangers, not the user where they have
+		// logged in before.
+		k, err := l.st.Hits(ctx, a.known, now)
+		if err != nil {
+			return 0, err
 		}
-		if !exempt {
-			later(name.Expires)
+		if k.Count > 0 {
+			overAddr, overName = false, false
 		}
+	}
+	if overAddr {
+		later(addr.Expires)
+	}
+	if overName {
+		later(name.Expires)
 	}
 	return max(until.Sub(now), 0), nil
 }

@@ -276,24 +276,32 @@ func (c *countingThrottle) AddHit(ctx context.Context, key string, now time.Time
 // whatever the usernames, attempts from it wait until the window ends; they
 // check no password and write nothing to the throttle store, so an address
 // that tries ever new usernames does not grow it. Another address is not
-// throttled.
+// throttled, nor a user at an address they have logged in from before.
 func TestLoginThrottlePerAddress(t *testing.T) {
 	t.Parallel()
 	const perAddress = 3
 	thr := &countingThrottle{Throttle: memory.New()}
 	ts := newThrottleServer(t, handlers.Backoff{PerName: 1000, PerAddress: perAddress, Window: time.Hour}, thr, nil)
 	ts.clock.Freeze(t0())
-	for i := range perAddress {
-		ts.tryLogin(t, "198.51.100.7", "guess"+strconv.Itoa(i), "wrong password").wantIncorrect(t)
+	const office, cafe = "198.51.100.7", "203.0.113.7"
+	ts.tryLogin(t, office, aliceUsername, alicePassword).wantCode(t)
+	for _, addr := range []string{office, cafe} {
+		for i := range perAddress {
+			ts.tryLogin(t, addr, "guess"+strconv.Itoa(i), "wrong password").wantIncorrect(t)
+		}
 	}
 	writes := thr.writes.Load()
 	for i := range 20 {
-		ts.tryLogin(t, "198.51.100.7", "new-guess"+strconv.Itoa(i), "wrong password").wantThrottled(t, 3600, "60 minutes")
+		ts.tryLogin(t, cafe, "new-guess"+strconv.Itoa(i), "wrong password").wantThrottled(t, 3600, "60 minutes")
 	}
-	ts.tryLogin(t, "198.51.100.7", aliceUsername, alicePassword).wantThrottled(t, 3600, "60 minutes")
+	ts.tryLogin(t, office, "new-guess", "wrong password").wantThrottled(t, 3600, "60 minutes")
+	ts.tryLogin(t, cafe, aliceUsername, alicePassword).wantThrottled(t, 3600, "60 minutes")
 	if got := thr.writes.Load() - writes; got != 0 {
 		t.Errorf("throttled attempts wrote %d throttle keys, want none", got)
 	}
+	// alice has logged in from the office before: the budget does not hold
+	// her up there.
+	ts.tryLogin(t, office, aliceUsername, alicePassword).wantCode(t)
 	ts.tryLogin(t, "198.51.100.8", aliceUsername, alicePassword).wantCode(t)
 }
 
