@@ -23,7 +23,7 @@ type durable interface {
 	store.Grants
 	store.Keys
 	store.Consents // what users allowed example-other
-	store.Throttle // failed logins, shared by replicas
+	store.Throttle // failed logins and client authentications, shared by replicas
 	Close() error
 }
 
