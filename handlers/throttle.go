@@ -133,10 +133,10 @@ type limiter struct {
 	key   []byte // HMAC key of the throttle keys
 	now   func() time.Time
 	known bool // exempt a name from the budgets where it succeeded before
-	// serialize runs the checks of one name one at a time, and of one
-	// address addressConcurrency at a time, on this server, so that a
+	// names and addrs run the attempts of one name one at a time, and of
+	// one address addressConcurrency at a time, on this server, so that a
 	// burst of concurrent guesses cannot all pass one check before any
-	// failure is counted. Nil: not serialized.
+	// failure is counted. Nil: not serialized (clients).
 	names, addrs *keyedSemaphore
 }
 
