@@ -5,6 +5,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/pixieauth/pixie/store"
 )
 
 // throttleSize returns how many throttle keys s holds, checking that its
@@ -124,6 +126,31 @@ func TestThrottleJanitorFollowsCallersClock(t *testing.T) {
 		synctest.Wait()
 		if n := throttleSize(t, s); n != 0 {
 			t.Errorf("after the window: got %d keys, want 0", n)
+		}
+	})
+}
+
+// TestJanitorForgetsConsents: the janitor forgets expired consents too,
+// without a further write, and stops once the Store is empty.
+func TestJanitorForgetsConsents(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := New()
+		c := &store.Consent{Subject: "sub-1", ClientID: "web", Scopes: []string{"openid"}, ExpiresAt: time.Now().Add(10 * time.Minute)}
+		if err := s.SaveConsent(t.Context(), c); err != nil {
+			t.Fatal(err)
+		}
+		held := func() (int, bool) {
+			s.mu.RLock()
+			defer s.mu.RUnlock()
+			return len(s.consents), s.janitor != nil
+		}
+		if n, armed := held(); n != 1 || !armed {
+			t.Fatalf("after SaveConsent: got %d consents, timer armed %v; want 1, armed", n, armed)
+		}
+		time.Sleep(10*time.Minute + janitorPeriod + time.Second)
+		synctest.Wait()
+		if n, armed := held(); n != 0 || armed {
+			t.Errorf("after the consent expired: got %d consents, timer armed %v; want 0, not armed", n, armed)
 		}
 	})
 }
