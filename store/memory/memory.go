@@ -19,6 +19,7 @@ var (
 	_ store.Keys           = (*Store)(nil)
 	_ store.Consents       = (*Store)(nil)
 	_ store.Throttle       = (*Store)(nil)
+	_ store.Sessions       = (*Store)(nil)
 	_ store.ExpiredDeleter = (*Store)(nil)
 )
 
@@ -26,8 +27,8 @@ var (
 // against that hash so that it costs as much as a known one.
 const dummyPassword = "pixie/memory: password of no user"
 
-// Store holds clients, users, grant records, signing keys, consents and
-// login-failure counts in memory. Create one with [New]; the zero value is
+// Store holds clients, users, grant records, signing keys, consents,
+// login-failure counts and login sessions in memory. Create one with [New]; the zero value is
 // not usable. A Store is safe for concurrent use.
 type Store struct {
 	mu        sync.RWMutex
@@ -45,6 +46,7 @@ type Store struct {
 	byExpiry    consentHeap
 	maxConsents int                       // the cap on len(consents): MaxConsents, lower in tests
 	failures    map[string]*failureWindow // by throttle key
+	sessions    sessionTable
 
 	dummyOnce sync.Once
 	dummyHash string
@@ -98,6 +100,7 @@ func New() *Store {
 		failures:  make(map[string]*failureWindow),
 
 		maxConsents: MaxConsents,
+		sessions:    newSessionTable(),
 	}
 }
 
@@ -314,9 +317,10 @@ func (s *Store) Revoke(_ context.Context, kind store.Kind, requestID string) err
 // ExpiresAt counts as expired. It implements [store.ExpiredDeleter].
 //
 // It also forgets the login-failure counts (see [Store.AddFailure]) whose
-// window ended before that time; they are not counted in the result. Call
-// it periodically, e.g. with time.Now(), so that the store does not grow
-// without bound.
+// window ended before that time, and the login-session records (see
+// [Store.CreateSession]) whose ExpiresAt is before it; they are not counted
+// in the result. Call it periodically, e.g. with time.Now(), so that the
+// store does not grow without bound.
 func (s *Store) DeleteExpired(_ context.Context, before time.Time) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -332,6 +336,7 @@ func (s *Store) DeleteExpired(_ context.Context, before time.Time) (int, error) 
 			delete(s.failures, key)
 		}
 	}
+	s.sessions.deleteExpired(before)
 	return n, nil
 }
 

@@ -24,6 +24,7 @@ var undo = map[int][]string{
 	4: {`ALTER TABLE clients DROP COLUMN post_logout_redirect_uris`},
 	5: {`DROP TABLE consents`, `CREATE TABLE consents (subject TEXT NOT NULL, client_id TEXT NOT NULL,
 scopes TEXT NOT NULL DEFAULT '[]', updated_at BIGINT NOT NULL, PRIMARY KEY (subject, client_id))`},
+	7: {`DROP TABLE sessions`},
 	8: {
 		`ALTER TABLE users DROP COLUMN address_formatted`, `ALTER TABLE users DROP COLUMN address_street`,
 		`ALTER TABLE users DROP COLUMN address_locality`, `ALTER TABLE users DROP COLUMN address_region`,
@@ -181,6 +182,12 @@ func testMigrateFromOlder(t *testing.T, b Backend) {
 			}
 			if n, err := other.AddFailure(ctx, "key-1", now, time.Minute); err != nil || n != 2 {
 				t.Errorf("AddFailure on another replica: got %d, %v, want 2", n, err)
+			}
+			sess := &store.Session{ID: "sid-1", Subject: "sub-1", CreatedAt: now, ExpiresAt: now.Add(time.Hour), LastUsed: now}
+			mustOK(t, s.CreateSession(ctx, sess))
+			mustOK(t, other.RevokeSessions(ctx, "sub-1"))
+			if got, err := s.Session(ctx, "sid-1"); err != nil || !got.Revoked {
+				t.Errorf("session revoked on another replica: got %+v, %v, want it revoked", got, err)
 			}
 
 			// Opening it again applies nothing.

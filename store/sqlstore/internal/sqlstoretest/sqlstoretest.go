@@ -707,6 +707,7 @@ func testDatabaseDown(t *testing.T, b Backend) {
 	_, consentErr := s.Consent(ctx, "sub-1", "web", "")
 	_, addFailureErr := s.AddFailure(ctx, "key-1", time.Now(), time.Minute)
 	_, failuresErr := s.Failures(ctx, "key-1", time.Now(), time.Minute)
+	_, sessionErr := s.Session(ctx, "sid-1")
 	for name, err := range map[string]error{
 		"Ping":                s.Ping(ctx),
 		"Client":              clientErr,
@@ -728,6 +729,11 @@ func testDatabaseDown(t *testing.T, b Backend) {
 		"AddFailure":          addFailureErr,
 		"Failures":            failuresErr,
 		"ResetFailures":       s.ResetFailures(ctx, "key-1"),
+		"CreateSession":       s.CreateSession(ctx, &store.Session{ID: "sid-1", Subject: "sub-1"}),
+		"Session":             sessionErr,
+		"TouchSession":        s.TouchSession(ctx, "sid-1", time.Now()),
+		"RevokeSession":       s.RevokeSession(ctx, "sid-1"),
+		"RevokeSessions":      s.RevokeSessions(ctx, "sub-1"),
 	} {
 		notSentinel(t, name, err)
 	}
