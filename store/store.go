@@ -381,10 +381,13 @@ type Sessions interface {
 type Session struct {
 	// ID is the key: a digest of the session ID the cookie carries, never
 	// the ID itself.
-	ID        string
-	Subject   string    // the logged-in user
-	AuthTime  time.Time // when the user authenticated (auth_time)
-	AMR       []string  // how (RFC 8176), e.g. ["pwd"]
+	ID       string
+	Subject  string    // the logged-in user
+	AuthTime time.Time // when the user authenticated (auth_time)
+	AMR      []string  // how (RFC 8176), e.g. ["pwd"]
+	// ACR is the authentication context class a host app's login reported
+	// (provider.Login.ACR); empty for pixie's own login.
+	ACR       string
 	CreatedAt time.Time // when the session started
 	// ExpiresAt ends the session whatever its use: the absolute lifetime.
 	ExpiresAt time.Time

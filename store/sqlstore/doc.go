@@ -134,8 +134,9 @@
 // one row per login session, with the columns id TEXT PRIMARY KEY (a digest
 // of the session ID the cookie carries, never the ID), subject TEXT,
 // auth_time, created_at, expires_at and last_used BIGINT (Unix
-// microseconds), amr TEXT NOT NULL DEFAULT '[]' (a JSON array) and revoked
-// BOOLEAN (INTEGER on SQLite), and the indexes sessions_subject_idx on
+// microseconds), amr TEXT NOT NULL DEFAULT '[]' (a JSON array), acr TEXT
+// NOT NULL DEFAULT '' and revoked BOOLEAN (INTEGER on SQLite), and the
+// indexes sessions_subject_idx on
 // subject (ending all of a user's sessions) and sessions_expires_idx on
 // expires_at ([Store.DeleteExpired] removes the rows whose expires_at is
 // before its argument). Touching a session is one UPDATE … SET last_used =

@@ -23,7 +23,7 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 		return fmt.Errorf("sqlstore: create session: %w", err)
 	}
 	res, err := s.stmt(ctx, s.stmts.sessionCreate).ExecContext(ctx, sess.ID, sess.Subject,
-		toMicro(sess.AuthTime), amr, toMicro(sess.CreatedAt), toMicro(sess.ExpiresAt), toMicro(sess.LastUsed), sess.Revoked)
+		toMicro(sess.AuthTime), amr, sess.ACR, toMicro(sess.CreatedAt), toMicro(sess.ExpiresAt), toMicro(sess.LastUsed), sess.Revoked)
 	if err := inserted(res, err); err != nil {
 		return fmt.Errorf("sqlstore: create session: %w", err)
 	}
@@ -38,7 +38,7 @@ func (s *Store) Session(ctx context.Context, id string) (*store.Session, error) 
 	var authTime, created, expires, lastUsed int64
 	var amr string
 	err := s.stmt(ctx, s.stmts.sessionGet).QueryRowContext(ctx, id).Scan(
-		&sess.Subject, &authTime, &amr, &created, &expires, &lastUsed, &sess.Revoked)
+		&sess.Subject, &authTime, &amr, &sess.ACR, &created, &expires, &lastUsed, &sess.Revoked)
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			err = store.ErrNotFound

@@ -121,9 +121,9 @@ RETURNING count`
 	qFailureDeleteExpired = `DELETE FROM {p}throttle WHERE expires_at < ?`
 
 	qSessionCreate = `INSERT INTO {p}sessions
-(id, subject, auth_time, amr, created_at, expires_at, last_used, revoked)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
-	qSessionGet = `SELECT subject, auth_time, amr, created_at, expires_at, last_used, revoked
+(id, subject, auth_time, amr, acr, created_at, expires_at, last_used, revoked)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	qSessionGet = `SELECT subject, auth_time, amr, acr, created_at, expires_at, last_used, revoked
 FROM {p}sessions WHERE id = ?`
 	qSessionExists = `SELECT 1 FROM {p}sessions WHERE id = ?`
 	// qSessionTouch moves last_used forward only: its arguments are the

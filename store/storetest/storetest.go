@@ -1283,6 +1283,7 @@ func newSession(id, subject string, created time.Time) *store.Session {
 		Subject:   subject,
 		AuthTime:  created.Add(-time.Minute),
 		AMR:       []string{"pwd", "otp"},
+		ACR:       "urn:example:acr:mfa",
 		CreatedAt: created,
 		ExpiresAt: created.Add(12 * time.Hour),
 		LastUsed:  created,
@@ -1314,7 +1315,8 @@ func checkSession(t *testing.T, got, want *store.Session) {
 			t.Errorf("session %q: got %s %v, want %v", want.ID, tm.name, tm.got, tm.want)
 		}
 	}
-	if got.ID != want.ID || got.Subject != want.Subject || got.Revoked != want.Revoked || !slices.Equal(got.AMR, want.AMR) {
+	if got.ID != want.ID || got.Subject != want.Subject || got.Revoked != want.Revoked ||
+		!slices.Equal(got.AMR, want.AMR) || got.ACR != want.ACR {
 		t.Errorf("got session %+v, want %+v", got, want)
 	}
 }
@@ -1341,7 +1343,7 @@ func testSessionRoundTrip(t *testing.T, s Stores) {
 	checkSession(t, sessionOf(t, ss, "sid-1"), want)
 	// No AMR, and a record created revoked, round-trip too.
 	bare := newSession("sid-2", "bob", start)
-	bare.AMR, bare.Revoked = nil, true
+	bare.AMR, bare.ACR, bare.Revoked = nil, "", true
 	mustOK(t, ss.CreateSession(ctx, bare))
 	checkSession(t, sessionOf(t, ss, "sid-2"), bare)
 }

@@ -6,6 +6,7 @@ CREATE TABLE {p}sessions (
     subject    TEXT    NOT NULL,
     auth_time  BIGINT  NOT NULL,
     amr        TEXT    NOT NULL DEFAULT '[]',
+    acr        TEXT    NOT NULL DEFAULT '',
     created_at BIGINT  NOT NULL,
     expires_at BIGINT  NOT NULL,
     last_used  BIGINT  NOT NULL,

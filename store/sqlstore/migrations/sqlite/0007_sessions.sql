@@ -6,6 +6,7 @@ CREATE TABLE {p}sessions (
     subject    TEXT    NOT NULL,
     auth_time  INTEGER NOT NULL,
     amr        TEXT    NOT NULL DEFAULT '[]',
+    acr        TEXT    NOT NULL DEFAULT '',
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
     last_used  INTEGER NOT NULL,
