@@ -77,8 +77,12 @@ type Config struct {
 	// a random session ID (and the forms' CSRF token), and the record says
 	// who logged in, when, and whether the session was ended. Share it
 	// between replicas (the SQL store implements it), so that a logout or
-	// [Server.EndSessions] on one ends the session on all. Default: in
-	// memory, so a restart logs everyone out.
+	// [Server.EndSessions] on one ends the session on all. Expired records
+	// are removed by the store's DeleteExpired ([store.ExpiredDeleter]),
+	// which the provider calls every provider.Config.CleanupInterval when
+	// the same store holds its grants. Default: in memory (at most
+	// [memory.DefaultMaxSessions], the oldest ending first), so a restart
+	// logs everyone out.
 	Sessions store.Sessions
 	// LoginURL replaces pixie's login page with the host app's own: a user
 	// who must log in is sent there, the authorization request in the

@@ -1,6 +1,6 @@
 // Package memory is an in-memory backend for pixie: one [Store] implements
 // [store.Clients], [store.Users], [store.Grants], [store.Keys],
-// [store.Consents] and [store.Throttle], and the optional
+// [store.Consents], [store.Throttle] and [store.Sessions], and the optional
 // [store.ExpiredDeleter].
 //
 // It suits tests, demos and a single-process server that can afford to lose
@@ -14,6 +14,8 @@
 // are bounded on their own: each write removes the expired ones, and the
 // Store holds at most [MaxConsents], evicting the one that expires soonest
 // to make room.
+// Login sessions are bounded too: a new one removes the oldest that have
+// expired, and the oldest of all beyond [DefaultMaxSessions].
 //
 // A Store is safe for concurrent use. Every value it returns is a fresh copy
 // the caller may modify, and it keeps its own copies of the values passed in.
