@@ -16,6 +16,7 @@ import (
 	"github.com/pixieauth/pixie/store"
 	"github.com/pixieauth/pixie/store/memory"
 	"github.com/pixieauth/pixie/store/sqlstore"
+	"github.com/pixieauth/pixie/store/sqlstore/postgres"
 	"github.com/pixieauth/pixie/store/sqlstore/sqlite"
 )
 
@@ -314,7 +315,25 @@ func TestSessionsAcrossReplicasSQLite(t *testing.T) {
 		t.Cleanup(func() { _ = st.Close() })
 		return st.Store
 	}
-	stA, stB := open(), open()
+	testSessionsAcrossReplicas(t, open(), open())
+}
+
+// TestSessionsAcrossReplicasPostgres is the same on PostgreSQL, each
+// replica with its own connection pool.
+func TestSessionsAcrossReplicasPostgres(t *testing.T) {
+	dsn := freshSchema(t)
+	open := func() *sqlstore.Store {
+		st, err := postgres.Open(t.Context(), dsn, sqlstore.Config{KeySecret: testKeySecret})
+		if err != nil {
+			t.Fatalf("postgres.Open: %v", err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		return st.Store
+	}
+	testSessionsAcrossReplicas(t, open(), open())
+}
+
+func testSessionsAcrossReplicas(t *testing.T, stA, stB *sqlstore.Store) {
 	seedStore(t, stA)
 	a := startReplica(t, "A", stA)
 	b := startReplica(t, "B", stB)
