@@ -228,11 +228,11 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 		base:     strings.TrimSuffix(iss.Path, "/"),
 		mux:      http.NewServeMux(),
 		lifetime: cfg.SessionLifetime,
-		idle:     cfg.SessionIdleTimeout,
-		// A tenth of the idle timeout, so that recording less often shortens
-		// it by 10% at most.
-		touchEvery: min(maxTouchInterval, cfg.SessionIdleTimeout/10),
 	}
+	s.idle = cfg.SessionIdleTimeout
+	// A tenth of the idle timeout at most, so that recording uses less
+	// often shortens it by 10% at most.
+	s.touchEvery = min(maxTouchInterval, cfg.SessionIdleTimeout/10)
 	var mem *memory.Store // the in-memory default of whatever is not configured
 	inMemory := func() *memory.Store {
 		if mem == nil {
