@@ -79,6 +79,8 @@ func Run(t *testing.T, b Backend) {
 		{"ThrottleBadWindow", testThrottleBadWindow},
 		{"ConsentValues", testConsentValues},
 		{"DeleteExpiredConsents", testDeleteExpiredConsents},
+		{"SessionsTwoPools", testSessionsTwoPools},
+		{"SessionValues", testSessionValues},
 		{"TimesAndEmptyValues", testTimesAndEmptyValues},
 		{"AddClient", testAddClient},
 		{"AddUser", testAddUser},
