@@ -495,3 +495,28 @@ func TestSessionStoreDown(t *testing.T) {
 	}
 	saved.wantNoSession(t, "after the logout")
 }
+
+// TestPendingLoginSessionEnds: a session the host app's own login started
+// (Pending.Complete) is a server-side session like any other: the app ends
+// it with Server.EndSessions, say after the user changed their password.
+func TestPendingLoginSessionEnds(t *testing.T) {
+	t.Parallel()
+	app := newCompanyApp(t)
+	b := newBrowser(t, app.testServer)
+	ar := authorizeWith(app.testServer, nativeClient, "openid", nil)
+	wantCodeFor(t, app.testServer, ar, submitCompanyLogin(t, b, app.openCompanyLogin(t, b, ar), employeePassword, "login"))
+	saved := b.copyOf(t)
+	ar = authorizeWith(app.testServer, nativeClient, "openid", nil)
+	wantCodeFor(t, app.testServer, ar, saved.get(t, ar.URL))
+
+	if err := app.Handlers.EndSessions(t.Context(), "alice"); err != nil {
+		t.Fatalf("EndSessions: %v", err)
+	}
+	// The browser and the copy of its cookie are sent to the company login
+	// again; prompt=none gets login_required.
+	for _, br := range []*browser{b, saved} {
+		app.openCompanyLogin(t, br, authorizeWith(app.testServer, nativeClient, "openid", nil))
+		ar := authorizeWith(app.testServer, nativeClient, "openid", url.Values{"prompt": {"none"}})
+		wantRedirectError(t, app.testServer, ar, br.get(t, ar.URL), "login_required")
+	}
+}
