@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
 	"github.com/pixieauth/pixie/handlers"
 	"github.com/pixieauth/pixie/internal/testbrowser"
 	"github.com/pixieauth/pixie/store"
@@ -518,5 +522,52 @@ func TestPendingLoginSessionEnds(t *testing.T) {
 		app.openCompanyLogin(t, br, authorizeWith(app.testServer, nativeClient, "openid", nil))
 		ar := authorizeWith(app.testServer, nativeClient, "openid", url.Values{"prompt": {"none"}})
 		wantRedirectError(t, app.testServer, ar, br.get(t, ar.URL), "login_required")
+	}
+}
+
+// TestBrowserSessionLogout runs in headless Chromium (see TestBrowser): a
+// user logs in and out with the real pages; the cookie as Chromium stored
+// it before the logout, put into a fresh browser profile, gets the login
+// page, not a code.
+func TestBrowserSessionLogout(t *testing.T) {
+	chrome := startChrome(t)
+	f := newChromeFlow(t, nativeClient)
+	tab := chrome.newTab(t)
+	tab.navigate(f.ar.URL, http.StatusOK)
+	tab.wantLoginPage(f.ts, "Example App")
+	f.redeem(f.wantCode(tab, tab.logIn(aliceUsername, alicePassword)))
+
+	var saved []*network.Cookie
+	chromeRun(t, tab.ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		res, err := cdp.Call(ctx, tg, network.GetCookies, network.GetCookiesParams{URLs: []string{f.ts.URL}})
+		saved = res.Cookies
+		return err
+	}))
+	if len(saved) != 1 || !strings.HasSuffix(saved[0].Name, "pixie_session") || !saved[0].HTTPOnly {
+		t.Fatalf("got cookies %+v, want the HttpOnly login cookie", saved)
+	}
+	if exp := time.Unix(int64(saved[0].Expires), 0); time.Until(exp) > handlers.DefaultSessionLifetime {
+		t.Errorf("the cookie expires at %v, after the session's %v lifetime", exp, handlers.DefaultSessionLifetime)
+	}
+
+	// Signing out: the confirmation page (no id_token_hint), then the button.
+	tab.navigate(f.ts.URL+handlers.PathLogout, http.StatusOK)
+	if resp := tab.submit(`form button[type=submit]`); resp.Status != http.StatusOK || tab.text(`h1`) != "You are signed out" {
+		t.Fatalf("sign out: got status %d, heading %q", resp.Status, tab.text(`h1`))
+	}
+
+	copyTab := chrome.newTab(t)
+	chromeRun(t, copyTab.ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		c, httpOnly := saved[0], true
+		_, err := cdp.Call(ctx, tg, network.SetCookie, network.SetCookieParams{
+			Name: c.Name, Value: c.Value, URL: f.ts.URL, Path: c.Path, HTTPOnly: &httpOnly, SameSite: c.SameSite,
+		})
+		return err
+	}))
+	ar := newAuthRequest(f.ts.oauth2Config(nativeClient, f.app.redirectURI(), "openid"))
+	copyTab.navigate(ar.URL, http.StatusOK)
+	copyTab.wantLoginPage(f.ts, "Example App")
+	if calls := f.app.callbacks(); len(calls) != 1 {
+		t.Errorf("the app got %d redirects, want only the first login's", len(calls))
 	}
 }
