@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gorilla/sessions"
@@ -136,7 +137,7 @@ func (l *loginSession) logIn(subject string, at time.Time, amr ...string) {
 	_, _ = l.csrfToken()
 	// auth_time is in seconds (OIDC Core §2); keep it so, as max_age is
 	// compared with it.
-	l.pending = &store.Session{ID: sessionKey(id), Subject: subject, AuthTime: time.Unix(at.Unix(), 0), AMR: amr}
+	l.pending = &store.Session{ID: sessionKey(id), Subject: subject, AuthTime: time.Unix(at.Unix(), 0), AMR: slices.Clone(amr)}
 	l.rec = nil
 }
 
@@ -171,7 +172,11 @@ func (s *Server) save(w http.ResponseWriter, r *http.Request, l loginSession) er
 	if l.s.Options.MaxAge >= 0 {
 		l.s.Options.MaxAge = int(s.lifetime / time.Second) // a cookie with no session: its CSRF token
 		if l.rec != nil {
-			left := (l.rec.ExpiresAt.Sub(now) + time.Second - 1) / time.Second
+			end := l.rec.ExpiresAt
+			if byConfig := l.rec.CreatedAt.Add(s.lifetime); byConfig.Before(end) {
+				end = byConfig
+			}
+			left := (end.Sub(now) + time.Second - 1) / time.Second
 			l.s.Options.MaxAge = max(int(left), 1)
 		}
 	}
