@@ -135,13 +135,12 @@
 // of the session ID the cookie carries, never the ID), subject TEXT,
 // auth_time, created_at, expires_at and last_used BIGINT (Unix
 // microseconds), amr TEXT NOT NULL DEFAULT '[]' (a JSON array), acr TEXT
-// NOT NULL DEFAULT '' and revoked BOOLEAN (INTEGER on SQLite), and the
-// indexes sessions_subject_idx on
-// subject (ending all of a user's sessions) and sessions_expires_idx on
-// expires_at ([Store.DeleteExpired] removes the rows whose expires_at is
-// before its argument). Touching a session is one UPDATE … SET last_used =
-// ? WHERE id = ? AND last_used < ?, so last_used never moves back. It
-// starts empty.
+// NOT NULL (empty by default) and revoked BOOLEAN (INTEGER on SQLite), and
+// the indexes sessions_subject_idx on subject (ending all of a user's
+// sessions) and sessions_expires_idx on expires_at ([Store.DeleteExpired]
+// removes the rows whose expires_at is before its argument). Touching a
+// session is one UPDATE … SET last_used = ? WHERE id = ? AND last_used <
+// ?, so last_used never moves back. It starts empty.
 //
 // Schema version 8 adds to users the columns of the address and phone
 // claims, all NOT NULL with an empty default: address_formatted,
