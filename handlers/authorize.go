@@ -22,6 +22,10 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := s.session(r)
+	if sess.err != nil {
+		http.Redirect(w, r, s.p.Refuse(ctx, areq, provider.ErrCodeServerError, "The server could not complete the request."), http.StatusSeeOther)
+		return
+	}
 	sub, authTime, amr := sess.subject()
 	if s.needsLogin(areq, sub, authTime) {
 		if slices.Contains(areq.Prompt, "none") {
@@ -51,6 +55,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		s.authorizeFailed(w, r, err)
 		return
 	}
+	s.touch(ctx, &sess)
 	noStore(w.Header())
 	http.Redirect(w, r, to, http.StatusSeeOther)
 }

@@ -79,7 +79,8 @@ func testBootstrapTogether(t *testing.T, open func() *sqlstore.Store) {
 				errs[i] = fmt.Errorf("provider.New: %w", err)
 				return
 			}
-			h, err := handlers.New(p, handlers.Config{})
+			// The login sessions in the shared store too, as replicas need.
+			h, err := handlers.New(p, handlers.Config{Sessions: st})
 			if err != nil {
 				errs[i] = fmt.Errorf("handlers.New: %w", err)
 				return

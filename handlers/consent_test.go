@@ -374,6 +374,12 @@ func TestConsentNoScope(t *testing.T) {
 	wantCode(t, ar, b.get(t, ar.URL))
 }
 
+// clockTestSession is the login sessions' lifetime and idle timeout in the
+// tests that move the clock ahead by up to two years with the login they
+// started with (they cannot log in again: see testClock): long enough
+// that only the consent expires.
+const clockTestSession = 3 * 365 * 24 * time.Hour
+
 // TestConsentExpires: a consent is remembered for Config.ConsentLifetime
 // (by default 365 days); after that the user is asked again, prompt=none
 // answers consent_required, and allowing again remembers it afresh.
@@ -393,7 +399,8 @@ func TestConsentExpires(t *testing.T) {
 			clock := &testClock{}
 			opts := consentAPIOptions()
 			opts.Now = clock.Now
-			opts.Handlers = &handlers.Config{ConsentLifetime: tt.lifetime}
+			opts.Handlers = &handlers.Config{ConsentLifetime: tt.lifetime,
+				SessionLifetime: clockTestSession, SessionIdleTimeout: clockTestSession}
 			ts := newTestServer(t, opts)
 			b := newBrowser(t, ts)
 			silent := func() (*authRequest, *page) {
@@ -444,7 +451,8 @@ func TestConsentNotExtended(t *testing.T) {
 	clock := &testClock{}
 	opts := consentAPIOptions()
 	opts.Now = clock.Now
-	opts.Handlers = &handlers.Config{ConsentLifetime: time.Hour}
+	opts.Handlers = &handlers.Config{ConsentLifetime: time.Hour,
+		SessionLifetime: clockTestSession, SessionIdleTimeout: clockTestSession}
 	ts := newTestServer(t, opts)
 	b := newBrowser(t, ts)
 

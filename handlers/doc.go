@@ -11,9 +11,14 @@
 //		log.Fatal(err)
 //	}
 //
-// The login session is a gorilla/sessions cookie sealed with keys derived
-// from the provider's key store, so every replica reads it; it is HttpOnly,
-// SameSite=Lax, and Secure with the __Host- prefix when the issuer is https.
+// The login session is a record in [Config.Sessions] behind a
+// gorilla/sessions cookie sealed with keys derived from the provider's key
+// store, so every replica reads it; it is HttpOnly, SameSite=Lax, and
+// Secure with the __Host- prefix when the issuer is https. The cookie holds
+// only a random session ID and the forms' CSRF token. A session ends at
+// its absolute lifetime ([Config.SessionLifetime]), after its idle timeout
+// ([Config.SessionIdleTimeout]), at logout, and by [Server.EndSessions];
+// viewing a page never extends it.
 // The pages are html/template files embedded in the package, parsed once by
 // [New]; [Config.Templates] overrides any of them, and each page's data is a
 // documented struct ([LoginPage], [ErrorPage], [LogoutPage]). Forms carry a

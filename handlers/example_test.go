@@ -62,3 +62,32 @@ func ExampleMount() {
 	// PKCE methods: [S256]
 	// iss on redirects: true
 }
+
+// ExampleServer_EndSessions ends a user's login sessions when they change
+// their password, so that a session someone else opened with the old one
+// (or a copy of its cookie) gets no more codes, on every replica sharing
+// Config.Sessions.
+func ExampleServer_EndSessions() {
+	st := memory.New()
+	p, err := provider.New(context.Background(), provider.Config{
+		Issuer:  "https://login.example.com",
+		Clients: st, Users: st, Grants: st, Keys: st,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	pixie, err := handlers.New(p, handlers.Config{Sessions: st})
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	pixie.Register(mux)
+	mux.HandleFunc("POST /account/password", func(w http.ResponseWriter, r *http.Request) {
+		subject := "u-1" // the app's signed-in user; it checks and stores the new password
+		if err := pixie.EndSessions(r.Context(), subject); err != nil {
+			http.Error(w, "try again later", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "password changed; signed out everywhere")
+	})
+}

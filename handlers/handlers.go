@@ -36,6 +36,15 @@ const DefaultSessionLifetime = 12 * time.Hour
 // DefaultConsentLifetime is how long a consent is remembered by default.
 const DefaultConsentLifetime = 365 * 24 * time.Hour
 
+// DefaultSessionIdleTimeout is how long a login session may go unused by
+// default before it ends (OWASP's Session Management Cheat Sheet suggests
+// 15 to 30 minutes for low-risk applications; Keycloak's default is 30).
+const DefaultSessionIdleTimeout = 30 * time.Minute
+
+// maxTouchInterval bounds how often a session's last use is written: at
+// most once a minute (less for idle timeouts shorter than 10 minutes).
+const maxTouchInterval = time.Minute
+
 // Router is what Mount registers on: *http.ServeMux, chi.Router and
 // gorilla/mux's Router all have this method. Patterns use Go 1.22 method
 // syntax ("GET /authorize").
@@ -52,8 +61,29 @@ type Config struct {
 	// does not have fall back to the embedded defaults. Default nil.
 	Templates TemplateFS
 	// SessionLifetime is how long a login session lasts before the user must
-	// sign in again. Default 12 hours.
+	// sign in again, counted from the login however much the session is
+	// used meanwhile (the absolute timeout). At least a minute. Default 12
+	// hours.
 	SessionLifetime time.Duration
+	// SessionIdleTimeout ends a login session that has not been used for
+	// that long. A session is used when it lets an authorization request
+	// through without a login; viewing the login, consent or logout page
+	// does not count. The last use is recorded at most once a minute, so a
+	// session may end up to a minute before the timeout. At least a minute
+	// and at most SessionLifetime. Default [DefaultSessionIdleTimeout] (30
+	// minutes), or SessionLifetime if that is shorter.
+	SessionIdleTimeout time.Duration
+	// Sessions keeps the login sessions' records: the cookie carries only
+	// a random session ID (and the forms' CSRF token), and the record says
+	// who logged in, when, and whether the session was ended. Share it
+	// between replicas (the SQL store implements it), so that a logout or
+	// [Server.EndSessions] on one ends the session on all. Expired records
+	// are removed by the store's DeleteExpired ([store.ExpiredDeleter]),
+	// which the provider calls every provider.Config.CleanupInterval when
+	// the same store holds its grants. Default: in memory (at most
+	// [memory.MaxSessions], the oldest ending first), so a restart
+	// logs everyone out.
+	Sessions store.Sessions
 	// LoginURL replaces pixie's login page with the host app's own: a user
 	// who must log in is sent there, the authorization request in the
 	// query. The app authenticates the user its own way (its session, its
@@ -113,6 +143,12 @@ type Server struct {
 	logins          *limiter // wrong passwords
 	clients         *limiter // wrong client secrets
 	clientIP        func(*http.Request) string
+
+	// The login sessions' records, their idle timeout (lifetime is the
+	// absolute one), and how often, at most, a session's use is recorded.
+	sessions   store.Sessions
+	idle       time.Duration
+	touchEvery time.Duration
 }
 
 type route struct {
@@ -164,6 +200,13 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 	} else if cfg.SessionLifetime < time.Minute {
 		return nil, fmt.Errorf("handlers: Config.SessionLifetime %v is shorter than a minute", cfg.SessionLifetime)
 	}
+	switch {
+	case cfg.SessionIdleTimeout == 0:
+		cfg.SessionIdleTimeout = min(DefaultSessionIdleTimeout, cfg.SessionLifetime)
+	case cfg.SessionIdleTimeout < time.Minute || cfg.SessionIdleTimeout > cfg.SessionLifetime:
+		return nil, fmt.Errorf("handlers: Config.SessionIdleTimeout %v must be at least a minute and at most SessionLifetime (%v)",
+			cfg.SessionIdleTimeout, cfg.SessionLifetime)
+	}
 	hashKey, err := p.DeriveKey("login cookie mac")
 	if err != nil {
 		return nil, err
@@ -191,6 +234,10 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 		mux:      http.NewServeMux(),
 		lifetime: cfg.SessionLifetime,
 	}
+	s.idle = cfg.SessionIdleTimeout
+	// A tenth of the idle timeout at most, so that recording uses less
+	// often shortens it by 10% at most.
+	s.touchEvery = min(maxTouchInterval, cfg.SessionIdleTimeout/10)
 	var mem *memory.Store // the in-memory default of whatever is not configured
 	inMemory := func() *memory.Store {
 		if mem == nil {
@@ -207,6 +254,10 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 		s.consentLifetime = DefaultConsentLifetime
 	} else if s.consentLifetime < time.Minute {
 		return nil, fmt.Errorf("handlers: Config.ConsentLifetime %v is shorter than a minute", cfg.ConsentLifetime)
+	}
+	s.sessions = cfg.Sessions
+	if s.sessions == nil {
+		s.sessions = inMemory()
 	}
 	thr := cfg.Throttle
 	if thr == nil {

@@ -133,10 +133,15 @@ func queryValue(query, key string) string {
 }
 
 // formToken returns the CSRF token a form must post back, saving the
-// session that holds it. On failure it has answered the request.
+// session that holds it if the token is new. A session that already has
+// one is not saved again: a page view changes nothing, and so extends
+// nothing. On failure it has answered the request.
 func (s *Server) formToken(w http.ResponseWriter, r *http.Request) (string, bool) {
 	sess := s.session(r)
-	token, _ := sess.csrfToken()
+	token, created := sess.csrfToken()
+	if !created {
+		return token, true
+	}
 	if err := s.save(w, r, sess); err != nil {
 		s.p.Logger().ErrorContext(r.Context(), "save login session", "error", err)
 		s.renderError(w, r, http.StatusInternalServerError, "server_error", "")

@@ -124,8 +124,18 @@ func (s *Server) logoutConfirm(w http.ResponseWriter, r *http.Request) {
 	s.endSession(w, r, sess, lr)
 }
 
-// endSession ends the login session and sends the browser on.
+// endSession ends the login session and sends the browser on. It revokes
+// the session's record, so that no copy of the cookie works any more, on
+// any replica; if that fails, the cookie is kept and the user told to try
+// again, rather than shown a logout that did not happen.
 func (s *Server) endSession(w http.ResponseWriter, r *http.Request, sess loginSession, lr *logoutRequest) {
+	if id := sess.id(); id != "" {
+		if err := s.sessions.RevokeSession(r.Context(), sessionKey(id)); err != nil {
+			s.p.Logger().ErrorContext(r.Context(), "end login session", "error", err)
+			s.renderError(w, r, http.StatusInternalServerError, "server_error", "Signing out did not complete. Try again later.")
+			return
+		}
+	}
 	if sub, _, _ := sess.subject(); sub != "" {
 		s.p.Logger().InfoContext(r.Context(), "user logged out", "subject", sub)
 	}

@@ -44,6 +44,7 @@ type replica struct {
 	name string
 	url  string // the server's URL, where clients send this replica's requests
 	p    *provider.Provider
+	h    *handlers.Server
 }
 
 // startReplica starts a replica on st, closed when t ends.
@@ -61,13 +62,15 @@ func startReplica(t *testing.T, name string, st *sqlstore.Store) *replica {
 	if err != nil {
 		t.Fatalf("replica %s: provider.New: %v", name, err)
 	}
-	h, err := handlers.New(p, handlers.Config{})
+	// The login sessions too are in the shared store, as a deployment of
+	// several replicas must have them.
+	h, err := handlers.New(p, handlers.Config{Sessions: st})
 	if err != nil {
 		t.Fatalf("replica %s: handlers.New: %v", name, err)
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &replica{name: name, url: srv.URL, p: p}
+	return &replica{name: name, url: srv.URL, p: p, h: h}
 }
 
 // conf is the native app's x/oauth2 configuration, pointed at this replica.

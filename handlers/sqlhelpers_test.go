@@ -172,7 +172,7 @@ func startSQLServer(t *testing.T, st *sqlstore.Store, grants store.Grants, logge
 		srv.Close()
 		t.Fatalf("provider.New: %v", err)
 	}
-	h, err := handlers.New(p, handlers.Config{})
+	h, err := handlers.New(p, handlers.Config{Sessions: st})
 	if err != nil {
 		srv.Close()
 		t.Fatalf("handlers.New: %v", err)

@@ -18,6 +18,9 @@
 //		})
 //	}
 //
+// Package handlers consumes three more: [Consents], [Throttle] and
+// [Sessions] (the login sessions' records).
+//
 // Nothing here depends on fosite: the adapter from fosite's storage calls onto
 // these interfaces lives in package provider.
 package store

@@ -360,3 +360,61 @@ type Hits struct {
 	Last    time.Time // the latest event
 	Expires time.Time // when the window ends; it opened with the first event
 }
+
+// Sessions keeps the server-side records of login sessions, so that a
+// session can be ended on every replica sharing the store (at logout, or
+// when the app ends all of a user's sessions) and cannot outlive its
+// absolute lifetime. Records are keyed by [Session.ID], a digest of the
+// random session ID the browser's cookie carries: the store never sees the
+// ID itself.
+//
+// Implementations must be safe for concurrent use. A store may remove a
+// record once its ExpiresAt has passed, and one that holds records in
+// memory may remove the oldest to stay within a bound (which ends that
+// session early, never late).
+type Sessions interface {
+	// CreateSession stores a new record; the store keeps its own copy. A
+	// record with the same ID already present yields an error wrapping
+	// [ErrAlreadyExists].
+	CreateSession(ctx context.Context, s *Session) error
+	// Session returns the record with that ID, whether revoked or expired
+	// or not (the caller checks), or an error wrapping [ErrNotFound]. The
+	// result is a fresh copy the caller may modify.
+	Session(ctx context.Context, id string) (*Session, error)
+	// TouchSession records that the session was used at time at: its
+	// LastUsed becomes at if that is later, and never moves back, whatever
+	// the order of concurrent calls. A missing record yields an error
+	// wrapping [ErrNotFound].
+	TouchSession(ctx context.Context, id string, at time.Time) error
+	// RevokeSession marks the record revoked. It is not an error if there
+	// is none, or if it is already revoked.
+	RevokeSession(ctx context.Context, id string) error
+	// RevokeSessions marks every record of the subject revoked. It is not
+	// an error if there is none.
+	RevokeSessions(ctx context.Context, subject string) error
+}
+
+// Session is the server-side record of one login session.
+type Session struct {
+	// ID is the key: a digest of the session ID the cookie carries, never
+	// the ID itself.
+	ID       string
+	Subject  string    // the logged-in user
+	AuthTime time.Time // when the user authenticated (auth_time)
+	AMR      []string  // how (RFC 8176), e.g. ["pwd"]
+	// ACR is the authentication context class a host app's login reported
+	// (provider.Login.ACR); empty for pixie's own login.
+	ACR       string
+	CreatedAt time.Time // when the session started
+	// ExpiresAt ends the session whatever its use: the absolute lifetime.
+	ExpiresAt time.Time
+	LastUsed  time.Time // when the session last served a request (idle timeout)
+	Revoked   bool      // ended by logout or by ending all the user's sessions
+}
+
+// Clone returns a deep copy of s.
+func (s *Session) Clone() *Session {
+	c := *s
+	c.AMR = append([]string(nil), s.AMR...)
+	return &c
+}

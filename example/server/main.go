@@ -76,9 +76,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	}
 
 	// pixie's storage. Users and clients: the app's own, here the demo's,
-	// declared in code (demo.go). Grants and signing keys: a SQLite file by
-	// default, PostgreSQL for replicas (storage.go), so that refresh tokens
-	// and keys survive a restart.
+	// declared in code (demo.go). Grants, signing keys and login sessions:
+	// a SQLite file by default, PostgreSQL for replicas (storage.go), so
+	// that refresh tokens, keys and sessions survive a restart.
 	demo := memory.New()
 	if err := registerDemo(demo, opts, out); err != nil {
 		return err
@@ -108,7 +108,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	mux.HandleFunc("GET /{$}", home)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	// ...and pixie on it: /authorize, /oauth/token, /userinfo, /.well-known/…
-	hcfg := handlers.Config{Consents: st, Throttle: st}
+	// Consents, the login throttle and login sessions in the store too, so
+	// that they survive a restart and every replica shares them (a logout
+	// on one ends the session on all).
+	hcfg := handlers.Config{Consents: st, Throttle: st, Sessions: st}
 	if opts.login == "company" {
 		// The app's own login instead of pixie's page (companylogin.go).
 		hcfg.LoginURL = "/company/login"

@@ -18,12 +18,13 @@ import (
 
 // durable is where the example keeps what must survive a restart and be
 // shared by replicas: grants (codes, refresh tokens), signing keys,
-// consents and the login throttle.
+// consents, the login throttle and login sessions.
 type durable interface {
 	store.Grants
 	store.Keys
 	store.Consents // what users allowed example-other
 	store.Throttle // failed logins and client authentications, shared by replicas
+	store.Sessions // login sessions: a logout on one replica ends them on all
 	Close() error
 }
 

@@ -1,6 +1,6 @@
 // Package memory is an in-memory backend for pixie: one [Store] implements
 // [store.Clients], [store.Users], [store.Grants], [store.Keys],
-// [store.Consents] and [store.Throttle], and the optional
+// [store.Consents], [store.Throttle] and [store.Sessions], and the optional
 // [store.ExpiredDeleter].
 //
 // It suits tests, demos and a single-process server that can afford to lose
@@ -15,7 +15,9 @@
 // holds some (so an idle or dropped Store costs nothing and needs no
 // Close); each consent write removes the expired ones too. The Store holds
 // at most [DefaultMaxThrottleKeys] throttle keys and [MaxConsents]
-// consents, evicting those that expire soonest to make room.
+// consents, evicting those that expire soonest to make room. Login sessions
+// are bounded too: a new one removes the oldest that have expired, and the
+// oldest of all beyond [MaxSessions].
 //
 // A Store is safe for concurrent use. Every value it returns is a fresh copy
 // the caller may modify, and it keeps its own copies of the values passed in.

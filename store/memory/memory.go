@@ -19,6 +19,7 @@ var (
 	_ store.Keys           = (*Store)(nil)
 	_ store.Consents       = (*Store)(nil)
 	_ store.Throttle       = (*Store)(nil)
+	_ store.Sessions       = (*Store)(nil)
 	_ store.ExpiredDeleter = (*Store)(nil)
 )
 
@@ -26,8 +27,8 @@ var (
 // against that hash so that it costs as much as a known one.
 const dummyPassword = "pixie/memory: password of no user"
 
-// Store holds clients, users, grant records, signing keys, consents and
-// throttle counts in memory. Create one with [New]; the zero value is
+// Store holds clients, users, grant records, signing keys, consents,
+// throttle counts and login sessions in memory. Create one with [New]; the zero value is
 // not usable. A Store is safe for concurrent use.
 type Store struct {
 	mu        sync.RWMutex
@@ -45,6 +46,7 @@ type Store struct {
 	byExpiry    consentHeap
 	maxConsents int      // the cap on len(consents): MaxConsents, lower in tests
 	throttle    throttle // the throttle keys (throttle.go)
+	sessions    sessionTable
 
 	janitor     *time.Timer   // armed while entries expire (janitor.go)
 	clockOffset time.Duration // the callers' clock minus the wall clock
@@ -92,6 +94,7 @@ func New() *Store {
 		throttle:  newThrottle(),
 
 		maxConsents: MaxConsents,
+		sessions:    newSessionTable(),
 	}
 }
 
@@ -308,8 +311,10 @@ func (s *Store) Revoke(_ context.Context, kind store.Kind, requestID string) err
 // ExpiresAt counts as expired. It implements [store.ExpiredDeleter].
 //
 // It also forgets the throttle keys (see [Store.AddHit]) whose window ended
-// at or before that time; they are not counted in the result. Throttle keys
-// need no call: the Store forgets them on its own.
+// at or before that time, and the login-session records (see
+// [Store.CreateSession]) whose ExpiresAt is before it; they are not counted
+// in the result. Throttle keys need no call: the Store forgets them on its
+// own.
 func (s *Store) DeleteExpired(_ context.Context, before time.Time) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -321,6 +326,7 @@ func (s *Store) DeleteExpired(_ context.Context, before time.Time) (int, error) 
 		}
 	}
 	s.sweepThrottle(before)
+	s.sessions.deleteExpired(before)
 	return n, nil
 }
 

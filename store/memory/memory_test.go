@@ -2,6 +2,7 @@ package memory_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ func TestConformance(t *testing.T) {
 			Keys:      s,
 			Consents:  s,
 			Throttle:  s,
+			Sessions:  s,
 			AddClient: s.AddClient,
 			AddUser:   s.AddUser,
 		}
@@ -180,4 +182,65 @@ func TestDeleteExpiredThrottle(t *testing.T) {
 			t.Errorf("%s: got count %d, want %d", k.key, got.Count, want)
 		}
 	}
+}
+
+// TestSessionsBounded: the login-session records stay within the bound,
+// the oldest going first, and expired ones go at the next login without
+// waiting for DeleteExpired.
+func TestSessionsBounded(t *testing.T) {
+	ctx := t.Context()
+	s := memory.New()
+	memory.SetMaxSessions(s, 3)
+	start := time.Date(2031, 4, 5, 6, 7, 8, 0, time.UTC)
+	create := func(id string, created time.Time, lifetime time.Duration) {
+		t.Helper()
+		err := s.CreateSession(ctx, &store.Session{ID: id, Subject: "alice", CreatedAt: created,
+			ExpiresAt: created.Add(lifetime), LastUsed: created})
+		if err != nil {
+			t.Fatalf("CreateSession(%s): got error %v, want nil", id, err)
+		}
+	}
+	present := func(id string, want bool) {
+		t.Helper()
+		_, err := s.Session(ctx, id)
+		switch {
+		case want && err != nil:
+			t.Errorf("Session(%s): got error %v, want the record", id, err)
+		case !want && !errors.Is(err, store.ErrNotFound):
+			t.Errorf("Session(%s): got error %v, want ErrNotFound", id, err)
+		}
+	}
+	for i, id := range []string{"s1", "s2", "s3", "s4", "s5"} {
+		create(id, start.Add(time.Duration(i)*time.Second), time.Hour)
+	}
+	for id, want := range map[string]bool{"s1": false, "s2": false, "s3": true, "s4": true, "s5": true} {
+		present(id, want)
+	}
+
+	// A login after s3 and s4 expired removes them, though under the bound.
+	create("s6", start.Add(time.Hour+4*time.Second), 10*time.Hour)
+	for id, want := range map[string]bool{"s3": false, "s4": false, "s5": true, "s6": true} {
+		present(id, want)
+	}
+	// DeleteExpired removes the rest once they expire.
+	if _, err := s.DeleteExpired(ctx, start.Add(24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	present("s5", false)
+	present("s6", false)
+
+	// Many logins never hold more than the bound.
+	for i := range 1000 {
+		create(fmt.Sprintf("many-%d", i), start.Add(48*time.Hour), time.Hour)
+	}
+	kept := 0
+	for i := range 1000 {
+		if _, err := s.Session(ctx, fmt.Sprintf("many-%d", i)); err == nil {
+			kept++
+		}
+	}
+	if kept != 3 {
+		t.Errorf("after 1000 logins: got %d records, want 3 (the bound)", kept)
+	}
+	present("many-999", true)
 }

@@ -133,6 +133,17 @@
 // removes the rows whose expires_at is at or before its argument, as it
 // removes expired grants. Rows of version 3 carry over: the start of their
 // window becomes their latest event.
+// Schema version 7 adds the table sessions, which holds [store.Sessions]:
+// one row per login session, with the columns id TEXT PRIMARY KEY (a digest
+// of the session ID the cookie carries, never the ID), subject TEXT,
+// auth_time, created_at, expires_at and last_used BIGINT (Unix
+// microseconds), amr TEXT NOT NULL DEFAULT '[]' (a JSON array), acr TEXT
+// NOT NULL (empty by default) and revoked BOOLEAN (INTEGER on SQLite), and
+// the indexes sessions_subject_idx on subject (ending all of a user's
+// sessions) and sessions_expires_idx on expires_at ([Store.DeleteExpired]
+// removes the rows whose expires_at is before its argument). Touching a
+// session is one UPDATE … SET last_used = ? WHERE id = ? AND last_used <
+// ?, so last_used never moves back. It starts empty.
 //
 // Schema version 8 adds to users the columns of the address and phone
 // claims, all NOT NULL with an empty default: address_formatted,
@@ -167,8 +178,9 @@
 // (PostgreSQL) or the write lock (SQLite), so N concurrent events of one
 // key count 1 to N on any number of replicas. Saving a consent is one upsert too.
 // Every call is one round trip, except a Consume that loses, which asks a
-// second time to tell [store.ErrConsumed] from [store.ErrNotFound], and
-// DeleteExpired, which deletes from three tables.
+// second time to tell [store.ErrConsumed] from [store.ErrNotFound], a
+// TouchSession that changes nothing, which asks whether the session
+// exists, and DeleteExpired, which deletes from four tables.
 //
 // Every statement is prepared once by [New]; database/sql prepares it again
 // on each pooled connection the first time it runs there.

@@ -120,10 +120,11 @@ func (s *Store) Revoke(ctx context.Context, kind store.Kind, requestID string) e
 // [store.ExpiredDeleter]. A record with a zero ExpiresAt counts as expired.
 //
 // It also removes the throttle rows (see [Store.AddHit]) whose window ended
-// at or before that time, and the consents that expired before it; they are
-// not counted in the result. Each is one DELETE, using the index on
-// expires_at of its table. If a later one fails, DeleteExpired returns the
-// number of grant records removed with the error.
+// at or before that time, the consents that expired before it, and the
+// login-session rows (see [Store.CreateSession]) whose ExpiresAt is before
+// it; they are not counted in the result. Each is one DELETE, using the
+// index on expires_at of its table. If a later one fails, DeleteExpired
+// returns the number of grant records removed with the error.
 func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int, error) {
 	n, err := affected(s.stmt(ctx, s.stmts.grantDeleteExpired).ExecContext(ctx, toMicro(before)))
 	if err != nil {
@@ -134,6 +135,9 @@ func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int, error
 	}
 	if _, err := s.stmt(ctx, s.stmts.consentDeleteExpired).ExecContext(ctx, toMicro(before)); err != nil {
 		return int(n), fmt.Errorf("sqlstore: delete expired consents: %w", err)
+	}
+	if _, err := s.stmt(ctx, s.stmts.sessionDeleteExpired).ExecContext(ctx, toMicro(before)); err != nil {
+		return int(n), fmt.Errorf("sqlstore: delete expired sessions: %w", err)
 	}
 	return int(n), nil
 }

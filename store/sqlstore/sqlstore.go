@@ -24,6 +24,7 @@ var (
 	_ store.Keys           = (*Store)(nil)
 	_ store.Consents       = (*Store)(nil)
 	_ store.Throttle       = (*Store)(nil)
+	_ store.Sessions       = (*Store)(nil)
 	_ store.ExpiredDeleter = (*Store)(nil)
 	_ store.Transactor     = (*Store)(nil)
 	_ store.Pinger         = (*Store)(nil)
@@ -76,7 +77,7 @@ type Config struct {
 	// share a database (or PostgreSQL schema) with an application whose own
 	// tables are called users or keys. Lower-case letters, digits and
 	// underscores, at most 40 bytes, e.g. "pixie_". Default: "" (tables
-	// named clients, users, grants, keys, consents, throttle and
+	// named clients, users, grants, keys, consents, throttle, sessions and
 	// pixie_migrations).
 	TablePrefix string
 }
@@ -109,8 +110,8 @@ func (c Config) validate() error {
 	return nil
 }
 
-// Store keeps clients, users, grant records, signing keys, consents and
-// throttle counts in an SQL database. Create one with [New]; the zero value is not usable. A Store is
+// Store keeps clients, users, grant records, signing keys, consents,
+// throttle counts and login sessions in an SQL database. Create one with [New]; the zero value is not usable. A Store is
 // safe for concurrent use.
 //
 // Every method takes its statement from a set prepared by [New] and runs it

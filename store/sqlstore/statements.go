@@ -40,6 +40,14 @@ type statements struct {
 	hitGet           *sql.Stmt
 	hitReset         *sql.Stmt
 	hitDeleteExpired *sql.Stmt
+
+	sessionCreate        *sql.Stmt
+	sessionGet           *sql.Stmt
+	sessionExists        *sql.Stmt
+	sessionTouch         *sql.Stmt
+	sessionRevoke        *sql.Stmt
+	sessionRevokeSubject *sql.Stmt
+	sessionDeleteExpired *sql.Stmt
 }
 
 // The queries, written with ? placeholders and {p} for the table prefix.
@@ -108,6 +116,19 @@ RETURNING count, last_at, expires_at`
 	qHitGet           = `SELECT count, last_at, expires_at FROM {p}throttle WHERE key = ? AND expires_at > ?`
 	qHitReset         = `DELETE FROM {p}throttle WHERE key = ?`
 	qHitDeleteExpired = `DELETE FROM {p}throttle WHERE expires_at <= ?`
+
+	qSessionCreate = `INSERT INTO {p}sessions
+(id, subject, auth_time, amr, acr, created_at, expires_at, last_used, revoked)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	qSessionGet = `SELECT subject, auth_time, amr, acr, created_at, expires_at, last_used, revoked
+FROM {p}sessions WHERE id = ?`
+	qSessionExists = `SELECT 1 FROM {p}sessions WHERE id = ?`
+	// qSessionTouch moves last_used forward only: its arguments are the
+	// time, the ID and the time again.
+	qSessionTouch         = `UPDATE {p}sessions SET last_used = ? WHERE id = ? AND last_used < ?`
+	qSessionRevoke        = `UPDATE {p}sessions SET revoked = TRUE WHERE id = ? AND NOT revoked`
+	qSessionRevokeSubject = `UPDATE {p}sessions SET revoked = TRUE WHERE subject = ? AND NOT revoked`
+	qSessionDeleteExpired = `DELETE FROM {p}sessions WHERE expires_at < ?`
 )
 
 // prepare prepares every statement on db. On error it closes those it
@@ -168,5 +189,12 @@ func (st *statements) list() []struct {
 		{&st.hitGet, qHitGet},
 		{&st.hitReset, qHitReset},
 		{&st.hitDeleteExpired, qHitDeleteExpired},
+		{&st.sessionCreate, qSessionCreate},
+		{&st.sessionGet, qSessionGet},
+		{&st.sessionExists, qSessionExists},
+		{&st.sessionTouch, qSessionTouch},
+		{&st.sessionRevoke, qSessionRevoke},
+		{&st.sessionRevokeSubject, qSessionRevokeSubject},
+		{&st.sessionDeleteExpired, qSessionDeleteExpired},
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"sync"
@@ -23,6 +24,7 @@ type Stores struct {
 	Keys     store.Keys
 	Consents store.Consents
 	Throttle store.Throttle
+	Sessions store.Sessions
 
 	// AddClient registers a client, so that Clients can find it. The
 	// interfaces have no such method: seeding is the backend's business.
@@ -52,7 +54,7 @@ const racers = 50
 //			s := mystore.New(openTestDB(t)) // empty for every subtest
 //			return storetest.Stores{
 //				Clients: s, Users: s, Grants: s, Keys: s,
-//				Consents: s, Throttle: s,
+//				Consents: s, Throttle: s, Sessions: s,
 //				AddClient: s.AddClient,
 //				AddUser:   s.AddUser,
 //			}
@@ -158,6 +160,18 @@ func suite() []group {
 			{"BadWindow", fresh(testThrottleBadWindow)},
 			{"ConcurrentAddHit", fresh(testThrottleConcurrent)},
 		}},
+		{"Sessions", []test{
+			{"NotFound", fresh(testSessionNotFound)},
+			{"RoundTrip", fresh(testSessionRoundTrip)},
+			{"CreateDuplicate", fresh(testSessionCreateDuplicate)},
+			{"KeepsAndReturnsCopy", fresh(testSessionCopies)},
+			{"Touch", fresh(testSessionTouch)},
+			{"Expiry", fresh(testSessionExpiry)},
+			{"RevokeOne", fresh(testSessionRevokeOne)},
+			{"RevokeSubject", fresh(testSessionRevokeSubject)},
+			{"ConcurrentUse", fresh(testSessionConcurrentUse)},
+			{"ConcurrentCreate", fresh(testSessionConcurrentCreate)},
+		}},
 	}
 }
 
@@ -231,6 +245,14 @@ func needThrottle(t *testing.T, s Stores) store.Throttle {
 		t.Skip("Stores.Throttle is nil")
 	}
 	return s.Throttle
+}
+
+func needSessions(t *testing.T, s Stores) store.Sessions {
+	t.Helper()
+	if s.Sessions == nil {
+		t.Skip("Stores.Sessions is nil")
+	}
+	return s.Sessions
 }
 
 // now is the current time as the suite compares it: UTC, whole seconds.
@@ -1304,5 +1326,279 @@ func testThrottleConcurrent(t *testing.T, s Stores) {
 	mustOK(t, err)
 	if got.Count != racers || !sameTime(got.Expires, at(throttleWindow)) {
 		t.Errorf("got %+v, want %d events in the window opened at %v", got, racers, at(0))
+	}
+}
+
+// ---- Sessions ----
+
+// newSession returns a login-session record of subject that started at
+// created and lasts 12 hours, last used when it started.
+func newSession(id, subject string, created time.Time) *store.Session {
+	return &store.Session{
+		ID:        id,
+		Subject:   subject,
+		AuthTime:  created.Add(-time.Minute),
+		AMR:       []string{"pwd", "otp"},
+		ACR:       "urn:example:acr:mfa",
+		CreatedAt: created,
+		ExpiresAt: created.Add(12 * time.Hour),
+		LastUsed:  created,
+	}
+}
+
+// sessionOf reads a record, failing the test if there is none.
+func sessionOf(t *testing.T, ss store.Sessions, id string) *store.Session {
+	t.Helper()
+	got, err := ss.Session(t.Context(), id)
+	mustOK(t, err)
+	return got
+}
+
+// checkSession compares two records field by field.
+func checkSession(t *testing.T, got, want *store.Session) {
+	t.Helper()
+	times := []struct {
+		name      string
+		got, want time.Time
+	}{
+		{"AuthTime", got.AuthTime, want.AuthTime},
+		{"CreatedAt", got.CreatedAt, want.CreatedAt},
+		{"ExpiresAt", got.ExpiresAt, want.ExpiresAt},
+		{"LastUsed", got.LastUsed, want.LastUsed},
+	}
+	for _, tm := range times {
+		if !tm.got.UTC().Truncate(time.Second).Equal(tm.want.UTC().Truncate(time.Second)) {
+			t.Errorf("session %q: got %s %v, want %v", want.ID, tm.name, tm.got, tm.want)
+		}
+	}
+	if got.ID != want.ID || got.Subject != want.Subject || got.Revoked != want.Revoked ||
+		!slices.Equal(got.AMR, want.AMR) || got.ACR != want.ACR {
+		t.Errorf("got session %+v, want %+v", got, want)
+	}
+}
+
+func testSessionNotFound(t *testing.T, s Stores) {
+	ss := needSessions(t, s)
+	ctx := t.Context()
+	mustOK(t, ss.CreateSession(ctx, newSession("sid-other", "alice", now())))
+	_, err := ss.Session(ctx, "sid-missing")
+	mustErrIs(t, err, store.ErrNotFound)
+	mustErrIs(t, ss.TouchSession(ctx, "sid-missing", now()), store.ErrNotFound)
+	// Ending what is not there is not an error: logging out twice is fine.
+	mustOK(t, ss.RevokeSession(ctx, "sid-missing"))
+	mustOK(t, ss.RevokeSessions(ctx, "nobody"))
+	checkSession(t, sessionOf(t, ss, "sid-other"), newSession("sid-other", "alice", now()))
+}
+
+func testSessionRoundTrip(t *testing.T, s Stores) {
+	ss := needSessions(t, s)
+	ctx := t.Context()
+	start := now()
+	want := newSession("sid-1", "alice", start)
+	mustOK(t, ss.CreateSession(ctx, want))
+	checkSession(t, sessionOf(t, ss, "sid-1"), want)
+	// No AMR, and a record created revoked, round-trip too.
+	bare := newSession("sid-2", "bob", start)
+	bare.AMR, bare.ACR, bare.Revoked = nil, "", true
+	mustOK(t, ss.CreateSession(ctx, bare))
+	checkSession(t, sessionOf(t, ss, "sid-2"), bare)
+}
+
+func testSessionCreateDuplicate(t *testing.T, s Stores) {
+	ss := needSessions(t, s)
+	ctx := t.Context()
+	first := newSession("sid-1", "alice", now())
+	mustOK(t, ss.CreateSession(ctx, first))
+	second := newSession("sid-1", "mallory", now().Add(time.Hour))
+	mustErrIs(t, ss.CreateSession(ctx, second), store.ErrAlreadyExists)
+	checkSession(t, sessionOf(t, ss, "sid-1"), first)
+}
+
+func testSessionCopies(t *testing.T, s Stores) {
+	ss := needSessions(t, s)
+	ctx := t.Context()
+	sess := newSession("sid-1", "alice", now())
+	mustOK(t, ss.CreateSession(ctx, sess))
+	// The store keeps its own copy...
+	sess.AMR[0] = "none"
+	sess.Subject = "mallory"
+	want := newSession("sid-1", "alice", now())
+	checkSession(t, sessionOf(t, ss, "sid-1"), want)
+	// ... and returns a fresh one each time.
+	got := sessionOf(t, ss, "sid-1")
+	got.AMR[0] = "none"
+	got.Revoked = true
+	checkSession(t, sessionOf(t, ss, "sid-1"), want)
+}
+
+func testSessionTouch(t *testing.T, s Stores) {
+	ss := needSessions(t, s)
+	ctx := t.Context()
+	start := now()
+	mustOK(t, ss.CreateSession(ctx, newSession("sid-1", "alice", start)))
+	mustOK(t, ss.CreateSession(ctx, newSession("sid-2", "alice", start)))
+	// Each touch: when, and LastUsed after it. An earlier time than the
+	// latest changes nothing and is not an error.
+	touches := []struct {
+		at   time.Duration
+		want time.Duration
+	}{
+		{time.Minute, time.Minute},
+		{5 * time.Minute, 5 * time.Minute},
+		{2 * time.Minute, 5 * time.Minute},
+		{5 * time.Minute, 5 * time.Minute},
+		{time.Hour, time.Hour},
+	}
+	for _, tc := range touches {
+		mustOK(t, ss.TouchSession(ctx, "sid-1", start.Add(tc.at)))
+		if got := sessionOf(t, ss, "sid-1").LastUsed; !got.Truncate(time.Second).Equal(start.Add(tc.want)) {
+			t.Errorf("after touching at +%v: got LastUsed %v, want +%v", tc.at, got, tc.want)
+		}
+	}
+	// Touching changes nothing else, and no other record.
+	want := newSession("sid-1", "alice", start)
+	want.LastUsed = start.Add(time.Hour)
+	checkSession(t, sessionOf(t, ss, "sid-1"), want)
+	checkSession(t, sessionOf(t, ss, "sid-2"), newSession("sid-2", "alice", start))
+}
+
+func testSessionExpiry(t *testing.T, s Stores) {
+	ss := needSessions(t, s)
+	ctx := t.Context()
+	cutoff := now()
+	// A session that started 13 hours ago has expired an hour ago; one that
+	// started now runs for 12 hours.
+	old := newSession("sid-old", "alice", cutoff.Add(-13*time.Hour))
+	live := newSession("sid-live", "alice", cutoff)
+	edge := newSession("sid-edge", "bob", cutoff.Add(-12*time.Hour)) // expires at cutoff
+	for _, sess := range []*store.Session{old, edge, live} {
+		mustOK(t, ss.CreateSession(ctx, sess))
+	}
+	// The store does not decide expiry: an expired record is either
+	// returned as it was, for the caller to check ExpiresAt, or gone.
+	if got, err := ss.Session(ctx, "sid-old"); err == nil {
+		checkSession(t, got, old)
+	} else {
+		mustErrIs(t, err, store.ErrNotFound)
+	}
+	checkSession(t, sessionOf(t, ss, "sid-live"), live)
+
+	d, ok := ss.(expiredDeleter)
+	if !ok {
+		t.Skip("Stores.Sessions has no DeleteExpired method")
+	}
+	_, err := d.DeleteExpired(ctx, cutoff)
+	mustOK(t, err)
+	_, err = ss.Session(ctx, "sid-old")
+	mustErrIs(t, err, store.ErrNotFound)
+	checkSession(t, sessionOf(t, ss, "sid-edge"), edge) // not before cutoff
+	checkSession(t, sessionOf(t, ss, "sid-live"), live)
+	// The ID of a removed record is free again.
+	mustOK(t, ss.CreateSession(ctx, newSession("sid-old", "carol", cutoff)))
+}
+
+func testSessionRevokeOne(t *testing.T, s Stores) {
+	ss := needSessions(t, s)
+	ctx := t.Context()
+	start := now()
+	mustOK(t, ss.CreateSession(ctx, newSession("sid-1", "alice", start)))
+	mustOK(t, ss.CreateSession(ctx, newSession("sid-2", "alice", start)))
+	mustOK(t, ss.RevokeSession(ctx, "sid-1"))
+	revoked := newSession("sid-1", "alice", start)
+	revoked.Revoked = true
+	checkSession(t, sessionOf(t, ss, "sid-1"), revoked)
+	// The user's other session is not this one.
+	checkSession(t, sessionOf(t, ss, "sid-2"), newSession("sid-2", "alice", start))
+	// Again: no error, still revoked, and touching does not bring it back.
+	mustOK(t, ss.RevokeSession(ctx, "sid-1"))
+	mustOK(t, ss.TouchSession(ctx, "sid-1", start.Add(time.Minute)))
+	if !sessionOf(t, ss, "sid-1").Revoked {
+		t.Error("a touched revoked session is no longer revoked")
+	}
+}
+
+func testSessionRevokeSubject(t *testing.T, s Stores) {
+	ss := needSessions(t, s)
+	ctx := t.Context()
+	start := now()
+	for _, sess := range []*store.Session{
+		newSession("alice-1", "alice", start),
+		newSession("alice-2", "alice", start.Add(time.Minute)),
+		newSession("bob-1", "bob", start),
+		newSession("alicia-1", "alice2", start), // a subject alice is a prefix of
+	} {
+		mustOK(t, ss.CreateSession(ctx, sess))
+	}
+	mustOK(t, ss.RevokeSession(ctx, "alice-2")) // already revoked: stays so
+	mustOK(t, ss.RevokeSessions(ctx, "alice"))
+	for id, want := range map[string]bool{"alice-1": true, "alice-2": true, "bob-1": false, "alicia-1": false} {
+		if got := sessionOf(t, ss, id).Revoked; got != want {
+			t.Errorf("session %s: got Revoked %v, want %v", id, got, want)
+		}
+	}
+	// It ends the sessions that exist: a login afterwards starts a live one.
+	mustOK(t, ss.CreateSession(ctx, newSession("alice-3", "alice", start.Add(2*time.Minute))))
+	if sessionOf(t, ss, "alice-3").Revoked {
+		t.Error("a session created after RevokeSessions is revoked")
+	}
+	mustOK(t, ss.RevokeSessions(ctx, "alice"))
+	if !sessionOf(t, ss, "alice-3").Revoked {
+		t.Error("the second RevokeSessions left alice-3 live")
+	}
+}
+
+func testSessionConcurrentUse(t *testing.T, s Stores) {
+	ss := needSessions(t, s)
+	ctx := t.Context()
+	start := now()
+	mustOK(t, ss.CreateSession(ctx, newSession("sid-1", "alice", start)))
+	mustOK(t, ss.CreateSession(ctx, newSession("sid-2", "alice", start)))
+	// Every racer touches sid-1 at its own time and reads it back; one
+	// in ten also ends all of alice's sessions.
+	errs := Race(racers, func(i int) error {
+		if err := ss.TouchSession(ctx, "sid-1", start.Add(time.Duration(i+1)*time.Second)); err != nil {
+			return err
+		}
+		if i%10 == 0 {
+			if err := ss.RevokeSessions(ctx, "alice"); err != nil {
+				return err
+			}
+		}
+		_, err := ss.Session(ctx, "sid-1")
+		return err
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("caller %d: got error %v, want nil", i, err)
+		}
+	}
+	// The latest time wins, whatever the order the calls ran in.
+	want := newSession("sid-1", "alice", start)
+	want.LastUsed = start.Add(racers * time.Second)
+	want.Revoked = true
+	checkSession(t, sessionOf(t, ss, "sid-1"), want)
+	if !sessionOf(t, ss, "sid-2").Revoked {
+		t.Error("sid-2: got a live session, want it revoked")
+	}
+}
+
+func testSessionConcurrentCreate(t *testing.T, s Stores) {
+	ss := needSessions(t, s)
+	ctx := t.Context()
+	errs := Race(racers, func(i int) error {
+		return ss.CreateSession(ctx, newSession("sid-contested", "alice", now()))
+	})
+	ExactlyOneWins(t, errs, store.ErrAlreadyExists)
+	// Distinct IDs all succeed.
+	errs = Race(racers, func(i int) error {
+		return ss.CreateSession(ctx, newSession(fmt.Sprintf("sid-%d", i), "alice", now()))
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("caller %d: got error %v, want nil", i, err)
+		}
+	}
+	for i := range racers {
+		sessionOf(t, ss, fmt.Sprintf("sid-%d", i))
 	}
 }

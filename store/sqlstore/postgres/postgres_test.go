@@ -113,6 +113,7 @@ func TestConformance(t *testing.T) {
 			Keys:     s,
 			Consents: s,
 			Throttle: s,
+			Sessions: s,
 			AddClient: func(c *store.Client) error {
 				return s.AddClient(t.Context(), c)
 			},

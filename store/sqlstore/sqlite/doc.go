@@ -96,6 +96,14 @@
 // Schema version 6 renames throttle's column window_start to last_at (Unix
 // microseconds of the key's latest event). See package sqlstore.
 //
+// Schema version 7 adds the STRICT table sessions, with the columns id TEXT
+// PRIMARY KEY, subject TEXT, auth_time, created_at, expires_at and
+// last_used INTEGER (Unix microseconds), amr TEXT NOT NULL DEFAULT '[]' (a
+// JSON array), acr TEXT NOT NULL (empty by default) and revoked INTEGER
+// (0 or 1), and the indexes sessions_subject_idx on subject and
+// sessions_expires_idx on expires_at. See package sqlstore for what it
+// holds.
+//
 // Schema version 8 adds to users the columns address_formatted,
 // address_street, address_locality, address_region, address_postal_code,
 // address_country and phone_number TEXT NOT NULL, default empty, and

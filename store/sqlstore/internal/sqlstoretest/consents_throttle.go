@@ -24,6 +24,7 @@ var undo = map[int][]string{
 	5: {`DROP TABLE consents`, `CREATE TABLE consents (subject TEXT NOT NULL, client_id TEXT NOT NULL,
 scopes TEXT NOT NULL DEFAULT '[]', updated_at BIGINT NOT NULL, PRIMARY KEY (subject, client_id))`},
 	6: {`ALTER TABLE throttle RENAME COLUMN last_at TO window_start`},
+	7: {`DROP TABLE sessions`},
 	8: {
 		`ALTER TABLE users DROP COLUMN address_formatted`, `ALTER TABLE users DROP COLUMN address_street`,
 		`ALTER TABLE users DROP COLUMN address_locality`, `ALTER TABLE users DROP COLUMN address_region`,
@@ -197,6 +198,12 @@ func testMigrateFromOlder(t *testing.T, b Backend) {
 				if h.Count != want.Count || !h.Last.Equal(now.Truncate(time.Microsecond)) || !h.Expires.Equal(want.Expires) {
 					t.Errorf("AddHit on a key of version 3: got %+v, want %+v", h, want)
 				}
+			}
+			sess := &store.Session{ID: "sid-1", Subject: "sub-1", CreatedAt: now, ExpiresAt: now.Add(time.Hour), LastUsed: now}
+			mustOK(t, s.CreateSession(ctx, sess))
+			mustOK(t, other.RevokeSessions(ctx, "sub-1"))
+			if got, err := s.Session(ctx, "sid-1"); err != nil || !got.Revoked {
+				t.Errorf("session revoked on another replica: got %+v, %v, want it revoked", got, err)
 			}
 
 			// Opening it again applies nothing.

@@ -78,6 +78,8 @@ func Run(t *testing.T, b Backend) {
 		{"ThrottleTimes", testThrottleTimes},
 		{"ConsentValues", testConsentValues},
 		{"DeleteExpiredConsents", testDeleteExpiredConsents},
+		{"SessionsTwoPools", testSessionsTwoPools},
+		{"SessionValues", testSessionValues},
 		{"TimesAndEmptyValues", testTimesAndEmptyValues},
 		{"AddClient", testAddClient},
 		{"AddUser", testAddUser},
@@ -706,6 +708,7 @@ func testDatabaseDown(t *testing.T, b Backend) {
 	_, consentErr := s.Consent(ctx, "sub-1", "web", "")
 	_, addHitErr := s.AddHit(ctx, "key-1", time.Now(), time.Minute)
 	_, hitsErr := s.Hits(ctx, "key-1", time.Now())
+	_, sessionErr := s.Session(ctx, "sid-1")
 	for name, err := range map[string]error{
 		"Ping":                s.Ping(ctx),
 		"Client":              clientErr,
@@ -727,6 +730,11 @@ func testDatabaseDown(t *testing.T, b Backend) {
 		"AddHit":              addHitErr,
 		"Hits":                hitsErr,
 		"ResetHits":           s.ResetHits(ctx, "key-1"),
+		"CreateSession":       s.CreateSession(ctx, &store.Session{ID: "sid-1", Subject: "sub-1"}),
+		"Session":             sessionErr,
+		"TouchSession":        s.TouchSession(ctx, "sid-1", time.Now()),
+		"RevokeSession":       s.RevokeSession(ctx, "sid-1"),
+		"RevokeSessions":      s.RevokeSessions(ctx, "sub-1"),
 	} {
 		notSentinel(t, name, err)
 	}
