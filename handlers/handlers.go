@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/sessions"
 
+	"github.com/pixieauth/pixie/internal/storetimeout"
 	"github.com/pixieauth/pixie/provider"
 	"github.com/pixieauth/pixie/store"
 	"github.com/pixieauth/pixie/store/memory"
@@ -223,6 +224,10 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 	if t.perUser < 0 || t.perIP < 0 || t.window < time.Second {
 		return nil, errors.New("handlers: Config.LoginFailuresPerUser and LoginFailuresPerIP must not be negative, nor LoginFailureWindow shorter than a second")
 	}
+	// Every call to the handlers' own stores is bounded like the
+	// provider's: wrap each one here.
+	s.consents = storetimeout.Consents(s.consents, p.StoreTimeout())
+	t.st = storetimeout.Throttle(t.st, p.StoreTimeout())
 	s.throttle = t
 	s.loginURL = s.link(PathLogin)
 	if u, err := url.Parse(cfg.LoginURL); err != nil || u.RawQuery != "" || u.Fragment != "" {
@@ -266,8 +271,9 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 			page("GET "+PathLogin, http.HandlerFunc(s.loginPage)),
 			page("POST "+PathLogin, forms.Handler(http.HandlerFunc(s.loginSubmit))))
 	}
-	for _, rt := range s.routes {
-		s.mux.Handle(rt.pattern, rt.h)
+	for i := range s.routes {
+		s.routes[i].h = storetimeout.PerRequest(s.routes[i].h)
+		s.mux.Handle(s.routes[i].pattern, s.routes[i].h)
 	}
 	return s, nil
 }
@@ -284,6 +290,15 @@ func (s *Server) Register(r Router) {
 // ending in /auth.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
+}
+
+// failureStatus is the status of a page answering a store failure: 503 when
+// the store timed out (provider.Config.StoreTimeout), 500 otherwise.
+func failureStatus(err error) int {
+	if storetimeout.Is(err) {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
 }
 
 // link returns the path of one of pixie's routes as the browser sees it.
