@@ -223,9 +223,14 @@ func (b txGrants) BeginTx(ctx context.Context) (context.Context, error) {
 	return context.WithValue(txCtx, txCancel{}, cancel), nil
 }
 
+// Commit releases the transaction's deadline once it committed; after a
+// failed commit the caller rolls back, which releases it.
 func (b txGrants) Commit(ctx context.Context) error {
-	defer release(ctx)
-	return classify(ctx, "Transactor.Commit", b.d, b.tx.Commit(ctx))
+	err := b.tx.Commit(ctx)
+	if err == nil {
+		release(ctx)
+	}
+	return classify(ctx, "Transactor.Commit", b.d, err)
 }
 
 func (b txGrants) Rollback(ctx context.Context) error {
