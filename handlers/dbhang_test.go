@@ -2,10 +2,12 @@ package handlers_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io"
 	"maps"
 	"net/http"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 	"github.com/pixieauth/pixie/provider"
 	"github.com/pixieauth/pixie/store/sqlstore"
 	"github.com/pixieauth/pixie/store/sqlstore/postgres"
+	"github.com/pixieauth/pixie/store/sqlstore/sqlite"
 )
 
 // The database hangs: it accepts connections and answers nothing. Every
@@ -226,4 +229,60 @@ func errString(err error) string {
 		return "no error"
 	}
 	return err.Error()
+}
+
+// TestDatabaseLockedSQLite holds SQLite's write lock from another
+// connection, as another process would: SQLite waits up to its busy_timeout
+// (10 s) for it, but a token request must answer 503 within about
+// StoreTimeout, and once the lock is released the same code and refresh
+// token work.
+func TestDatabaseLockedSQLite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pixie.db")
+	st, err := sqlite.Open(t.Context(), path, sqlstore.Config{KeySecret: testKeySecret})
+	if err != nil {
+		t.Fatalf("sqlite.Open: %v", err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	seedStore(t, st.Store)
+	logger, logs := testLogger(t, "server")
+	ts := startSQLServer(t, st.Store, nil, logger, func(c *provider.Config) { c.StoreTimeout = hangTimeout })
+	s := prepareOutage(t, ts, logs)
+
+	other, err := sql.Open("sqlite", sqlite.DSN(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	lock, err := other.BeginTx(t.Context(), nil) // BEGIN IMMEDIATE: the write lock
+	if err != nil {
+		t.Fatalf("take the write lock: %v", err)
+	}
+	for what, redeem := range map[string]func(ctx context.Context) error{
+		"code exchange": func(ctx context.Context) error { _, err := s.pending.exchange(ctx, s.code); return err },
+		"refresh":       func(ctx context.Context) error { _, err := refresh(ctx, s.conf, s.tok.RefreshToken); return err },
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), outageTimeout)
+		start := time.Now()
+		err := redeem(ctx)
+		took := time.Since(start)
+		cancel()
+		var re *oauth2.RetrieveError
+		if !errors.As(err, &re) || re.Response.StatusCode != http.StatusServiceUnavailable || re.ErrorCode != "server_error" {
+			t.Errorf("%s while another connection holds the write lock: got %v, want 503 server_error", what, err)
+		}
+		if took > hangTimeout+hangMargin {
+			t.Errorf("%s while another connection holds the write lock: took %v, want at most %v", what, took, hangTimeout+hangMargin)
+		}
+	}
+	if err := lock.Rollback(); err != nil {
+		t.Fatalf("release the write lock: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), outageTimeout)
+	defer cancel()
+	if _, err := s.pending.exchange(ctx, s.code); err != nil {
+		t.Errorf("code exchange after the lock was released: %v", err)
+	}
+	if _, err := refresh(ctx, s.conf, s.tok.RefreshToken); err != nil {
+		t.Errorf("refresh after the lock was released: %v", err)
+	}
 }
