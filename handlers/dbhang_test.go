@@ -133,6 +133,9 @@ func TestDatabaseHangs(t *testing.T) {
 			if !strings.Contains(string(body), "server_error") {
 				return resp.StatusCode, "body without server_error"
 			}
+			if strings.Contains(string(body), "The app that sent you here made a request") {
+				return resp.StatusCode, "an error page blaming the app"
+			}
 			return resp.StatusCode, "server_error"
 		}
 	}
