@@ -51,7 +51,12 @@ func TestDatabaseHangs(t *testing.T) {
 	t.Cleanup(func() { _ = st.Close() })
 	seedStore(t, st.Store)
 	logger, logs := testLogger(t, "server")
-	ts := startSQLServer(t, st.Store, nil, logger, func(c *provider.Config) { c.StoreTimeout = hangTimeout })
+	// The handlers' own stores on the database too: the login throttle is
+	// then the first store a login meets.
+	ts := startSQLServer(t, st.Store, nil, logger, func(c *provider.Config, h *handlers.Config) {
+		c.StoreTimeout = hangTimeout
+		h.Throttle, h.Consents = st, st
+	})
 	s := prepareOutage(t, ts, logs)
 
 	// The server's goroutines: all of the process's but the proxy's, with
@@ -160,6 +165,11 @@ func TestDatabaseHangs(t *testing.T) {
 			fields := maps.Clone(loginForm.Fields)
 			fields.Set("username", aliceUsername)
 			fields.Set("password", alicePassword)
+			if i == 0 {
+				// Without the pending request, the page looks up no
+				// client: the throttle is the first store it meets.
+				fields.Del("request")
+			}
 			req, err := http.NewRequestWithContext(ctx, http.MethodPost, loginForm.Action, strings.NewReader(fields.Encode()))
 			if err != nil {
 				return 0, err.Error()
@@ -248,7 +258,7 @@ func TestDatabaseLockedSQLite(t *testing.T) {
 	t.Cleanup(func() { _ = st.Close() })
 	seedStore(t, st.Store)
 	logger, logs := testLogger(t, "server")
-	ts := startSQLServer(t, st.Store, nil, logger, func(c *provider.Config) { c.StoreTimeout = hangTimeout })
+	ts := startSQLServer(t, st.Store, nil, logger, func(c *provider.Config, _ *handlers.Config) { c.StoreTimeout = hangTimeout })
 	s := prepareOutage(t, ts, logs)
 
 	other, err := sql.Open("sqlite", sqlite.DSN(path))

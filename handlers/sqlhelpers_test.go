@@ -155,8 +155,9 @@ func seedStore(t testing.TB, st *sqlstore.Store) {
 // URL is the issuer, closed when t ends. grants, if not nil, replaces st as
 // the grant store. Expired-grant cleanup is off, so that no background
 // goroutine touches the database at a moment the test does not choose.
-// configure, if given, changes the provider's Config before New.
-func startSQLServer(t *testing.T, st *sqlstore.Store, grants store.Grants, logger *slog.Logger, configure ...func(*provider.Config)) *testServer {
+// configure, if given, changes the provider's and the handlers' Config
+// before New.
+func startSQLServer(t *testing.T, st *sqlstore.Store, grants store.Grants, logger *slog.Logger, configure ...func(*provider.Config, *handlers.Config)) *testServer {
 	t.Helper()
 	if grants == nil {
 		grants = st
@@ -169,15 +170,16 @@ func startSQLServer(t *testing.T, st *sqlstore.Store, grants store.Grants, logge
 		CleanupInterval: -1,
 		Logger:          logger,
 	}
+	var hcfg handlers.Config
 	for _, f := range configure {
-		f(&cfg)
+		f(&cfg, &hcfg)
 	}
 	p, err := provider.New(t.Context(), cfg)
 	if err != nil {
 		srv.Close()
 		t.Fatalf("provider.New: %v", err)
 	}
-	h, err := handlers.New(p, handlers.Config{})
+	h, err := handlers.New(p, hcfg)
 	if err != nil {
 		srv.Close()
 		t.Fatalf("handlers.New: %v", err)
