@@ -18,6 +18,7 @@ import (
 
 	"github.com/pixieauth/pixie/handlers"
 	"github.com/pixieauth/pixie/provider"
+	"github.com/pixieauth/pixie/store"
 	"github.com/pixieauth/pixie/store/sqlstore"
 	"github.com/pixieauth/pixie/store/sqlstore/postgres"
 	"github.com/pixieauth/pixie/store/sqlstore/sqlite"
@@ -53,7 +54,8 @@ func TestDatabaseHangs(t *testing.T) {
 	logger, logs := testLogger(t, "server")
 	// The handlers' own stores on the database too: the login throttle is
 	// then the first store a login meets.
-	ts := startSQLServer(t, st.Store, nil, logger, func(c *provider.Config, h *handlers.Config) {
+	grants := &outageAfterConsume{Store: st.Store}
+	ts := startSQLServer(t, st.Store, grants, logger, func(c *provider.Config, h *handlers.Config) {
 		c.StoreTimeout = hangTimeout
 		h.Throttle, h.Consents = st, st
 	})
@@ -235,6 +237,36 @@ func TestDatabaseHangs(t *testing.T) {
 	if _, err := s.pending.exchange(ctx, s.code); err != nil {
 		t.Errorf("code exchange after the hang with the code presented during it: %v", err)
 	}
+
+	// The database hangs inside a code exchange's transaction, right after
+	// the code was consumed: the transaction's bound ends the request, it
+	// rolls back, and the code still works once the database answers.
+	t.Run("hang inside a code exchange", func(t *testing.T) {
+		ar := newAuthRequest(s.conf)
+		code := newBrowser(t, ts).code(t, ar)
+		grants.arm(store.KindAuthorizeCode, proxy.hang)
+		ctx, cancel := context.WithTimeout(t.Context(), outageTimeout)
+		defer cancel()
+		start := time.Now()
+		_, err := ar.exchange(ctx, code)
+		took := time.Since(start)
+		var re *oauth2.RetrieveError
+		if !errors.As(err, &re) || re.Response.StatusCode != http.StatusServiceUnavailable || re.ErrorCode != "server_error" {
+			t.Errorf("code exchange hung after consuming the code: got %v, want 503 server_error", err)
+		}
+		if took > hangTimeout+hangMargin {
+			t.Errorf("code exchange hung after consuming the code: took %v, want at most %v", took, hangTimeout+hangMargin)
+		}
+		proxy.endHang()
+		for range 20 {
+			if ping() == nil {
+				break
+			}
+		}
+		if _, err := ar.exchange(ctx, code); err != nil {
+			t.Errorf("code exchange after the hang, same code: got %v, want tokens: the hung exchange must have rolled back", err)
+		}
+	})
 }
 
 func errString(err error) string {
