@@ -44,7 +44,9 @@ type Router interface {
 	Handle(pattern string, h http.Handler)
 }
 
-// Config customizes a [Server]. The zero value is ready to use.
+// Config customizes a [Server]. The zero value is ready to use. Every call
+// to the stores it names is bounded by the provider's
+// provider.Config.StoreTimeout, as the provider's own stores are.
 type Config struct {
 	// Templates overrides any subset of the default pages by file name:
 	// login.html ([LoginPage]), consent.html ([ConsentPage]), error.html

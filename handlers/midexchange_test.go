@@ -234,6 +234,31 @@ func TestStoreFailsMidExchange(t *testing.T) {
 				}
 			}
 
+			// The authorization endpoint writes the code and its PKCE
+			// and OIDC records (in one transaction where it can).
+			fg.arm(0)
+			b.code(t, newAuthRequest(conf))
+			authorizeCalls, _ := fg.log()
+			t.Logf("issuing a code makes %d grant store calls: %q", len(authorizeCalls), authorizeCalls)
+			for n := 1; n <= len(authorizeCalls); n++ {
+				t.Run(fmt.Sprintf("authorize fails at call %d (%s)", n, authorizeCalls[n-1]), func(t *testing.T) {
+					ar := newAuthRequest(conf)
+					fg.arm(n)
+					p := b.authorize(t, ar.URL)
+					fg.disarm()
+					_, created := fg.log()
+					if p.Callback == nil || p.Callback.Query().Get("error") != "server_error" || p.Callback.Query().Get("code") != "" {
+						t.Errorf("authorize with a failing store: got status %d, Location %q, want a redirect with error=server_error and no code", p.Status, p.Location)
+					}
+					if backend.atomic {
+						leftovers(t, created)
+					}
+					if _, err := ar.exchange(t.Context(), b.code(t, ar)); err != nil {
+						t.Errorf("authorize and exchange again after the failure: %v", err)
+					}
+				})
+			}
+
 			for n := 1; n <= len(exchangeCalls); n++ {
 				t.Run(fmt.Sprintf("exchange fails at call %d (%s)", n, exchangeCalls[n-1]), func(t *testing.T) {
 					ar := newAuthRequest(conf)
