@@ -170,7 +170,7 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		s.p.Logger().ErrorContext(r.Context(), "save consent", "error", err)
-		s.renderError(w, r, http.StatusInternalServerError, provider.ErrCodeServerError, "")
+		s.renderError(w, r, failureStatus(err), provider.ErrCodeServerError, "")
 		return
 	}
 	to, _ := s.resumeURL(request, "consent")

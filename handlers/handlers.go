@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/sessions"
 
+	"github.com/pixieauth/pixie/internal/storetimeout"
 	"github.com/pixieauth/pixie/provider"
 	"github.com/pixieauth/pixie/store"
 	"github.com/pixieauth/pixie/store/memory"
@@ -52,7 +53,9 @@ type Router interface {
 	Handle(pattern string, h http.Handler)
 }
 
-// Config customizes a [Server]. The zero value is ready to use.
+// Config customizes a [Server]. The zero value is ready to use. Every call
+// to the stores it names is bounded by the provider's
+// provider.Config.StoreTimeout, as the provider's own stores are.
 type Config struct {
 	// Templates overrides any subset of the default pages by file name:
 	// login.html ([LoginPage]), consent.html ([ConsentPage]), error.html
@@ -263,6 +266,9 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 	if thr == nil {
 		thr = inMemory()
 	}
+	// Bounded like the provider's store calls (StoreTimeout), as are the
+	// consents and sessions below.
+	thr = storetimeout.Throttle(thr, p.StoreTimeout())
 	login, err := cfg.LoginBackoff.withDefaults("LoginBackoff", DefaultLoginFailuresPerName)
 	if err != nil {
 		return nil, err
@@ -282,6 +288,8 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 	if s.clientIP == nil {
 		s.clientIP = remoteIP
 	}
+	s.consents = storetimeout.Consents(s.consents, p.StoreTimeout())
+	s.sessions = storetimeout.Sessions(s.sessions, p.StoreTimeout())
 	s.loginURL = s.link(PathLogin)
 	if u, err := url.Parse(cfg.LoginURL); err != nil || u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("handlers: Config.LoginURL %q must be a URL without query or fragment", cfg.LoginURL)
@@ -324,8 +332,9 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 			page("GET "+PathLogin, http.HandlerFunc(s.loginPage)),
 			page("POST "+PathLogin, forms.Handler(http.HandlerFunc(s.loginSubmit))))
 	}
-	for _, rt := range s.routes {
-		s.mux.Handle(rt.pattern, rt.h)
+	for i := range s.routes {
+		s.routes[i].h = storetimeout.PerRequest(s.routes[i].h)
+		s.mux.Handle(s.routes[i].pattern, s.routes[i].h)
 	}
 	return s, nil
 }
@@ -342,6 +351,15 @@ func (s *Server) Register(r Router) {
 // ending in /auth.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
+}
+
+// failureStatus is the status of a page answering a store failure: 503 when
+// the store timed out (provider.Config.StoreTimeout), 500 otherwise.
+func failureStatus(err error) int {
+	if storetimeout.Is(err) {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
 }
 
 // link returns the path of one of pixie's routes as the browser sees it.

@@ -48,7 +48,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	unavailable := func(op string, err error) {
 		s.p.Logger().ErrorContext(ctx, op, "error", err)
-		s.renderError(w, r, http.StatusInternalServerError, "server_error", "Signing in is not possible right now. Try again later.")
+		s.renderError(w, r, failureStatus(err), "server_error", "Signing in is not possible right now. Try again later.")
 	}
 	// The throttle decides before the password is checked, and only a
 	// wrong password counts: a throttled attempt confirms no guess, and no

@@ -39,6 +39,9 @@ type ErrorPage struct {
 	Nonce       string
 	Code        string // the OAuth error code, e.g. invalid_request
 	Description string // a description for the developer of the app
+	// ServerFault is set when the server, not the app, failed (a 5xx: a
+	// store down or timing out): the person may try again later.
+	ServerFault bool
 }
 
 // LogoutPage is the data of logout.html: a confirmation form, or (Done) the
@@ -125,5 +128,5 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 // renderError shows an error page.
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, code, description string) {
 	nonce := newNonce()
-	s.render(w, r, status, "error.html", nonce, ErrorPage{Nonce: nonce, Code: code, Description: description})
+	s.render(w, r, status, "error.html", nonce, ErrorPage{Nonce: nonce, Code: code, Description: description, ServerFault: status >= 500})
 }

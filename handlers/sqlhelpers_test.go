@@ -5,7 +5,6 @@ import (
 	cryptorand "crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"io"
 	"log/slog"
 	"net"
 	"net/http/httptest"
@@ -15,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -155,24 +155,32 @@ func seedStore(t testing.TB, st *sqlstore.Store) {
 // URL is the issuer, closed when t ends. grants, if not nil, replaces st as
 // the grant store. Expired-grant cleanup is off, so that no background
 // goroutine touches the database at a moment the test does not choose.
-func startSQLServer(t *testing.T, st *sqlstore.Store, grants store.Grants, logger *slog.Logger) *testServer {
+// configure, if given, changes the provider's and the handlers' Config
+// before New.
+func startSQLServer(t *testing.T, st *sqlstore.Store, grants store.Grants, logger *slog.Logger, configure ...func(*provider.Config, *handlers.Config)) *testServer {
 	t.Helper()
 	if grants == nil {
 		grants = st
 	}
 	srv := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + srv.Listener.Addr().String()
-	p, err := provider.New(t.Context(), provider.Config{
+	cfg := provider.Config{
 		Issuer:  issuer,
 		Clients: st, Users: st, Grants: grants, Keys: st,
 		CleanupInterval: -1,
 		Logger:          logger,
-	})
+	}
+	var hcfg handlers.Config
+	for _, f := range configure {
+		f(&cfg, &hcfg)
+	}
+	p, err := provider.New(t.Context(), cfg)
 	if err != nil {
 		srv.Close()
 		t.Fatalf("provider.New: %v", err)
 	}
-	h, err := handlers.New(p, handlers.Config{Sessions: st})
+	hcfg.Sessions = st
+	h, err := handlers.New(p, hcfg)
 	if err != nil {
 		srv.Close()
 		t.Fatalf("handlers.New: %v", err)
@@ -199,6 +207,9 @@ func testLogger(t *testing.T, name string) (*slog.Logger, *syncBuffer) {
 // tcpProxy forwards TCP connections to a database server. Stopping it is the
 // database going away as the network sees it: new connections are refused
 // and open ones are cut. Restoring it listens again on the same port.
+// Hanging it is a database that stops answering: connections are still
+// accepted, but nothing is forwarded on any of them, old or new, until the
+// hang ends.
 type tcpProxy struct {
 	network, target string // where connections are forwarded
 	addr            string // where the proxy listens: 127.0.0.1:port
@@ -206,7 +217,11 @@ type tcpProxy struct {
 	mu    sync.Mutex
 	ln    net.Listener // nil while stopped
 	conns map[net.Conn]struct{}
+	hung  chan struct{}  // not nil while hung; closed when the hang ends
 	wg    sync.WaitGroup // the accept loop and the copying goroutines
+	// running counts the proxy's goroutines, which tests subtract from
+	// runtime.NumGoroutine to count the server's.
+	running atomic.Int64
 }
 
 // startTCPProxy starts a proxy to target on a free port of 127.0.0.1,
@@ -228,7 +243,9 @@ func (p *tcpProxy) serve(ln net.Listener) {
 	p.ln = ln
 	p.mu.Unlock()
 	p.wg.Add(1)
+	p.running.Add(1)
 	go func() {
+		defer p.running.Add(-1)
 		defer p.wg.Done()
 		for {
 			c, err := ln.Accept()
@@ -236,7 +253,9 @@ func (p *tcpProxy) serve(ln net.Listener) {
 				return // closed by stop
 			}
 			p.wg.Add(1)
+			p.running.Add(1)
 			go func() {
+				defer p.running.Add(-1)
 				defer p.wg.Done()
 				p.forward(c)
 			}()
@@ -263,8 +282,10 @@ func (p *tcpProxy) forward(c net.Conn) {
 	p.mu.Unlock()
 	var copying sync.WaitGroup
 	for _, pair := range [][2]net.Conn{{up, c}, {c, up}} {
+		p.running.Add(1)
 		copying.Go(func() {
-			_, _ = io.Copy(pair[0], pair[1])
+			defer p.running.Add(-1)
+			p.copy(pair[0], pair[1])
 			// Either direction ending ends the connection, both halves.
 			pair[0].Close()
 			pair[1].Close()
@@ -277,10 +298,62 @@ func (p *tcpProxy) forward(c net.Conn) {
 	p.mu.Unlock()
 }
 
-// stop closes the listener and cuts every open connection, and returns once
-// the proxy's goroutines have ended. Stopping a stopped proxy does nothing.
+// copy copies src to dst until either fails, holding what it reads while
+// the proxy hangs; a hang's end cuts the connection.
+func (p *tcpProxy) copy(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			hung := p.hung
+			p.mu.Unlock()
+			if hung != nil {
+				<-hung
+				return
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// hang makes the database stop answering: see tcpProxy.
+func (p *tcpProxy) hang() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.hung == nil {
+		p.hung = make(chan struct{})
+	}
+}
+
+// endHang ends a hang as a database restart does: every open connection is
+// cut (their clients gave up on them), and new ones are forwarded again.
+func (p *tcpProxy) endHang() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.hung != nil {
+		close(p.hung)
+		p.hung = nil
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+// stop closes the listener and cuts every open connection, ending a hang,
+// and returns once the proxy's goroutines have ended. Stopping a stopped
+// proxy does nothing.
 func (p *tcpProxy) stop() {
 	p.mu.Lock()
+	if p.hung != nil {
+		close(p.hung)
+		p.hung = nil
+	}
 	if p.ln != nil {
 		p.ln.Close()
 		p.ln = nil

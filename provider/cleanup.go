@@ -20,7 +20,7 @@ var ErrNoCleanup = errors.New("provider: the grant store cannot delete expired r
 // Config.CleanupInterval, from the token endpoint; call it yourself to clean
 // up on your own schedule.
 func (p *Provider) DeleteExpired(ctx context.Context) (int, error) {
-	d, ok := p.grants.(store.ExpiredDeleter)
+	d, ok := p.cfg.Grants.(store.ExpiredDeleter)
 	if !ok {
 		return 0, ErrNoCleanup
 	}
@@ -34,7 +34,7 @@ func (p *Provider) maybeCleanup(ctx context.Context) {
 	if p.cfg.CleanupInterval < 0 {
 		return
 	}
-	if _, ok := p.grants.(store.ExpiredDeleter); !ok {
+	if _, ok := p.cfg.Grants.(store.ExpiredDeleter); !ok {
 		return
 	}
 	now := p.now()

@@ -27,6 +27,9 @@ const (
 	// Config.RefreshTokenGraceReuses.
 	DefaultRefreshTokenGraceReuses = 1
 	MaxRefreshTokenGraceReuses     = 3
+	// DefaultStoreTimeout and MinStoreTimeout: Config.StoreTimeout.
+	DefaultStoreTimeout = 5 * time.Second
+	MinStoreTimeout     = 10 * time.Millisecond
 )
 
 // Signing algorithms pixie signs with. Both are always available; the
@@ -56,6 +59,15 @@ type Config struct {
 	// generates an RS256 and an ES256 key and a 256-bit secret and stores
 	// them, so that every replica sharing the store signs alike. Required.
 	Keys store.Keys
+
+	// StoreTimeout bounds each call pixie makes to a store (Clients, Users,
+	// Grants, Keys, and the stores of package handlers), through its
+	// context; a transaction is bounded by it as a whole. A call that
+	// exceeds it fails the request as the server's fault: 503 with
+	// server_error, logged at Error. Stores must give up when their context
+	// is done, as database/sql does. Default 5 seconds; at least 10
+	// milliseconds. Expired-record cleanup has its own bound of a minute.
+	StoreTimeout time.Duration
 
 	// APIs are the resource servers pixie issues access tokens for. Default
 	// none: access tokens are then for the userinfo endpoint only (their aud
@@ -205,6 +217,12 @@ func (c *Config) validate() error {
 		c.RefreshTokenGraceReuses = DefaultRefreshTokenGraceReuses
 	case c.RefreshTokenGraceReuses < 0 || c.RefreshTokenGraceReuses > MaxRefreshTokenGraceReuses:
 		return fmt.Errorf("provider: Config.RefreshTokenGraceReuses %d is not between 1 and %d", c.RefreshTokenGraceReuses, MaxRefreshTokenGraceReuses)
+	}
+	switch {
+	case c.StoreTimeout == 0:
+		c.StoreTimeout = DefaultStoreTimeout
+	case c.StoreTimeout < MinStoreTimeout:
+		return fmt.Errorf("provider: Config.StoreTimeout %v is shorter than %v", c.StoreTimeout, MinStoreTimeout)
 	}
 	if c.CleanupInterval == 0 {
 		c.CleanupInterval = DefaultCleanupInterval

@@ -110,6 +110,11 @@ func TestConfigValidate(t *testing.T) {
 		{"APIDefinesAddress", func(c *Config) {
 			c.APIs = []API{{Identifier: "https://api.example.com", Scopes: []string{"address"}}}
 		}, "APIs"},
+		// StoreTimeout: at least 10 ms, never disabled.
+		{"StoreTimeoutMinimum", func(c *Config) { c.StoreTimeout = 10 * time.Millisecond }, ""},
+		{"StoreTimeoutLong", func(c *Config) { c.StoreTimeout = time.Minute }, ""},
+		{"StoreTimeoutTooShort", func(c *Config) { c.StoreTimeout = time.Millisecond }, "StoreTimeout"},
+		{"StoreTimeoutNegative", func(c *Config) { c.StoreTimeout = -1 }, "StoreTimeout"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -161,6 +166,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"KeyRefreshInterval", c.KeyRefreshInterval, 30 * time.Second},
 		{"CleanupInterval", c.CleanupInterval, time.Hour},
 		{"RefreshTokenGraceReuses", c.RefreshTokenGraceReuses, 1},
+		{"StoreTimeout", c.StoreTimeout, 5 * time.Second},
 		{"AllowPlainPKCE", c.AllowPlainPKCE, false},
 		{"InsecureAllowHTTPIssuer", c.InsecureAllowHTTPIssuer, false},
 	} {
@@ -180,6 +186,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"DefaultRefreshTokenLifespan", DefaultRefreshTokenLifespan, 30 * 24 * time.Hour},
 		{"DefaultKeyRefreshInterval", DefaultKeyRefreshInterval, 30 * time.Second},
 		{"DefaultCleanupInterval", DefaultCleanupInterval, time.Hour},
+		{"DefaultStoreTimeout", DefaultStoreTimeout, 5 * time.Second},
 	} {
 		if d.got != d.want {
 			t.Errorf("%s: got %v, want %v", d.name, d.got, d.want)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/pixieauth/pixie/internal/storetimeout"
 	"github.com/pixieauth/pixie/store"
 )
 
@@ -54,6 +55,12 @@ func (p *Provider) oauthError(ctx context.Context, op string, err error) *Error 
 		p.log().WarnContext(ctx, "grant redeemed twice; refused", "op", op)
 		return &Error{Code: ErrCodeInvalidGrant, Description: "The authorization code or refresh token has already been used.", Status: http.StatusBadRequest, cause: err}
 	}
+	if storetimeout.Is(err) {
+		// Before fosite's classification: whatever error fosite folded it
+		// into, a store too slow to answer is the server's fault.
+		p.log().ErrorContext(ctx, "store timed out", "op", op, "error", storeCause(err))
+		return unavailable(err)
+	}
 	var internal *internalError
 	if errors.As(err, &internal) {
 		p.log().ErrorContext(ctx, "request failed", "op", op, "error", internal.err)
@@ -73,4 +80,20 @@ func (p *Provider) oauthError(ctx context.Context, op string, err error) *Error 
 	}
 	p.log().DebugContext(ctx, "request refused", "op", op, "error_code", e.Code, "description", e.Description)
 	return e
+}
+
+// unavailable is the answer to a store that timed out: 503 server_error.
+// It carries no Retry-After: how long the database will hang is unknown.
+func unavailable(cause error) *Error {
+	return &Error{Code: ErrCodeServerError, Description: "The server could not complete the request in time.", Status: http.StatusServiceUnavailable, cause: cause}
+}
+
+// storeCause returns the message of the storage error within err, without
+// fosite's wrapping (whose stack trace slog would print).
+func storeCause(err error) string {
+	var e *storetimeout.Error
+	if errors.As(err, &e) {
+		return e.Error()
+	}
+	return err.Error()
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/pixieauth/pixie/internal/storetimeout"
 	"github.com/pixieauth/pixie/store"
 )
 
@@ -27,7 +28,9 @@ const keyRetireMargin = 5 * time.Minute
 // Authorization Code grant with PKCE: the protocol engine behind the HTTP
 // endpoints of package handlers. It is safe for concurrent use.
 type Provider struct {
-	cfg     Config
+	cfg Config
+	// The configured stores, each call bounded by Config.StoreTimeout.
+	// cfg.Grants is the grant store itself, for its optional capabilities.
 	clients store.Clients
 	users   store.Users
 	grants  store.Grants
@@ -51,9 +54,11 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	p := &Provider{cfg: cfg, clients: cfg.Clients, users: cfg.Users, grants: cfg.Grants}
+	d := cfg.StoreTimeout
+	p := &Provider{cfg: cfg, clients: storetimeout.Clients(cfg.Clients, d),
+		users: storetimeout.Users(cfg.Users, d), grants: storetimeout.Grants(cfg.Grants, d)}
 	ring := &keyring{
-		st:       cfg.Keys,
+		st:       storetimeout.Keys(cfg.Keys, d),
 		now:      p.now,
 		interval: cfg.KeyRefreshInterval,
 		retire:   max(cfg.IDTokenLifespan, cfg.AccessTokenLifespan) + keyRetireMargin,
@@ -134,8 +139,14 @@ func (p *Provider) Client(ctx context.Context, id string) (*store.Client, error)
 	return c, nil
 }
 
-// Users returns the user store the provider was configured with.
+// Users returns the user store the provider was configured with, each call
+// bounded by Config.StoreTimeout.
 func (p *Provider) Users() store.Users { return p.users }
+
+// StoreTimeout returns Config.StoreTimeout (its default applied): package
+// handlers bounds its own stores' calls by it too. Client and the store
+// returned by Users are already bounded by it.
+func (p *Provider) StoreTimeout() time.Duration { return p.cfg.StoreTimeout }
 
 // JWKS returns the public JSON Web Key Set (RFC 7517) that verifies the
 // provider's tokens, as served at /.well-known/jwks.json: the signing key of

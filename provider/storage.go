@@ -484,8 +484,13 @@ func (s *fositeStorage) RevokeAccessToken(ctx context.Context, requestID string)
 
 // BeginTX starts a transaction when the grant store is a store.Transactor,
 // so that fosite's write phase (consume the code, store the tokens) is all
-// or nothing. Without one it is a no-op.
+// or nothing. Without one it is a no-op, and so it is (with Commit and
+// Rollback) inside the transaction Provider.Token begins around every
+// handler (see newAccessResponse).
 func (s *fositeStorage) BeginTX(ctx context.Context) (context.Context, error) {
+	if inOuterTx(ctx) {
+		return ctx, nil
+	}
 	if tx, ok := s.p.grants.(store.Transactor); ok {
 		return tx.BeginTx(ctx)
 	}
@@ -494,6 +499,9 @@ func (s *fositeStorage) BeginTX(ctx context.Context) (context.Context, error) {
 
 // Commit commits the transaction BeginTX started.
 func (s *fositeStorage) Commit(ctx context.Context) error {
+	if inOuterTx(ctx) {
+		return nil
+	}
 	if tx, ok := s.p.grants.(store.Transactor); ok {
 		return tx.Commit(ctx)
 	}
@@ -502,6 +510,9 @@ func (s *fositeStorage) Commit(ctx context.Context) error {
 
 // Rollback abandons the transaction BeginTX started.
 func (s *fositeStorage) Rollback(ctx context.Context) error {
+	if inOuterTx(ctx) {
+		return nil
+	}
 	if tx, ok := s.p.grants.(store.Transactor); ok {
 		return tx.Rollback(ctx)
 	}

@@ -53,11 +53,53 @@ func (p *Provider) Token(ctx context.Context, r *http.Request) (map[string]any, 
 			return nil, err
 		}
 	}
-	resp, err := p.oauth2.NewAccessResponse(ctx, ar)
+	resp, err := p.newAccessResponse(ctx, ar)
 	if err != nil {
 		return nil, p.oauthError(ctx, "token", err)
 	}
 	return resp.ToMap(), nil
+}
+
+// newAccessResponse runs fosite's token handlers (the code or refresh
+// grant's, then OpenID Connect's) in one transaction when the grant store
+// supports them. fosite's code handler commits its own transaction before
+// the OIDC handler reads and deletes the code's OIDC record and signs the
+// ID token: a failure there would leave the code consumed and tokens stored
+// that no client ever got. In one transaction it rolls back, and the code
+// still works. fositeStorage's BeginTX, Commit and Rollback defer to this
+// transaction (see outerTx).
+func (p *Provider) newAccessResponse(ctx context.Context, ar fosite.AccessRequester) (fosite.AccessResponder, error) {
+	tx, ok := p.grants.(store.Transactor)
+	if !ok {
+		return p.oauth2.NewAccessResponse(ctx, ar)
+	}
+	txCtx, err := tx.BeginTx(ctx)
+	if err != nil {
+		return nil, &internalError{err}
+	}
+	txCtx = context.WithValue(txCtx, outerTx{}, true)
+	resp, err := p.oauth2.NewAccessResponse(txCtx, ar)
+	if err != nil {
+		if rerr := tx.Rollback(txCtx); rerr != nil {
+			p.log().ErrorContext(ctx, "roll back token request", "error", rerr)
+		}
+		return nil, err
+	}
+	if err := tx.Commit(txCtx); err != nil {
+		return nil, &internalError{err}
+	}
+	return resp, nil
+}
+
+// outerTx is the context key marking a transaction the provider began
+// around fosite's handlers: inside it, fositeStorage's BeginTX, Commit and
+// Rollback do nothing.
+type outerTx struct{}
+
+// inOuterTx reports whether ctx carries the provider's own transaction.
+func inOuterTx(ctx context.Context) bool {
+	v, _ := ctx.Value(outerTx{}).(bool)
+	return v
 }
 
 // refreshClaims brings a refreshed grant's claims up to date before its new

@@ -262,7 +262,9 @@ type ExpiredDeleter interface {
 
 // Transactor is an optional capability of a [Grants] store, found by type
 // assertion: it makes the writes of one token exchange (consuming the code,
-// storing the access and refresh tokens) all happen or none. The transaction
+// storing the access and refresh tokens) all happen or none. Without it, a
+// store that fails after the code or refresh token was consumed (and before
+// the response) burns it: the client must start over. The transaction
 // travels in the context BeginTx returns; every Grants method called with
 // that context runs inside it. Consume and Delete keep their compare-and-set
 // guarantee inside a transaction.
