@@ -23,22 +23,31 @@ import (
 	"github.com/pixieauth/pixie/store/sqlstore/sqlite"
 )
 
-// TestRestartKeepsTokens runs the example server as a real process on a
-// SQLite file, kills it (SIGKILL: no shutdown, as in a crash) and starts it
-// again on the same file and port: the tokens it issued, its signing keys and
-// its demo registrations survive, without being duplicated.
-func TestRestartKeepsTokens(t *testing.T) {
+// buildServer builds the example server into a fresh temporary directory
+// and returns the directory and the binary, or skips the test without the go
+// command.
+func buildServer(t *testing.T) (dir, bin string) {
+	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skipf("TestRestartKeepsTokens builds the server with the go command, which is not in PATH: %v", err)
+		t.Skipf("%s builds the server with the go command, which is not in PATH: %v", t.Name(), err)
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "server")
+	dir = t.TempDir()
+	bin = filepath.Join(dir, "server")
 	buildCtx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	if out, err := exec.CommandContext(buildCtx, goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	return dir, bin
+}
+
+// TestRestartKeepsTokens runs the example server as a real process on a
+// SQLite file, kills it (SIGKILL: no shutdown, as in a crash) and starts it
+// again on the same file and port: the tokens it issued, its signing keys and
+// its demo registrations survive, without being duplicated.
+func TestRestartKeepsTokens(t *testing.T) {
+	dir, bin := buildServer(t)
 
 	addr := "127.0.0.1:" + freePort(t)
 	issuer := "http://" + addr

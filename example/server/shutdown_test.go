@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -28,17 +27,7 @@ import (
 // clients lost was carried out: every refresh token a client still holds
 // works, whatever became of the request that would have rotated it.
 func TestShutdownUnderLoad(t *testing.T) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("TestShutdownUnderLoad builds the server with the go command, which is not in PATH: %v", err)
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "server")
-	buildCtx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-	defer cancel()
-	if out, err := exec.CommandContext(buildCtx, goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	dir, bin := buildServer(t)
 	addr := "127.0.0.1:" + freePort(t)
 	issuer := "http://" + addr
 	const password = "pw-shutdown-3xQv8"

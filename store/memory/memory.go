@@ -43,7 +43,7 @@ type Store struct {
 	consents  map[consentKey]*consentEntry
 	// byExpiry orders the consents by ExpiresAt, soonest first (a min-heap
 	// of the same entries as consents), for sweepConsents and eviction.
-	byExpiry    consentHeap
+	byExpiry    expiryHeap[*consentEntry]
 	maxConsents int      // the cap on len(consents): MaxConsents, lower in tests
 	throttle    throttle // the throttle keys (throttle.go)
 	sessions    sessionTable
@@ -440,24 +440,5 @@ type consentEntry struct {
 	index int // in Store.byExpiry
 }
 
-// consentHeap is a min-heap of consents by ExpiresAt, for container/heap.
-type consentHeap []*consentEntry
-
-func (h consentHeap) Len() int           { return len(h) }
-func (h consentHeap) Less(i, j int) bool { return h[i].c.ExpiresAt.Before(h[j].c.ExpiresAt) }
-func (h consentHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
-}
-func (h *consentHeap) Push(x any) {
-	e := x.(*consentEntry)
-	e.index = len(*h)
-	*h = append(*h, e)
-}
-func (h *consentHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return e
-}
+func (e *consentEntry) expiresAt() time.Time { return e.c.ExpiresAt }
+func (e *consentEntry) setIndex(i int)       { e.index = i }

@@ -26,31 +26,12 @@ type hitWindow struct {
 // their window ends to forget them. Guarded by Store.mu.
 type throttle struct {
 	byKey map[string]*hitWindow
-	ends  windowHeap
+	ends  expiryHeap[*hitWindow]
 	max   int // at most this many keys
 }
 
-// windowHeap orders windows by the time they end (container/heap).
-type windowHeap []*hitWindow
-
-func (h windowHeap) Len() int           { return len(h) }
-func (h windowHeap) Less(i, j int) bool { return h[i].hits.Expires.Before(h[j].hits.Expires) }
-func (h windowHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
-}
-func (h *windowHeap) Push(x any) {
-	w := x.(*hitWindow)
-	w.index = len(*h)
-	*h = append(*h, w)
-}
-func (h *windowHeap) Pop() any {
-	old := *h
-	w := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return w
-}
+func (w *hitWindow) expiresAt() time.Time { return w.hits.Expires }
+func (w *hitWindow) setIndex(i int)       { w.index = i }
 
 func newThrottle() throttle {
 	return throttle{byKey: make(map[string]*hitWindow), max: DefaultMaxThrottleKeys}
