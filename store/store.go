@@ -277,6 +277,46 @@ type Transactor interface {
 	Rollback(ctx context.Context) error
 }
 
+// Batcher is an optional capability of a [Grants] store, found by type
+// assertion: it applies the writes of one token exchange in a single call,
+// all or none, which for a networked database is one round trip instead of
+// a transaction's several. When the grant store has it, the provider uses it
+// for every token exchange instead of [Transactor].
+type Batcher interface {
+	// ApplyGrants applies b atomically: either every write of b happens or
+	// none does. Every record b.Consume names must be active: it is marked
+	// inactive, with the compare-and-set guarantee of [Grants.Consume] (of
+	// concurrent batches consuming one record, exactly one succeeds). If one
+	// is already inactive, ApplyGrants writes nothing and returns an error
+	// wrapping [ErrConsumed]; if one is missing, [ErrNotFound]. A record of
+	// b.Create whose Kind and Signature exist already makes it write nothing
+	// and return an error wrapping [ErrAlreadyExists].
+	ApplyGrants(ctx context.Context, b *GrantBatch) error
+}
+
+// GrantBatch is the writes [Batcher.ApplyGrants] applies at once. No two
+// entries of a batch may name the same record, and b.Revoke affects only
+// records stored before the call: the records of b.Create are stored
+// active.
+type GrantBatch struct {
+	Consume []GrantKey    // records to consume; each must be active
+	Revoke  []GrantFamily // records to mark inactive, by request
+	Create  []*Grant      // new records, stored active
+}
+
+// GrantKey names one grant record.
+type GrantKey struct {
+	Kind      Kind
+	Signature string
+}
+
+// GrantFamily names the records of one kind belonging to one request, as
+// [Grants.Revoke] takes them.
+type GrantFamily struct {
+	Kind      Kind
+	RequestID string
+}
+
 // Pinger is an optional capability of any store, found by type assertion:
 // it reports whether the backing database answers, for readiness checks.
 type Pinger interface {
