@@ -338,17 +338,55 @@ func TestNoGracePeriodByDefault(t *testing.T) {
 	wantRetrieveError(t, err, http.StatusBadRequest, "invalid_grant")
 }
 
-// TestAccessTokenAlg: access tokens are signed with Config.AccessTokenAlg,
-// ID tokens with IDTokenAlg; both verify against the JWKS.
+// TestAccessTokenAlg: access tokens are signed with ES256 by default, or
+// with Config.AccessTokenAlg, or with their API's API.AccessTokenAlg; ID
+// tokens with IDTokenAlg (RS256 by default) whatever the access token's.
+// Every token verifies against the JWKS, as an API would verify it, and
+// the one for the issuer opens userinfo.
 func TestAccessTokenAlg(t *testing.T) {
-	ts := newTestServer(t, serverOptions{AccessTokenAlg: provider.ES256})
-	conf := ts.oauth2Config(nativeClient, ts.loopbackRedirect(), "openid")
-	_, tok := newBrowser(t, ts).tokens(t, conf)
-	if alg := jwtHeader(t, tok.AccessToken)["alg"]; alg != provider.ES256 {
-		t.Errorf("access token: got alg %v, want ES256", alg)
+	rsAPI := apiOptions()
+	rsAPI.APIs[0].AccessTokenAlg = provider.RS256
+	global := apiOptions()
+	global.AccessTokenAlg = provider.RS256
+	global.APIs[0].AccessTokenAlg = provider.ES256
+	tests := []struct {
+		name           string
+		opts           serverOptions
+		api            bool // ask for messagesAPI
+		wantAT, wantID string
+	}{
+		{"default", apiOptions(), false, provider.ES256, provider.RS256},
+		{"default, for an API", apiOptions(), true, provider.ES256, provider.RS256},
+		{"API chooses RS256", rsAPI, true, provider.RS256, provider.RS256},
+		{"API default stays ES256 without the API", rsAPI, false, provider.ES256, provider.RS256},
+		{"Config RS256", global, false, provider.RS256, provider.RS256},
+		{"Config RS256, API ES256", global, true, provider.ES256, provider.RS256},
 	}
-	if alg := jwtHeader(t, tok.Extra("id_token").(string))["alg"]; alg != provider.RS256 {
-		t.Errorf("ID token: got alg %v, want the default RS256", alg)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := newTestServer(t, tc.opts)
+			scopes := "openid"
+			if tc.api {
+				scopes = "openid read:messages"
+			}
+			ar := newAuthRequest(ts.oauth2Config(apiClientID, ts.loopbackRedirect(), scopes))
+			if tc.api {
+				ar.URL += "&" + url.Values{"resource": {messagesAPI}}.Encode()
+			}
+			tok, err := ar.exchange(t.Context(), newBrowser(t, ts).code(t, ar))
+			if err != nil {
+				t.Fatalf("exchange: %v", err)
+			}
+			if alg := jwtHeader(t, tok.AccessToken)["alg"]; alg != tc.wantAT {
+				t.Errorf("access token: got alg %v, want %s", alg, tc.wantAT)
+			}
+			if alg := jwtHeader(t, tok.Extra("id_token").(string))["alg"]; alg != tc.wantID {
+				t.Errorf("ID token: got alg %v, want %s", alg, tc.wantID)
+			}
+			accessClaims(t, ts, tok.AccessToken) // verifies against the JWKS
+			if r := ts.userinfo(t, "Bearer "+tok.AccessToken); r.Status != http.StatusOK {
+				t.Errorf("userinfo: got %d, want 200", r.Status)
+			}
+		})
 	}
-	accessClaims(t, ts, tok.AccessToken) // verifies against the JWKS
 }

@@ -30,6 +30,9 @@ type API struct {
 	// AccessTokenLifespan is how long the API's access tokens last. Zero
 	// means Config.AccessTokenLifespan.
 	AccessTokenLifespan time.Duration
+	// AccessTokenAlg is the JWS algorithm of the API's access tokens, RS256
+	// or ES256. Empty means Config.AccessTokenAlg.
+	AccessTokenAlg string
 }
 
 // oidcScopes are the scopes of OpenID Connect itself, which need no API.
@@ -48,6 +51,11 @@ func validateAPIs(apis []API) error {
 		seen[a.Identifier] = true
 		if a.AccessTokenLifespan < 0 {
 			return fmt.Errorf("provider: Config.APIs[%d].AccessTokenLifespan is negative", i)
+		}
+		switch a.AccessTokenAlg {
+		case "", RS256, ES256:
+		default:
+			return fmt.Errorf("provider: Config.APIs[%d].AccessTokenAlg %q is not RS256 or ES256", i, a.AccessTokenAlg)
 		}
 		for _, s := range a.Scopes {
 			if s == "" || strings.ContainsAny(s, " \"\\") || slices.Contains(oidcScopes, s) {
@@ -76,6 +84,17 @@ func (p *Provider) apiLifespan(aud []string) time.Duration {
 		}
 	}
 	return 0
+}
+
+// accessTokenAlg returns the signing algorithm of an access token for aud:
+// that of the API it is for, or Config.AccessTokenAlg.
+func (p *Provider) accessTokenAlg(aud []string) string {
+	for _, a := range aud {
+		if api := p.api(a); api != nil && api.AccessTokenAlg != "" {
+			return api.AccessTokenAlg
+		}
+	}
+	return p.cfg.AccessTokenAlg
 }
 
 // takeTarget removes the audience and resource parameters from the request

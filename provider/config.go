@@ -88,8 +88,12 @@ type Config struct {
 	// client may override it with [store.Client.IDTokenAlg]. Default RS256.
 	IDTokenAlg string
 	// AccessTokenAlg is the JWS algorithm of JWT access tokens, RS256 or
-	// ES256. Default: IDTokenAlg. ES256 signs about five times faster; RS256
-	// is what every JWT library verifies.
+	// ES256; an API may choose its own with [API.AccessTokenAlg]. Default
+	// ES256: an ES256 signature costs about a twentieth of an RS256 one, and
+	// access tokens are read by the APIs of the same deployment (package
+	// middleware verifies both), not by arbitrary OIDC clients. Set RS256 for
+	// APIs whose JWT library lacks ES256. ID tokens stay RS256 unless
+	// IDTokenAlg says otherwise. Ignored with OpaqueAccessTokens.
 	AccessTokenAlg string
 
 	// AuthorizeCodeLifespan is how long an authorization code may be redeemed.
@@ -192,7 +196,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("provider: Config.IDTokenAlg %q is not RS256 or ES256", c.IDTokenAlg)
 	}
 	if c.AccessTokenAlg == "" {
-		c.AccessTokenAlg = c.IDTokenAlg
+		c.AccessTokenAlg = ES256
 	}
 	for i, v := range c.ACRValues {
 		if v == "" || strings.ContainsFunc(v, unicode.IsSpace) || v == ACRPassword || v == ACRUnspecified || slices.Contains(c.ACRValues[:i], v) {

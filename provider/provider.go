@@ -96,10 +96,13 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	}
 	var core oauth2.CoreStrategy = compose.NewOAuth2HMACStrategy(fc)
 	if !cfg.OpaqueAccessTokens {
-		core = &accessTokenStrategy{
-			DefaultJWTStrategy: &oauth2.DefaultJWTStrategy{Signer: newJWTSigner(ring, cfg.AccessTokenAlg), HMACSHAStrategy: core, Config: fc},
-			p:                  p,
+		at := &accessTokenStrategy{p: p, byAlg: map[string]*oauth2.DefaultJWTStrategy{}}
+		for _, alg := range []string{RS256, ES256} {
+			at.byAlg[alg] = &oauth2.DefaultJWTStrategy{Signer: newJWTSigner(ring, alg), HMACSHAStrategy: core, Config: fc}
 		}
+		// Validation goes by the token's kid, whatever the algorithm.
+		at.DefaultJWTStrategy = at.byAlg[cfg.AccessTokenAlg]
+		core = at
 	}
 	strategy := &compose.CommonStrategy{
 		CoreStrategy:               core,

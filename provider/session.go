@@ -71,8 +71,9 @@ func sessionFrom(r fosite.Requester) (*session, error) {
 // client_id and auth_time the profile requires. Refresh tokens and codes stay
 // opaque HMAC tokens.
 type accessTokenStrategy struct {
-	*oauth2.DefaultJWTStrategy
-	p *Provider
+	*oauth2.DefaultJWTStrategy // Config.AccessTokenAlg's; it validates tokens of every algorithm
+	byAlg                      map[string]*oauth2.DefaultJWTStrategy
+	p                          *Provider
 }
 
 func (a *accessTokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.Requester) (string, string, error) {
@@ -97,5 +98,5 @@ func (a *accessTokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.
 	if lifespan := a.p.apiLifespan(r.GetGrantedAudience()); lifespan > 0 {
 		s.SetExpiresAt(fosite.AccessToken, now.Add(lifespan).Round(time.Second))
 	}
-	return a.DefaultJWTStrategy.GenerateAccessToken(ctx, r)
+	return a.byAlg[a.p.accessTokenAlg(r.GetGrantedAudience())].GenerateAccessToken(ctx, r)
 }

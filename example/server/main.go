@@ -94,6 +94,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		Issuer:  opts.issuer,
 		Clients: demo, Users: demo, Grants: st, Keys: st,
 		IDTokenAlg:            opts.idTokenAlg,
+		AccessTokenAlg:        opts.accessTokenAlg,
 		AuthorizeCodeLifespan: opts.codeLifespan,
 		AccessTokenLifespan:   opts.accessTokenLifespan,
 		APIs:                  demoAPIs(opts), // the demo API, example/api (demo.go)

@@ -24,6 +24,7 @@ type options struct {
 	codeLifespan        time.Duration
 	accessTokenLifespan time.Duration
 	idTokenAlg          string
+	accessTokenAlg      string
 	db                  string
 	postgres            string
 	memory              bool
@@ -65,6 +66,7 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (opt
 	fs.DurationVar(&o.codeLifespan, "code-lifespan", envDur("code-lifespan", "PIXIE_CODE_LIFESPAN", provider.DefaultAuthorizeCodeLifespan), "authorization code lifespan (at most 10m)")
 	fs.DurationVar(&o.accessTokenLifespan, "access-token-lifespan", envDur("access-token-lifespan", "PIXIE_ACCESS_TOKEN_LIFESPAN", provider.DefaultAccessTokenLifespan), "access token lifespan")
 	fs.StringVar(&o.idTokenAlg, "id-token-alg", env("PIXIE_ID_TOKEN_ALG", provider.RS256), "ID token signing algorithm: RS256 or ES256")
+	fs.StringVar(&o.accessTokenAlg, "access-token-alg", env("PIXIE_ACCESS_TOKEN_ALG", provider.ES256), "JWT access token signing algorithm: ES256 or RS256")
 	fs.StringVar(&o.db, "db", env("PIXIE_DB", "pixie.db"), "SQLite database file")
 	fs.StringVar(&o.postgres, "postgres", env("PIXIE_POSTGRES", ""), "PostgreSQL DSN (instead of -db), e.g. postgres://user@host/db")
 	fs.BoolVar(&o.memory, "memory", env("PIXIE_MEMORY", "") == "true", "keep everything in memory (instead of -db)")
