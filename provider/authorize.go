@@ -265,25 +265,16 @@ func (areq *AuthorizeRequest) applyClaims(raw string) error {
 }
 
 // newAuthorizeResponse issues the code. Its three records (the code, its
-// PKCE challenge, its OIDC request) are written in one transaction when the
-// grant store supports them: all or none, and one commit instead of three.
+// PKCE challenge, its OIDC request) are one record, written with a single
+// store call once fosite's handlers have all succeeded (see pendingCode):
+// all or none, without a transaction.
 func (p *Provider) newAuthorizeResponse(ctx context.Context, ar fosite.AuthorizeRequester, sess fosite.Session) (fosite.AuthorizeResponder, error) {
-	tx, ok := p.grants.(store.Transactor)
-	if !ok {
-		return p.oauth2.NewAuthorizeResponse(ctx, ar, sess)
-	}
-	txCtx, err := tx.BeginTx(ctx)
+	ctx, pc := withPendingCode(ctx)
+	resp, err := p.oauth2.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
-		return nil, &internalError{err}
-	}
-	resp, err := p.oauth2.NewAuthorizeResponse(txCtx, ar, sess)
-	if err != nil {
-		if rerr := tx.Rollback(txCtx); rerr != nil {
-			p.log().ErrorContext(ctx, "roll back authorization", "error", rerr)
-		}
 		return nil, err
 	}
-	if err := tx.Commit(txCtx); err != nil {
+	if err := (&fositeStorage{p: p}).flush(ctx, pc); err != nil {
 		return nil, &internalError{err}
 	}
 	return resp, nil

@@ -17,6 +17,7 @@ type memo struct {
 	mu       sync.Mutex
 	clients  map[string]*store.Client
 	lastCode *store.Grant // the authorization code record read last
+	bundle   bool         // lastCode carries its PKCE and OIDC requests
 }
 
 type memoKey struct{}
@@ -64,11 +65,22 @@ func (m *memo) code(kind store.Kind, signature string) *store.Grant {
 	return nil
 }
 
-func (m *memo) setCode(kind store.Kind, g *store.Grant) {
+func (m *memo) setCode(kind store.Kind, g *store.Grant, bundle bool) {
 	if m == nil || kind != store.KindAuthorizeCode {
 		return
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.lastCode = g
+	m.lastCode, m.bundle = g, bundle
+}
+
+// bundled reports whether the remembered code record is the one with that
+// signature and carries its PKCE and OIDC requests.
+func (m *memo) bundled(signature string) bool {
+	if m == nil {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lastCode != nil && m.lastCode.Signature == signature && m.bundle
 }

@@ -36,6 +36,7 @@ type Provider struct {
 	grants  store.Grants
 	keys    *keyring
 	oauth2  fosite.OAuth2Provider
+	codes   oauth2.AuthorizeCodeStrategy // for the signature of a raw code
 
 	cleanMu   sync.Mutex
 	cleaning  bool      // a cleanup is running
@@ -94,7 +95,9 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	for _, alg := range []string{RS256, ES256} {
 		idTokens[alg] = &openid.DefaultStrategy{Signer: newJWTSigner(ring, alg), Config: fc}
 	}
-	var core oauth2.CoreStrategy = compose.NewOAuth2HMACStrategy(fc)
+	hmacs := compose.NewOAuth2HMACStrategy(fc)
+	p.codes = hmacs
+	var core oauth2.CoreStrategy = hmacs
 	if !cfg.OpaqueAccessTokens {
 		at := &accessTokenStrategy{p: p, byAlg: map[string]*oauth2.DefaultJWTStrategy{}}
 		for _, alg := range []string{RS256, ES256} {
@@ -121,6 +124,11 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		compose.OAuth2PKCEFactory,
 	)
 	return p, nil
+}
+
+// codeSignature is the storage key of an authorization code's record.
+func (p *Provider) codeSignature(ctx context.Context, code string) string {
+	return p.codes.AuthorizeCodeSignature(ctx, code)
 }
 
 // Issuer returns the issuer identifier.

@@ -61,6 +61,12 @@ type storedRequest struct {
 	RequestedAudience []string   `json:"requested_audience,omitempty"`
 	GrantedAudience   []string   `json:"granted_audience,omitempty"`
 	Form              url.Values `json:"form,omitempty"`
+	// Bundle marks an authorization code record that also carries its PKCE
+	// challenge and its OpenID Connect request (OIDC says whether there was
+	// one): one record per authorization instead of three. Codes stored
+	// without it have KindPKCE and KindOIDC records of their own.
+	Bundle bool `json:"bundle,omitempty"`
+	OIDC   bool `json:"oidc,omitempty"`
 }
 
 const dataVersion = "1\n"
@@ -80,11 +86,16 @@ func (e *internalError) Unwrap() error { return e.err }
 // with invalid_grant.
 var errRecordConsumed = fmt.Errorf("provider: grant already used: %w", store.ErrConsumed)
 
-func (s *fositeStorage) newGrant(kind store.Kind, signature string, r fosite.Requester, expiry fosite.TokenType) (*store.Grant, error) {
+// newGrant serializes r into a record. Its form keeps the storedForm
+// parameters of r and of extra (the PKCE and OIDC requests of a bundled
+// code).
+func (s *fositeStorage) newGrant(kind store.Kind, signature string, r fosite.Requester, expiry fosite.TokenType, bundle, oidc bool, extra ...fosite.Requester) (*store.Grant, error) {
 	form := url.Values{}
-	for _, k := range storedForm {
-		if v, ok := r.GetRequestForm()[k]; ok {
-			form[k] = v
+	for _, req := range append([]fosite.Requester{r}, extra...) {
+		for _, k := range storedForm {
+			if v, ok := req.GetRequestForm()[k]; ok {
+				form[k] = v
+			}
 		}
 	}
 	head, err := json.Marshal(storedRequest{
@@ -95,6 +106,8 @@ func (s *fositeStorage) newGrant(kind store.Kind, signature string, r fosite.Req
 		RequestedAudience: r.GetRequestedAudience(),
 		GrantedAudience:   r.GetGrantedAudience(),
 		Form:              form,
+		Bundle:            bundle,
+		OIDC:              oidc,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("provider: encode request: %w", err)
@@ -125,9 +138,13 @@ func (s *fositeStorage) newGrant(kind store.Kind, signature string, r fosite.Req
 }
 
 func (s *fositeStorage) create(ctx context.Context, kind store.Kind, signature string, r fosite.Requester, expiry fosite.TokenType) error {
-	g, err := s.newGrant(kind, signature, r, expiry)
+	g, err := s.newGrant(kind, signature, r, expiry, false, false)
 	if err != nil {
 		return err
+	}
+	if b := batchFrom(ctx); b != nil {
+		b.Create = append(b.Create, g)
+		return nil
 	}
 	return s.p.grants.CreateGrant(ctx, g)
 }
@@ -136,39 +153,46 @@ func (s *fositeStorage) create(ctx context.Context, kind store.Kind, signature s
 // sess (fosite's prototype) or, when fosite passes none, a fresh session.
 // Not-found and a vanished client are fosite.ErrNotFound.
 func (s *fositeStorage) get(ctx context.Context, kind store.Kind, signature string, sess fosite.Session) (*fosite.Request, *store.Grant, error) {
+	r, g, _, err := s.getMeta(ctx, kind, signature, sess)
+	return r, g, err
+}
+
+// getMeta is get, also returning the record's bundle flags.
+func (s *fositeStorage) getMeta(ctx context.Context, kind store.Kind, signature string, sess fosite.Session) (*fosite.Request, *store.Grant, storedRequest, error) {
 	m := memoFrom(ctx)
 	g := m.code(kind, signature)
+	fresh := g == nil
 	var err error
-	if g == nil {
+	if fresh {
 		g, err = s.p.grants.Grant(ctx, kind, signature)
-		if err == nil {
-			m.setCode(kind, g)
-		}
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil, fosite.ErrNotFound
+		return nil, nil, storedRequest{}, fosite.ErrNotFound
 	} else if err != nil {
-		return nil, nil, &internalError{err}
+		return nil, nil, storedRequest{}, &internalError{err}
 	}
 	head, sessJSON, ok := bytes.Cut(bytes.TrimPrefix(g.Data, []byte(dataVersion)), []byte("\n"))
 	if !ok || !bytes.HasPrefix(g.Data, []byte(dataVersion)) {
-		return nil, nil, &internalError{fmt.Errorf("provider: %s record in an unknown format", kind)}
+		return nil, nil, storedRequest{}, &internalError{fmt.Errorf("provider: %s record in an unknown format", kind)}
 	}
 	var sr storedRequest
 	if err := json.Unmarshal(head, &sr); err != nil {
-		return nil, nil, &internalError{fmt.Errorf("provider: decode %s record: %w", kind, err)}
+		return nil, nil, storedRequest{}, &internalError{fmt.Errorf("provider: decode %s record: %w", kind, err)}
+	}
+	if fresh {
+		m.setCode(kind, g, sr.Bundle)
 	}
 	if sess == nil {
 		sess = newSession()
 	}
 	if len(sessJSON) > 0 {
 		if err := json.Unmarshal(sessJSON, sess); err != nil {
-			return nil, nil, &internalError{fmt.Errorf("provider: decode %s session: %w", kind, err)}
+			return nil, nil, storedRequest{}, &internalError{fmt.Errorf("provider: decode %s session: %w", kind, err)}
 		}
 	}
 	c, err := s.GetClient(ctx, g.ClientID)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, storedRequest{}, err
 	}
 	return &fosite.Request{
 		ID:                sr.ID,
@@ -180,7 +204,7 @@ func (s *fositeStorage) get(ctx context.Context, kind store.Kind, signature stri
 		GrantedAudience:   sr.GrantedAudience,
 		Form:              sr.Form,
 		Session:           sess,
-	}, g, nil
+	}, g, sr, nil
 }
 
 func (s *fositeStorage) remove(ctx context.Context, kind store.Kind, signature string) error {
@@ -219,7 +243,14 @@ func (s *fositeStorage) ClientAssertionJWTValid(context.Context, string) error {
 // SetClientAssertionJWT: see ClientAssertionJWTValid.
 func (s *fositeStorage) SetClientAssertionJWT(context.Context, string, time.Time) error { return nil }
 
+// CreateAuthorizeCodeSession holds the code back, when the provider issues
+// it (see pendingCode), until fosite's PKCE and OIDC handlers have added
+// their parts: the three are written as one record.
 func (s *fositeStorage) CreateAuthorizeCodeSession(ctx context.Context, signature string, r fosite.Requester) error {
+	if pc := pendingFrom(ctx); pc != nil && pc.code == nil {
+		pc.signature, pc.code = signature, r
+		return nil
+	}
 	return s.create(ctx, store.KindAuthorizeCode, signature, r, fosite.AuthorizeCode)
 }
 
@@ -244,11 +275,21 @@ func (s *fositeStorage) GetAuthorizeCodeSession(ctx context.Context, signature s
 // PKCE record with it, inside the exchange's transaction (see
 // DeletePKCERequestSession).
 func (s *fositeStorage) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
+	bundled := memoFrom(ctx).bundled(signature)
+	if b := batchFrom(ctx); b != nil {
+		// A code stored before bundling leaves its PKCE record to expire:
+		// without its code it opens nothing.
+		b.Consume = append(b.Consume, store.GrantKey{Kind: store.KindAuthorizeCode, Signature: signature})
+		return nil
+	}
 	err := s.p.grants.Consume(ctx, store.KindAuthorizeCode, signature)
 	if errors.Is(err, store.ErrConsumed) || errors.Is(err, store.ErrNotFound) {
 		return errRecordConsumed
 	} else if err != nil {
 		return err
+	}
+	if bundled {
+		return nil
 	}
 	if err := s.p.grants.Delete(ctx, store.KindPKCE, signature); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
@@ -256,12 +297,29 @@ func (s *fositeStorage) InvalidateAuthorizeCodeSession(ctx context.Context, sign
 	return nil
 }
 
+// CreatePKCERequestSession adds the challenge to the pending code's record.
 func (s *fositeStorage) CreatePKCERequestSession(ctx context.Context, signature string, r fosite.Requester) error {
+	if pc := pendingFrom(ctx); pc != nil && pc.signature == signature {
+		pc.pkce = r
+		return nil
+	}
 	return s.create(ctx, store.KindPKCE, signature, r, fosite.AuthorizeCode)
 }
 
+// GetPKCERequestSession returns the code's record, which holds its
+// challenge, or for a code stored before bundling its PKCE record.
 func (s *fositeStorage) GetPKCERequestSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
-	r, _, err := s.get(ctx, store.KindPKCE, signature, sess)
+	r, _, meta, err := s.getMeta(ctx, store.KindAuthorizeCode, signature, sess)
+	if err == nil && meta.Bundle {
+		if r.Form.Get("code_challenge") == "" {
+			return nil, fosite.ErrNotFound
+		}
+		return r, nil
+	}
+	if err != nil && !errors.Is(err, fosite.ErrNotFound) {
+		return nil, err
+	}
+	r, _, err = s.get(ctx, store.KindPKCE, signature, sess)
 	if err != nil {
 		return nil, err
 	}
@@ -296,12 +354,30 @@ func accessKey(signature string) string {
 	return digest(signature)
 }
 
+// CreateOpenIDConnectSession adds the OIDC request to the pending code's
+// record.
 func (s *fositeStorage) CreateOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) error {
+	if pc := pendingFrom(ctx); pc != nil && pc.code != nil && pc.signature == s.p.codeSignature(ctx, code) {
+		pc.oidc = r
+		return nil
+	}
 	return s.create(ctx, store.KindOIDC, oidcKey(code), r, fosite.AuthorizeCode)
 }
 
+// GetOpenIDConnectSession returns the code's record when it holds an OIDC
+// request, or for a code stored before bundling its OIDC record.
 func (s *fositeStorage) GetOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) (fosite.Requester, error) {
-	req, _, err := s.get(ctx, store.KindOIDC, oidcKey(code), r.GetSession())
+	req, _, meta, err := s.getMeta(ctx, store.KindAuthorizeCode, s.p.codeSignature(ctx, code), r.GetSession())
+	if err == nil && meta.Bundle {
+		if !meta.OIDC {
+			return nil, openid.ErrNoSessionFound
+		}
+		return req, nil
+	}
+	if err != nil && !errors.Is(err, fosite.ErrNotFound) {
+		return nil, err
+	}
+	req, _, err = s.get(ctx, store.KindOIDC, oidcKey(code), r.GetSession())
 	if errors.Is(err, fosite.ErrNotFound) {
 		return nil, openid.ErrNoSessionFound
 	} else if err != nil {
@@ -310,7 +386,15 @@ func (s *fositeStorage) GetOpenIDConnectSession(ctx context.Context, code string
 	return req, nil
 }
 
+// DeleteOpenIDConnectSession deletes the OIDC record of a code stored
+// before bundling; a bundled one goes with its code (consumed, and kept
+// until it expires to detect replays). Inside a batch even the old record
+// is left to expire: deleting it outside the batch would lose it if the
+// batch failed, and without its code it opens nothing.
 func (s *fositeStorage) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
+	if memoFrom(ctx).bundled(s.p.codeSignature(ctx, code)) || batchFrom(ctx) != nil {
+		return nil
+	}
 	return s.remove(ctx, store.KindOIDC, oidcKey(code))
 }
 
@@ -433,6 +517,12 @@ func (s *fositeStorage) DeleteRefreshTokenSession(ctx context.Context, signature
 // revokes the refresh tokens issued before, those of the response that got
 // lost: the family stays one chain.
 func (s *fositeStorage) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
+	if b := batchFrom(ctx); b != nil {
+		// Only without a grace period (see Provider.newAccessResponse).
+		b.Consume = append(b.Consume, store.GrantKey{Kind: store.KindRefreshToken, Signature: signature})
+		b.Revoke = append(b.Revoke, store.GrantFamily{Kind: store.KindAccessToken, RequestID: requestID})
+		return nil
+	}
 	err := s.p.grants.Consume(ctx, store.KindRefreshToken, signature)
 	switch {
 	case errors.Is(err, store.ErrConsumed) || errors.Is(err, store.ErrNotFound):
@@ -517,4 +607,59 @@ func (s *fositeStorage) Rollback(ctx context.Context) error {
 		return tx.Rollback(ctx)
 	}
 	return nil
+}
+
+// pendingCode is the authorization code being issued, held back by
+// CreateAuthorizeCodeSession until fosite's authorize handlers are done and
+// then written by flush as one record with its PKCE and OIDC requests: one
+// write per authorization, atomic without a transaction.
+type pendingCode struct {
+	signature        string
+	code, pkce, oidc fosite.Requester
+}
+
+type pendingKey struct{}
+
+func withPendingCode(ctx context.Context) (context.Context, *pendingCode) {
+	pc := &pendingCode{}
+	return context.WithValue(ctx, pendingKey{}, pc), pc
+}
+
+func pendingFrom(ctx context.Context) *pendingCode {
+	pc, _ := ctx.Value(pendingKey{}).(*pendingCode)
+	return pc
+}
+
+// flush writes the pending code's record, if fosite issued one.
+func (s *fositeStorage) flush(ctx context.Context, pc *pendingCode) error {
+	if pc.code == nil {
+		return nil
+	}
+	var extra []fosite.Requester
+	for _, r := range []fosite.Requester{pc.pkce, pc.oidc} {
+		if r != nil {
+			extra = append(extra, r)
+		}
+	}
+	g, err := s.newGrant(store.KindAuthorizeCode, pc.signature, pc.code, fosite.AuthorizeCode, true, pc.oidc != nil, extra...)
+	if err != nil {
+		return err
+	}
+	return s.p.grants.CreateGrant(ctx, g)
+}
+
+type batchKey struct{}
+
+// withBatch returns ctx carrying a batch: inside it, the token exchange's
+// writes (consuming the code or refresh token, revoking the old access
+// tokens, storing the new tokens) are collected, and applied at once by
+// store.Batcher when fosite's handlers have succeeded.
+func withBatch(ctx context.Context) (context.Context, *store.GrantBatch) {
+	b := &store.GrantBatch{}
+	return context.WithValue(ctx, batchKey{}, b), b
+}
+
+func batchFrom(ctx context.Context) *store.GrantBatch {
+	b, _ := ctx.Value(batchKey{}).(*store.GrantBatch)
+	return b
 }

@@ -490,8 +490,8 @@ func TestFlowStoresNoSecrets(t *testing.T) {
 		"rotated refresh":      second.refresh,
 	}
 	recs := fg.records()
-	if len(recs) < 7 { // code, PKCE, OIDC, 2 access, 2 refresh
-		t.Fatalf("got %d records created, want at least 7", len(recs))
+	if len(recs) < 5 { // code (with its PKCE and OIDC requests), 2 access, 2 refresh
+		t.Fatalf("got %d records created, want at least 5", len(recs))
 	}
 	for _, g := range recs {
 		for name, raw := range secrets {
@@ -505,48 +505,116 @@ func TestFlowStoresNoSecrets(t *testing.T) {
 	}
 }
 
-// TestOIDCRecordKeyedByCodeHash checks that the OpenID Connect record, which
-// fosite keys by the raw authorization code, is stored under SHA-256 of the
-// code, and the code record under fosite's HMAC signature.
-func TestOIDCRecordKeyedByCodeHash(t *testing.T) {
+// TestCodeRecordBundled checks that an authorization is one record: the
+// code's, under fosite's HMAC signature of the code, holding the PKCE
+// challenge and the OIDC request (nonce) but not the raw code; none under
+// the raw code or its SHA-256, no separate PKCE or OIDC record. Redeeming
+// the code consumes the record, which stays (inactive) to detect replays.
+func TestCodeRecordBundled(t *testing.T) {
 	e := newTestEnv(t, nil)
 	ctx := t.Context()
 	c := e.issueCode(t, nativeID)
-
-	for _, kind := range []store.Kind{store.KindAuthorizeCode, store.KindPKCE, store.KindOIDC, store.KindAccessToken, store.KindRefreshToken} {
-		if _, err := e.mem.Grant(ctx, kind, c.code); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("Grant(%s, raw code): got error %v, want ErrNotFound", kind, err)
-		}
-	}
 	sum := sha256.Sum256([]byte(c.code))
 	hashed := base64.RawURLEncoding.EncodeToString(sum[:])
-	g, err := e.mem.Grant(ctx, store.KindOIDC, hashed)
-	if err != nil {
-		t.Fatalf("Grant(oidc, sha256(code)): got error %v, want nil", err)
-	}
-	if g.ClientID != nativeID || g.Subject != testSubject {
-		t.Errorf("OIDC record: got client %q subject %q, want %q %q", g.ClientID, g.Subject, nativeID, testSubject)
-	}
 	sig := hmacSignature(t, c.code)
-	for _, kind := range []store.Kind{store.KindAuthorizeCode, store.KindPKCE} {
-		if _, err := e.mem.Grant(ctx, kind, sig); err != nil {
-			t.Errorf("Grant(%s, HMAC signature): got error %v, want nil", kind, err)
+	for _, kind := range []store.Kind{store.KindAuthorizeCode, store.KindPKCE, store.KindOIDC, store.KindAccessToken, store.KindRefreshToken} {
+		for _, key := range []string{c.code, hashed} {
+			if _, err := e.mem.Grant(ctx, kind, key); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("Grant(%s, %.12s…): got error %v, want ErrNotFound", kind, key, err)
+			}
 		}
 	}
+	for _, kind := range []store.Kind{store.KindPKCE, store.KindOIDC} {
+		if _, err := e.mem.Grant(ctx, kind, sig); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Grant(%s, HMAC signature): got error %v, want ErrNotFound (bundled)", kind, err)
+		}
+	}
+	g, err := e.mem.Grant(ctx, store.KindAuthorizeCode, sig)
+	if err != nil {
+		t.Fatalf("Grant(code, HMAC signature): got error %v, want nil", err)
+	}
+	if g.ClientID != nativeID || g.Subject != testSubject {
+		t.Errorf("code record: got client %q subject %q, want %q %q", g.ClientID, g.Subject, nativeID, testSubject)
+	}
+	data := string(g.Data)
+	sum = sha256.Sum256([]byte(c.verifier))
+	challenge := base64.RawURLEncoding.EncodeToString(sum[:])
+	for _, want := range []string{challenge, `"nonce"`, `"bundle":true`, `"oidc":true`} {
+		if !strings.Contains(data, want) {
+			t.Errorf("code record lacks %s: %s", want, data)
+		}
+	}
+	if strings.Contains(data, c.code) {
+		t.Errorf("code record holds the raw code")
+	}
 
-	// Redeeming the code consumes the code record and removes the
-	// companions.
-	if _, err := e.redeem(ctx, c); err != nil {
+	resp, err := e.redeem(ctx, c)
+	if err != nil {
 		t.Fatalf("Token: got error %v, want nil", err)
 	}
-	if _, err := e.mem.Grant(ctx, store.KindOIDC, hashed); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("after redemption, Grant(oidc): got error %v, want ErrNotFound", err)
-	}
-	if _, err := e.mem.Grant(ctx, store.KindPKCE, sig); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("after redemption, Grant(pkce): got error %v, want ErrNotFound", err)
+	if tokensOf(t, resp).id == "" {
+		t.Error("Token: got no ID token for an openid request")
 	}
 	if g, err := e.mem.Grant(ctx, store.KindAuthorizeCode, sig); err != nil || g.Active {
 		t.Errorf("after redemption, code record: got %+v, %v, want an inactive record", g, err)
+	}
+}
+
+// TestCodeRecordUnbundled: a code stored by an earlier version, as three
+// records (the code, its PKCE record under the same signature, its OIDC
+// record under SHA-256 of the code), still redeems during an upgrade: the
+// verifier is checked against the PKCE record, the ID token made from the
+// OIDC record, and both companions are deleted with the code consumed.
+func TestCodeRecordUnbundled(t *testing.T) {
+	e := newTestEnv(t, nil)
+	ctx := t.Context()
+	c := e.issueCode(t, nativeID)
+	sig := hmacSignature(t, c.code)
+	g, err := e.mem.Grant(ctx, store.KindAuthorizeCode, sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rewrite the bundled record as the three of the earlier format.
+	old := g.Clone()
+	old.Data = []byte(strings.Replace(string(old.Data), `,"bundle":true,"oidc":true`, "", 1))
+	if string(old.Data) == string(g.Data) {
+		t.Fatalf("code record has no bundle flags: %s", g.Data)
+	}
+	if err := e.mem.Delete(ctx, store.KindAuthorizeCode, sig); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(c.code))
+	hashed := base64.RawURLEncoding.EncodeToString(sum[:])
+	for _, r := range []struct {
+		kind store.Kind
+		sig  string
+	}{{store.KindAuthorizeCode, sig}, {store.KindPKCE, sig}, {store.KindOIDC, hashed}} {
+		rec := old.Clone()
+		rec.Kind, rec.Signature = r.kind, r.sig
+		if err := e.mem.CreateGrant(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	wrong := c
+	wrong.verifier = strings.Repeat("w", 43)
+	if _, err := e.redeem(ctx, wrong); err == nil {
+		t.Fatal("Token with a wrong verifier: got nil error, want invalid_grant")
+	}
+	resp, err := e.redeem(ctx, c)
+	if err != nil {
+		t.Fatalf("Token: got error %v, want nil", err)
+	}
+	if tokensOf(t, resp).id == "" {
+		t.Error("Token: got no ID token from the OIDC record")
+	}
+	for _, r := range []struct {
+		kind store.Kind
+		sig  string
+	}{{store.KindPKCE, sig}, {store.KindOIDC, hashed}} {
+		if _, err := e.mem.Grant(ctx, r.kind, r.sig); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("after redemption, Grant(%s): got error %v, want ErrNotFound", r.kind, err)
+		}
 	}
 }
 
@@ -941,10 +1009,6 @@ func TestStoreFailureIsServerError(t *testing.T) {
 			return err
 		}},
 		{"TokenCodeConsume", []string{"Consume"}, false, false, func(t *testing.T, e *testEnv, c issued, _ tokens) error {
-			_, err := e.redeem(t.Context(), c)
-			return err
-		}},
-		{"TokenPKCEDelete", []string{"Delete"}, false, false, func(t *testing.T, e *testEnv, c issued, _ tokens) error {
 			_, err := e.redeem(t.Context(), c)
 			return err
 		}},

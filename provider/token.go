@@ -69,6 +69,9 @@ func (p *Provider) Token(ctx context.Context, r *http.Request) (map[string]any, 
 // still works. fositeStorage's BeginTX, Commit and Rollback defer to this
 // transaction (see outerTx).
 func (p *Provider) newAccessResponse(ctx context.Context, ar fosite.AccessRequester) (fosite.AccessResponder, error) {
+	if b, ok := p.grants.(store.Batcher); ok && p.batchable(ar) {
+		return p.batchedAccessResponse(ctx, ar, b)
+	}
 	tx, ok := p.grants.(store.Transactor)
 	if !ok {
 		return p.oauth2.NewAccessResponse(ctx, ar)
@@ -86,6 +89,36 @@ func (p *Provider) newAccessResponse(ctx context.Context, ar fosite.AccessReques
 		return nil, err
 	}
 	if err := tx.Commit(txCtx); err != nil {
+		return nil, &internalError{err}
+	}
+	return resp, nil
+}
+
+// batchable reports whether the writes of a token request can be collected
+// and applied at once: always for a code, and for a refresh token when there
+// is no grace period (a rotation within one decides what to write from the
+// outcome of consuming the token).
+func (p *Provider) batchable(ar fosite.AccessRequester) bool {
+	return !ar.GetGrantTypes().ExactOne(grantRefreshToken) || p.cfg.RefreshTokenGracePeriod <= 0
+}
+
+// batchedAccessResponse runs fosite's token handlers with their writes
+// collected in a batch (see withBatch), then applies it with one store
+// call: all or none, like the transaction of newAccessResponse, in one round
+// trip. Of concurrent redemptions of one code or refresh token, the batch
+// of exactly one consumes it; the others get invalid_grant, their tokens
+// never stored.
+func (p *Provider) batchedAccessResponse(ctx context.Context, ar fosite.AccessRequester, b store.Batcher) (fosite.AccessResponder, error) {
+	bctx, batch := withBatch(ctx)
+	bctx = context.WithValue(bctx, outerTx{}, true)
+	resp, err := p.oauth2.NewAccessResponse(bctx, ar)
+	if err != nil {
+		return nil, err
+	}
+	switch err := b.ApplyGrants(ctx, batch); {
+	case errors.Is(err, store.ErrConsumed) || errors.Is(err, store.ErrNotFound):
+		return nil, errRecordConsumed
+	case err != nil:
 		return nil, &internalError{err}
 	}
 	return resp, nil
