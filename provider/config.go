@@ -27,6 +27,10 @@ const (
 	// Config.RefreshTokenGraceReuses.
 	DefaultRefreshTokenGraceReuses = 1
 	MaxRefreshTokenGraceReuses     = 3
+	// DefaultClientCacheTTL is Config.ClientCacheTTL's default, and
+	// MaxCachedClients the most registrations the client cache holds.
+	DefaultClientCacheTTL = 5 * time.Second
+	MaxCachedClients      = 10000
 	// DefaultStoreTimeout and MinStoreTimeout: Config.StoreTimeout.
 	DefaultStoreTimeout = 5 * time.Second
 	MinStoreTimeout     = 10 * time.Millisecond
@@ -51,6 +55,12 @@ type Config struct {
 
 	// Clients looks up registered clients. Required.
 	Clients store.Clients
+	// ClientCacheTTL is how long a client registration read from Clients is
+	// reused before it is read again: how long a change to a client (a new
+	// redirect URI, a rotated secret, a deleted client) may take to reach
+	// this replica. Default 5 seconds; negative: every lookup reads the
+	// store. The cache holds at most MaxCachedClients registrations.
+	ClientCacheTTL time.Duration
 	// Users authenticates people and returns their claims. Required.
 	Users store.Users
 	// Grants stores codes and tokens (as signatures). Required.
@@ -230,6 +240,9 @@ func (c *Config) validate() error {
 	}
 	if c.CleanupInterval == 0 {
 		c.CleanupInterval = DefaultCleanupInterval
+	}
+	if c.ClientCacheTTL == 0 {
+		c.ClientCacheTTL = DefaultClientCacheTTL
 	}
 	for _, l := range []struct {
 		name string

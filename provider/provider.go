@@ -29,8 +29,9 @@ const keyRetireMargin = 5 * time.Minute
 // endpoints of package handlers. It is safe for concurrent use.
 type Provider struct {
 	cfg Config
-	// The configured stores, each call bounded by Config.StoreTimeout.
-	// cfg.Grants is the grant store itself, for its optional capabilities.
+	// The configured stores, each call bounded by Config.StoreTimeout
+	// (clients also cached, see clientCache). cfg.Grants is the grant store
+	// itself, for its optional capabilities.
 	clients store.Clients
 	users   store.Users
 	grants  store.Grants
@@ -56,8 +57,8 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		return nil, err
 	}
 	d := cfg.StoreTimeout
-	p := &Provider{cfg: cfg, clients: storetimeout.Clients(cfg.Clients, d),
-		users: storetimeout.Users(cfg.Users, d), grants: storetimeout.Grants(cfg.Grants, d)}
+	p := &Provider{cfg: cfg, users: storetimeout.Users(cfg.Users, d), grants: storetimeout.Grants(cfg.Grants, d)}
+	p.clients = newClientCache(storetimeout.Clients(cfg.Clients, d), cfg.ClientCacheTTL, MaxCachedClients, p.now)
 	ring := &keyring{
 		st:       storetimeout.Keys(cfg.Keys, d),
 		now:      p.now,

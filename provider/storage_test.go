@@ -359,6 +359,7 @@ func newFaultyEnv(t testing.TB) (*testEnv, *faultyGrants, *faultyClients) {
 		fg = &faultyGrants{Grants: c.Grants}
 		fc = &faultyClients{Clients: c.Clients}
 		c.Grants, c.Clients = fg, fc
+		c.ClientCacheTTL = -1 // every lookup reaches the failing store
 	})
 	return e, fg, fc
 }
