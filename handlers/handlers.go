@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 
 	"github.com/pixieauth/pixie/internal/storetimeout"
@@ -228,6 +229,11 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 		SameSite: http.SameSiteLaxMode,
 	}
 	cs.MaxAge(cs.Options.MaxAge)
+	for _, c := range cs.Codecs {
+		if sc, ok := c.(*securecookie.SecureCookie); ok {
+			sc.SetSerializer(cookieValues{})
+		}
+	}
 	s := &Server{
 		p:        p,
 		pages:    pg,
