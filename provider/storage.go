@@ -157,6 +157,10 @@ func (s *fositeStorage) get(ctx context.Context, kind store.Kind, signature stri
 	return r, g, err
 }
 
+// skipSession, passed to getMeta as the session, leaves the session out:
+// the request it returns has none.
+type skipSession struct{ fosite.Session }
+
 // getMeta is get, also returning the record's bundle flags.
 func (s *fositeStorage) getMeta(ctx context.Context, kind store.Kind, signature string, sess fosite.Session) (*fosite.Request, *store.Grant, storedRequest, error) {
 	m := memoFrom(ctx)
@@ -185,7 +189,9 @@ func (s *fositeStorage) getMeta(ctx context.Context, kind store.Kind, signature 
 	if sess == nil {
 		sess = newSession()
 	}
-	if len(sessJSON) > 0 {
+	if _, skip := sess.(skipSession); skip {
+		sess = nil
+	} else if len(sessJSON) > 0 {
 		if err := json.Unmarshal(sessJSON, sess); err != nil {
 			return nil, nil, storedRequest{}, &internalError{fmt.Errorf("provider: decode %s session: %w", kind, err)}
 		}
@@ -309,8 +315,10 @@ func (s *fositeStorage) CreatePKCERequestSession(ctx context.Context, signature 
 // GetPKCERequestSession returns the code's record, which holds its
 // challenge, or for a code stored before bundling its PKCE record.
 func (s *fositeStorage) GetPKCERequestSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
-	r, _, meta, err := s.getMeta(ctx, store.KindAuthorizeCode, signature, sess)
+	// fosite reads only the challenge from it: the session stays undecoded.
+	r, _, meta, err := s.getMeta(ctx, store.KindAuthorizeCode, signature, skipSession{})
 	if err == nil && meta.Bundle {
+		r.Session = sess
 		if r.Form.Get("code_challenge") == "" {
 			return nil, fosite.ErrNotFound
 		}
