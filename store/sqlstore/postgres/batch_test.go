@@ -115,3 +115,12 @@ func TestApplyGrantsOneStatement(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkApplyGrants compares a refresh-token exchange's writes in a
+// transaction and in one ApplyGrants. Run:
+//
+//	go test -run '^$' -bench ApplyGrants ./store/sqlstore/postgres/
+func BenchmarkApplyGrants(b *testing.B) {
+	testDSN(b)
+	sqlstoretest.BenchBatch(b, backend)
+}

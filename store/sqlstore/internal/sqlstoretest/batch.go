@@ -133,3 +133,46 @@ func testBatchTablePrefix(t *testing.T, b Backend) {
 	_, err := plain.Grant(ctx, store.KindAccessToken, "at-1")
 	mustErrIs(t, err, store.ErrNotFound)
 }
+
+// BenchBatch measures the writes of a refresh-token exchange (consume the
+// refresh token, revoke the access tokens of its request, store a new
+// access token and refresh token): as single calls in a transaction
+// ("tx", what the provider does with [store.Transactor]) and as one
+// [sqlstore.Store.ApplyGrants] ("batch").
+func BenchBatch(b *testing.B, be Backend) {
+	ctx := b.Context()
+	s, _ := openBench(b, be)
+	n := 0 // the exchanges so far, across both ways and every run
+	tokens := func(n int) (*store.Grant, *store.Grant) {
+		req := fmt.Sprintf("req-%d", n)
+		return newGrant(store.KindAccessToken, fmt.Sprintf("at-%d", n), req),
+			newGrant(store.KindRefreshToken, fmt.Sprintf("rt-%d", n), req)
+	}
+	at, rt := tokens(0)
+	mustOKB(b, s.CreateGrant(ctx, at))
+	mustOKB(b, s.CreateGrant(ctx, rt))
+	b.Run("tx", func(b *testing.B) {
+		for b.Loop() {
+			n++
+			at, rt := tokens(n)
+			tx, err := s.BeginTx(ctx)
+			mustOKB(b, err)
+			mustOKB(b, s.Consume(tx, store.KindRefreshToken, fmt.Sprintf("rt-%d", n-1)))
+			mustOKB(b, s.Revoke(tx, store.KindAccessToken, fmt.Sprintf("req-%d", n-1)))
+			mustOKB(b, s.CreateGrant(tx, at))
+			mustOKB(b, s.CreateGrant(tx, rt))
+			mustOKB(b, s.Commit(tx))
+		}
+	})
+	b.Run("batch", func(b *testing.B) {
+		for b.Loop() {
+			n++
+			at, rt := tokens(n)
+			mustOKB(b, s.ApplyGrants(ctx, &store.GrantBatch{
+				Consume: []store.GrantKey{{Kind: store.KindRefreshToken, Signature: fmt.Sprintf("rt-%d", n-1)}},
+				Revoke:  []store.GrantFamily{{Kind: store.KindAccessToken, RequestID: fmt.Sprintf("req-%d", n-1)}},
+				Create:  []*store.Grant{at, rt},
+			}))
+		}
+	})
+}
