@@ -163,12 +163,21 @@ func (b keys) AddKey(ctx context.Context, k store.Key) error {
 
 // Grants bounds every call to g by d. When g is a [store.Transactor], so is
 // the result, and a transaction is bounded by d as a whole, from BeginTx to
-// Commit or Rollback, besides each call in it. Optional capabilities other
-// than Transactor (store.ExpiredDeleter) are not passed on: reach them on g.
+// Commit or Rollback, besides each call in it. When g is a [store.Batcher],
+// so is the result, and each ApplyGrants is bounded by d. Optional
+// capabilities other than these two (store.ExpiredDeleter) are not passed
+// on: reach them on g.
 func Grants(g store.Grants, d time.Duration) store.Grants {
 	b := grants{g, d}
-	if tx, ok := g.(store.Transactor); ok {
+	tx, isTx := g.(store.Transactor)
+	bt, isBatcher := g.(store.Batcher)
+	switch {
+	case isTx && isBatcher:
+		return txBatchGrants{txGrants{b, tx}, batcher{bt, d}}
+	case isTx:
 		return txGrants{b, tx}
+	case isBatcher:
+		return batchGrants{b, batcher{bt, d}}
 	}
 	return b
 }
@@ -201,6 +210,29 @@ func (b grants) Revoke(ctx context.Context, kind store.Kind, requestID string) e
 type txGrants struct {
 	grants
 	tx store.Transactor
+}
+
+// batcher bounds ApplyGrants by d.
+type batcher struct {
+	bt store.Batcher
+	d  time.Duration
+}
+
+func (b batcher) ApplyGrants(ctx context.Context, gb *store.GrantBatch) error {
+	return Call(ctx, b.d, "Batcher.ApplyGrants", func(ctx context.Context) error { return b.bt.ApplyGrants(ctx, gb) })
+}
+
+// batchGrants is grants over a store.Batcher.
+type batchGrants struct {
+	grants
+	batcher
+}
+
+// txBatchGrants is grants over a store that is both a store.Transactor and
+// a store.Batcher.
+type txBatchGrants struct {
+	txGrants
+	batcher
 }
 
 // txCancel is the context key of the function that releases a

@@ -1,7 +1,7 @@
 // Package memory is an in-memory backend for pixie: one [Store] implements
 // [store.Clients], [store.Users], [store.Grants], [store.Keys],
 // [store.Consents], [store.Throttle] and [store.Sessions], and the optional
-// [store.ExpiredDeleter].
+// [store.ExpiredDeleter] and [store.Batcher].
 //
 // It suits tests, demos and a single-process server that can afford to lose
 // its grants and keys on restart. Several replicas cannot share it: use the

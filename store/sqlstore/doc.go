@@ -1,8 +1,8 @@
 // Package sqlstore is pixie's SQL backend over [database/sql]: one [Store]
 // implements [store.Clients], [store.Users], [store.Grants], [store.Keys],
 // [store.Consents] and [store.Throttle], and the optional capabilities
-// [store.ExpiredDeleter], [store.Transactor] and [store.Pinger], on SQLite or
-// PostgreSQL.
+// [store.ExpiredDeleter], [store.Transactor], [store.Batcher] and
+// [store.Pinger], on SQLite or PostgreSQL.
 //
 // It imports no database driver. Most programs use one of the openers,
 // which do, and return a Store that also owns (and closes) the database:
@@ -180,7 +180,10 @@
 // Every call is one round trip, except a Consume that loses, which asks a
 // second time to tell [store.ErrConsumed] from [store.ErrNotFound], a
 // TouchSession that changes nothing, which asks whether the session
-// exists, and DeleteExpired, which deletes from four tables.
+// exists, and DeleteExpired, which deletes from four tables. ApplyGrants,
+// the writes of a whole token exchange, is one round trip on PostgreSQL
+// (one statement) and a local transaction on SQLite: see
+// [Store.ApplyGrants].
 //
 // Every statement is prepared once by [New]; database/sql prepares it again
 // on each pooled connection the first time it runs there.

@@ -48,6 +48,10 @@ type statements struct {
 	sessionRevoke        *sql.Stmt
 	sessionRevokeSubject *sql.Stmt
 	sessionDeleteExpired *sql.Stmt
+
+	// prefix is the table prefix, for the statements built per call
+	// (batch.go).
+	prefix string
 }
 
 // The queries, written with ? placeholders and {p} for the table prefix.
@@ -134,6 +138,7 @@ FROM {p}sessions WHERE id = ?`
 // prepare prepares every statement on db. On error it closes those it
 // prepared.
 func (st *statements) prepare(ctx context.Context, db *sql.DB, d Dialect, prefix string) error {
+	st.prefix = prefix
 	for _, p := range st.list() {
 		stmt, err := db.PrepareContext(ctx, expand(d, prefix, p.query))
 		if err != nil {

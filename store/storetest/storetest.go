@@ -132,6 +132,7 @@ func suite() []group {
 			{"RevokeNone", fresh(testGrantRevokeNone)},
 			{"DeleteExpired", fresh(testGrantDeleteExpired)},
 		}},
+		{"Batcher", batchTests()},
 		{"Keys", []test{
 			{"Empty", fresh(testKeysEmpty)},
 			{"RoundTrip", fresh(testKeysRoundTrip)},

@@ -24,6 +24,7 @@ var (
 	_ store.Throttle       = (*Store)(nil)
 	_ store.ExpiredDeleter = (*Store)(nil)
 	_ store.Transactor     = (*Store)(nil)
+	_ store.Batcher        = (*Store)(nil)
 	_ store.Pinger         = (*Store)(nil)
 )
 

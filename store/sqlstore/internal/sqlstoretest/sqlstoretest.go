@@ -1,7 +1,7 @@
 // Package sqlstoretest holds the tests of package sqlstore that go beyond
 // the conformance suite of package storetest: encryption of keys at rest,
-// migrations, transactions, concurrency across connection pools, and how
-// database failures surface. The sqlite and postgres packages run them on
+// migrations, transactions, batches of grant writes, concurrency across
+// connection pools, and how database failures surface. The sqlite and postgres packages run them on
 // their database with [Run].
 package sqlstoretest
 
@@ -87,6 +87,11 @@ func Run(t *testing.T, b Backend) {
 		{"SetPassword", testSetPassword},
 		{"InvalidKind", testInvalidKind},
 		{"TablePrefix", testTablePrefix},
+		{"BatchTwoPools", testBatchTwoPools},
+		{"BatchRefusesTx", testBatchRefusesTx},
+		{"BatchInvalid", testBatchInvalid},
+		{"BatchRevokeOverlapsConsume", testBatchRevokeOverlapsConsume},
+		{"BatchTablePrefix", testBatchTablePrefix},
 		{"DatabaseDown", testDatabaseDown},
 	}
 	for _, tc := range tests {
