@@ -375,12 +375,13 @@ func (p *tcpProxy) restore(t *testing.T) {
 	p.serve(ln)
 }
 
-// outageAfterConsume is a SQL store whose Consume can be made to cut the
-// database connection right after it succeeds: armed for a kind, the next
-// successful Consume of that kind (made inside the token request's
-// transaction) runs cut before it returns, so that the rest of the
-// transaction meets a real outage. Everything else, transactions included,
-// is the store's own.
+// outageAfterConsume is a SQL store that can be made to cut the database
+// connection in the middle of a token exchange. Armed for a kind, the next
+// exchange consuming a record of that kind meets a real outage: with
+// store.Batcher (how the provider writes an exchange), when its batch is
+// applied, after fosite's handlers have made and signed the tokens; through
+// a transaction, right after its Consume succeeded, so that the rest of the
+// transaction meets the outage. Everything else is the store's own.
 type outageAfterConsume struct {
 	*sqlstore.Store
 
@@ -389,29 +390,44 @@ type outageAfterConsume struct {
 	cut  func()
 }
 
-// arm makes the next successful Consume of kind run cut.
+// arm makes the next exchange consuming a record of kind run cut.
 func (o *outageAfterConsume) arm(kind store.Kind, cut func()) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.kind, o.cut = kind, cut
 }
 
-func (o *outageAfterConsume) Consume(ctx context.Context, kind store.Kind, signature string) error {
-	err := o.Store.Consume(ctx, kind, signature)
+// fire runs and disarms cut if armed for kind.
+func (o *outageAfterConsume) fire(kind store.Kind) {
 	o.mu.Lock()
 	var cut func()
-	if err == nil && kind == o.kind {
+	if kind == o.kind {
 		cut, o.kind, o.cut = o.cut, "", nil
 	}
 	o.mu.Unlock()
 	if cut != nil {
 		cut()
 	}
+}
+
+func (o *outageAfterConsume) Consume(ctx context.Context, kind store.Kind, signature string) error {
+	err := o.Store.Consume(ctx, kind, signature)
+	if err == nil {
+		o.fire(kind)
+	}
 	return err
+}
+
+func (o *outageAfterConsume) ApplyGrants(ctx context.Context, b *store.GrantBatch) error {
+	for _, k := range b.Consume {
+		o.fire(k.Kind)
+	}
+	return o.Store.ApplyGrants(ctx, b)
 }
 
 // Compile-time checks: the wrapper is still a transactional grant store.
 var (
 	_ store.Grants     = (*outageAfterConsume)(nil)
 	_ store.Transactor = (*outageAfterConsume)(nil)
+	_ store.Batcher    = (*outageAfterConsume)(nil)
 )
