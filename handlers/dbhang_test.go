@@ -57,6 +57,9 @@ func TestDatabaseHangs(t *testing.T) {
 	grants := &outageAfterConsume{Store: st.Store}
 	ts := startSQLServer(t, st.Store, grants, logger, func(c *provider.Config, h *handlers.Config) {
 		c.StoreTimeout = hangTimeout
+		// Without the client cache, the authorization endpoint needs the
+		// database too (with it, it shows the login page from the cache).
+		c.ClientCacheTTL = -1
 		h.Throttle, h.Consents = st, st
 	})
 	s := prepareOutage(t, ts, logs)

@@ -408,16 +408,19 @@ func (kr *keyring) tokenSecrets() ([]byte, [][]byte) {
 }
 
 // jwtSigner is fosite's jwt.Signer over the keyring: it signs with the active
-// key of one algorithm and verifies with whichever key the token's kid names,
-// so tokens signed before a rotation still verify.
+// key of one algorithm (see Generate) and verifies with whichever key the
+// token's kid names, so tokens signed before a rotation still verify.
 type jwtSigner struct {
 	jwt.DefaultSigner
 	ring *keyring
+	alg  string
 }
 
 func newJWTSigner(ring *keyring, alg string) *jwtSigner {
 	return &jwtSigner{
 		ring: ring,
+		alg:  alg,
+		// What fosite's own methods (GetSignature, Hash) need of it.
 		DefaultSigner: jwt.DefaultSigner{GetPrivateKey: func(ctx context.Context) (any, error) {
 			ring.refresh(ctx)
 			k := ring.signer(alg)

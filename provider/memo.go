@@ -18,6 +18,10 @@ type memo struct {
 	clients  map[string]*store.Client
 	lastCode *store.Grant // the authorization code record read last
 	bundle   bool         // lastCode carries its PKCE and OIDC requests
+	// decoded is the session lastCode's was decoded into last: fosite
+	// passes the same one back for the code's later reads, which then need
+	// no decoding again.
+	decoded any
 }
 
 type memoKey struct{}
@@ -71,7 +75,7 @@ func (m *memo) setCode(kind store.Kind, g *store.Grant, bundle bool) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.lastCode, m.bundle = g, bundle
+	m.lastCode, m.bundle, m.decoded = g, bundle, nil
 }
 
 // bundled reports whether the remembered code record is the one with that
@@ -83,4 +87,23 @@ func (m *memo) bundled(signature string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.lastCode != nil && m.lastCode.Signature == signature && m.bundle
+}
+
+// decodedInto reports whether the remembered code record with that
+// signature was decoded into sess already, and otherwise records that it
+// is about to be.
+func (m *memo) decodedInto(signature string, sess any) bool {
+	if m == nil {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.lastCode == nil || m.lastCode.Signature != signature {
+		return false
+	}
+	if m.decoded == sess {
+		return true
+	}
+	m.decoded = sess
+	return false
 }

@@ -191,6 +191,10 @@ func (s *fositeStorage) getMeta(ctx context.Context, kind store.Kind, signature 
 	}
 	if _, skip := sess.(skipSession); skip {
 		sess = nil
+	} else if kind == store.KindAuthorizeCode && m.decodedInto(signature, sess) {
+		// fosite's second read of the code, or its OIDC read, into the
+		// session the first read filled: decoding again would only undo
+		// what fosite has set on it since (the tokens' expiry).
 	} else if len(sessJSON) > 0 {
 		if err := json.Unmarshal(sessJSON, sess); err != nil {
 			return nil, nil, storedRequest{}, &internalError{fmt.Errorf("provider: decode %s session: %w", kind, err)}
