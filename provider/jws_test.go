@@ -3,6 +3,7 @@ package provider
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -66,4 +67,54 @@ func TestJWTSignerGenerate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAppendJSONObject: the JWT encoder's JSON parses, with encoding/json,
+// to what encoding/json itself would have written for the same claims.
+func TestAppendJSONObject(t *testing.T) {
+	m := map[string]any{
+		"s": "plain", "q": `quote " and \ back`, "ctl": "tab\tnl\nnul\x00del\x7f", "u": "añ€😀",
+		"bad": "a\xffb", "html": "<a&b>", "i": int64(-42), "n": 7, "t": true, "f": false,
+		"list": []string{"x", `"y"`}, "nil": []string(nil), "float": 1.5,
+		"obj": map[string]any{"k": "v", "z": []any{1, "two"}}, "any": []any{"a", 2},
+	}
+	got, err := appendJSONObject(nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("not JSON: %s: %v", got, err)
+	}
+	if err := json.Unmarshal(want, &w); err != nil {
+		t.Fatal(err)
+	}
+	if gs, ws := fmt.Sprint(g), fmt.Sprint(w); gs != ws {
+		t.Errorf("got %s\nwant %s", gs, ws)
+	}
+}
+
+// FuzzAppendJSONString: any string, valid UTF-8 or not, is written as a
+// JSON string that decodes to what encoding/json's encoding decodes to.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "a", "\"\\", "\x00\x1f", "\xff", "€", "\u2028"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var got, want string
+		if err := json.Unmarshal(appendJSONString(nil, s), &got); err != nil {
+			t.Fatalf("%q: not a JSON string: %v", s, err)
+		}
+		ref, _ := json.Marshal(s)
+		if err := json.Unmarshal(ref, &want); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%q: got %q, want %q", s, got, want)
+		}
+	})
 }
