@@ -57,6 +57,11 @@ func signature() string {
 // how many bytes of Data the store must keep for them: the distinct
 // contents, since the two tokens of a pair have equal Data.
 func flowRecords(tb testing.TB, s *memory.Store, now time.Time, i int) int {
+	return flowRecordsScaled(tb, s, now, i, 1)
+}
+
+// flowRecordsScaled is flowRecords with each Data divided by div.
+func flowRecordsScaled(tb testing.TB, s *memory.Store, now time.Time, i, div int) int {
 	ctx := context.Background()
 	req := fmt.Sprintf("%08x-f672-4d48-80ac-4cf21258da1e", i)
 	mk := func(kind store.Kind, sig string, data []byte, life time.Duration) {
@@ -73,20 +78,20 @@ func flowRecords(tb testing.TB, s *memory.Store, now time.Time, i int) int {
 		}
 	}
 	code, oidc, rt := signature(), signature(), signature()
-	mk(store.KindAuthorizeCode, code, fakeData(req+"c", codeDataLen), 10*time.Minute)
-	mk(store.KindOIDC, oidc, fakeData(req+"o", oidcDataLen), 10*time.Minute)
-	mk(store.KindPKCE, code, fakeData(req+"p", pkceDataLen), 10*time.Minute)
+	mk(store.KindAuthorizeCode, code, fakeData(req+"c", codeDataLen/div), 10*time.Minute)
+	mk(store.KindOIDC, oidc, fakeData(req+"o", oidcDataLen/div), 10*time.Minute)
+	mk(store.KindPKCE, code, fakeData(req+"p", pkceDataLen/div), 10*time.Minute)
 	must(s.Consume(ctx, store.KindAuthorizeCode, code))
 	must(s.Delete(ctx, store.KindPKCE, code))
 	must(s.Delete(ctx, store.KindOIDC, oidc))
-	mk(store.KindAccessToken, signature(), fakeData(req+"t", tokenDataLen), time.Hour)
-	mk(store.KindRefreshToken, rt, fakeData(req+"t", tokenDataLen), 30*24*time.Hour)
+	mk(store.KindAccessToken, signature(), fakeData(req+"t", tokenDataLen/div), time.Hour)
+	mk(store.KindRefreshToken, rt, fakeData(req+"t", tokenDataLen/div), 30*24*time.Hour)
 	// Rotation.
 	must(s.Consume(ctx, store.KindRefreshToken, rt))
 	must(s.Revoke(ctx, store.KindAccessToken, req))
-	mk(store.KindAccessToken, signature(), fakeData(req+"u", tokenDataLen), time.Hour)
-	mk(store.KindRefreshToken, signature(), fakeData(req+"u", tokenDataLen), 30*24*time.Hour)
-	return codeDataLen + 2*tokenDataLen
+	mk(store.KindAccessToken, signature(), fakeData(req+"u", tokenDataLen/div), time.Hour)
+	mk(store.KindRefreshToken, signature(), fakeData(req+"u", tokenDataLen/div), 30*24*time.Hour)
+	return codeDataLen/div + 2*(tokenDataLen/div)
 }
 
 // liveHeap returns the bytes of live heap after a collection.
@@ -104,28 +109,33 @@ func liveHeap() uint64 {
 //
 //	go test -run '^$' -bench GrantFootprint -benchtime 1x -count 5 ./store/memory/
 func BenchmarkGrantFootprint(b *testing.B) {
-	const flows, records = 20_000, 5
-	now := time.Now()
-	var perFlow, overhead float64
-	for b.Loop() {
-		b.StopTimer()
-		before := liveHeap()
-		s := memory.New()
-		data := 0
-		b.StartTimer()
-		for i := range flows {
-			data += flowRecords(b, s, now, i)
-		}
-		b.StopTimer()
-		heap := float64(liveHeap()) - float64(before)
-		runtime.KeepAlive(s)
-		perFlow = heap / flows
-		overhead = (heap - float64(data)) / (flows * records)
-		b.StartTimer()
+	// The Data of today, and a quarter of it, for smaller Data to come.
+	for _, div := range []int{1, 4} {
+		b.Run(fmt.Sprintf("Data÷%d", div), func(b *testing.B) {
+			const flows, records = 20_000, 5
+			now := time.Now()
+			var perFlow, overhead float64
+			for b.Loop() {
+				b.StopTimer()
+				before := liveHeap()
+				s := memory.New()
+				data := 0
+				b.StartTimer()
+				for i := range flows {
+					data += flowRecordsScaled(b, s, now, i, div)
+				}
+				b.StopTimer()
+				heap := float64(liveHeap()) - float64(before)
+				runtime.KeepAlive(s)
+				perFlow = heap / flows
+				overhead = (heap - float64(data)) / (flows * records)
+				b.StartTimer()
+			}
+			b.ReportMetric(perFlow, "B/flow")
+			b.ReportMetric(overhead, "overhead-B/record")
+			b.ReportMetric(0, "ns/op")
+		})
 	}
-	b.ReportMetric(perFlow, "B/flow")
-	b.ReportMetric(overhead, "overhead-B/record")
-	b.ReportMetric(0, "ns/op")
 }
 
 // TestFlowRecordsShape checks that flowRecords leaves what it says: the

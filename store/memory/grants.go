@@ -149,8 +149,8 @@ func (s *Store) find(k byte, sig string) *record {
 // CreateGrant stores a copy of g, marked active. A record with the same Kind
 // and Signature already present, active or not, yields an error wrapping
 // [store.ErrAlreadyExists]. An invalid g.Kind is an error, and so is a
-// Signature or RequestID longer together with the ClientID than 64 KB. When the Store is full
-// (see [MaxGrants]) the error wraps [ErrFull].
+// Signature or RequestID longer together with the ClientID than 64 KB.
+// When the Store is full (see [MaxGrants]) the error wraps [ErrFull].
 func (s *Store) CreateGrant(_ context.Context, g *store.Grant) error {
 	if g == nil {
 		return errors.New("memory: create grant: nil grant")
@@ -176,7 +176,9 @@ func (s *Store) CreateGrant(_ context.Context, g *store.Grant) error {
 
 // makeRoom returns nil if n more records of kind may be stored, after
 // removing the expired ones if the Store is full, and else an error
-// wrapping [ErrFull]. s.mu must be held for writing.
+// wrapping [ErrFull]. A write of several records at once (a batch) checks
+// them all first, passing KindAuthorizeCode if one is a code. s.mu must be
+// held for writing.
 func (s *Store) makeRoom(kind store.Kind, n int) error {
 	limit := s.maxGrants + s.maxGrants/4
 	if kind == store.KindAuthorizeCode {
@@ -201,8 +203,10 @@ func (s *Store) makeRoom(kind store.Kind, n int) error {
 func (s *Store) insert(k byte, g *store.Grant) {
 	f := s.families[g.RequestID]
 	if f == nil {
+		// Clone: a concatenation with empty strings would be the
+		// caller's string itself, perhaps part of a larger one.
 		f = &family{
-			text:       g.RequestID + g.ClientID + g.Subject,
+			text:       strings.Clone(g.RequestID + g.ClientID + g.Subject),
 			clientOff:  uint16(len(g.RequestID)),
 			subjectOff: uint16(len(g.RequestID) + len(g.ClientID)),
 		}
