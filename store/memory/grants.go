@@ -98,7 +98,6 @@ type record struct {
 const maxText = math.MaxUint16 - 1
 
 func (r *record) kind() byte           { return r.text[r.keyLen-1] }
-func (r *record) signature() string    { return r.text[:r.keyLen-1] }
 func (r *record) expiresAt() time.Time { return time.Unix(r.expSec, int64(r.expNsec)) }
 func (r *record) setIndex(i int)       { r.heapIndex = int32(i) }
 
@@ -152,15 +151,9 @@ func (s *Store) find(k byte, sig string) *record {
 // Signature or RequestID longer together with the ClientID than 64 KB.
 // When the Store is full (see [MaxGrants]) the error wraps [ErrFull].
 func (s *Store) CreateGrant(_ context.Context, g *store.Grant) error {
-	if g == nil {
-		return errors.New("memory: create grant: nil grant")
-	}
-	k, ok := kindIndex(g.Kind)
-	if !ok {
-		return fmt.Errorf("memory: create grant: invalid kind %q", g.Kind)
-	}
-	if len(g.Signature)+len(g.ClientID) > maxText || len(g.RequestID)+len(g.ClientID) > maxText {
-		return fmt.Errorf("memory: create %s: signature or request ID and client ID longer than %d bytes", g.Kind, maxText)
+	k, err := checkGrant(g)
+	if err != nil {
+		return fmt.Errorf("memory: create grant: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -172,6 +165,22 @@ func (s *Store) CreateGrant(_ context.Context, g *store.Grant) error {
 	}
 	s.insert(k, g)
 	return nil
+}
+
+// checkGrant reports what makes g impossible to store whatever the Store
+// holds, and returns the index of its kind.
+func checkGrant(g *store.Grant) (byte, error) {
+	if g == nil {
+		return 0, errors.New("nil grant")
+	}
+	k, ok := kindIndex(g.Kind)
+	if !ok {
+		return 0, fmt.Errorf("invalid kind %q", g.Kind)
+	}
+	if len(g.Signature)+len(g.ClientID) > maxText || len(g.RequestID)+len(g.ClientID) > maxText {
+		return 0, fmt.Errorf("%s: signature or request ID and client ID longer than %d bytes", g.Kind, maxText)
+	}
+	return k, nil
 }
 
 // makeRoom returns nil if n more records of kind may be stored, after
@@ -272,12 +281,18 @@ func (s *Store) insert(k byte, g *store.Grant) {
 	s.armJanitor()
 }
 
-// grant returns a copy of r as a store.Grant.
-func (r *record) grant() *store.Grant {
+// grant returns a copy of r as a store.Grant, whose signature is sig.
+// None of its strings is part of r.text, which may hold the Data: a caller
+// that keeps one (in a cache, say) keeps no more than its bytes, or the
+// family's few.
+func (r *record) grant(sig string) *store.Grant {
 	client, subject := r.clientSubject()
+	if r.subjectOff != 0 {
+		client, subject = strings.Clone(client), strings.Clone(subject)
+	}
 	g := &store.Grant{
 		Kind:      kindOf(r.kind()),
-		Signature: r.signature(),
+		Signature: sig,
 		RequestID: r.fam.requestID(),
 		ClientID:  client,
 		Subject:   subject,
@@ -304,7 +319,7 @@ func (s *Store) Grant(_ context.Context, kind store.Kind, signature string) (*st
 	if r == nil {
 		return nil, fmt.Errorf("memory: grant %s: %w", kind, store.ErrNotFound)
 	}
-	return r.grant(), nil
+	return r.grant(signature), nil
 }
 
 // Consume marks the active record of that kind and signature inactive. Of

@@ -268,6 +268,39 @@ func TestGrantDataShared(t *testing.T) {
 	checkGrantIndexes(t, s)
 }
 
+// TestGrantStringsOwnTheirBytes: the strings of a returned Grant are not
+// part of the allocation that holds the record's Data, so that a caller
+// keeping one does not keep the Data too.
+func TestGrantStringsOwnTheirBytes(t *testing.T) {
+	s := New()
+	exp := time.Now().Add(time.Hour)
+	for _, g := range []*store.Grant{
+		{Kind: store.KindAccessToken, Signature: "at", RequestID: "req", ClientID: "app", Subject: "alice", ExpiresAt: exp, Data: bytes.Repeat([]byte("a"), 1000)},
+		// Its own client ID and subject, not the family's.
+		{Kind: store.KindRefreshToken, Signature: "rt", RequestID: "req", ClientID: "web", Subject: "bob", ExpiresAt: exp, Data: bytes.Repeat([]byte("b"), 1000)},
+	} {
+		if err := s.CreateGrant(t.Context(), g); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Grant(t.Context(), g.Kind, string([]byte(g.Signature)))
+		if err != nil || got.ClientID != g.ClientID || got.Subject != g.Subject || got.RequestID != g.RequestID {
+			t.Fatalf("Grant(%s): got %+v, %v", g.Kind, got, err)
+		}
+		k, _ := kindIndex(g.Kind)
+		s.mu.RLock()
+		r := s.find(k, g.Signature)
+		start := uintptr(unsafe.Pointer(unsafe.StringData(r.text)))
+		end := start + uintptr(len(r.text)+len(r.data))
+		s.mu.RUnlock()
+		for name, x := range map[string]string{"Signature": got.Signature, "RequestID": got.RequestID,
+			"ClientID": got.ClientID, "Subject": got.Subject} {
+			if p := uintptr(unsafe.Pointer(unsafe.StringData(x))); p >= start && p < end {
+				t.Errorf("%s: the returned %s is part of the record's text and Data", g.Kind, name)
+			}
+		}
+	}
+}
+
 // TestGrantsExpireOnTheirOwn: with no call but the ones that store them,
 // the Store forgets grant records once they have expired, active or not,
 // keeps the others until then, and frees their memory: nothing is left in
