@@ -9,15 +9,23 @@
 //
 // Clients and users are registered up front with [Store.AddClient] and
 // [Store.AddUser]; the storage interfaces themselves only read them. Grant
-// records accumulate until deleted: call [Store.DeleteExpired] periodically
-// on a long-running server. Throttle keys and consents need no call: the
+// records, throttle keys and consents need no call to be cleaned up: the
 // Store forgets them once expired, on a timer that is armed only while it
-// holds some (so an idle or dropped Store costs nothing and needs no
-// Close); each consent write removes the expired ones too. The Store holds
-// at most [DefaultMaxThrottleKeys] throttle keys and [MaxConsents]
-// consents, evicting those that expire soonest to make room. Login sessions
-// are bounded too: a new one removes the oldest that have expired, and the
-// oldest of all beyond [MaxSessions].
+// holds some (so an empty Store costs nothing, a dropped one is collected
+// once what it holds has expired, and none needs a Close), judging expiry
+// by its callers' clock (see [Store.AddHit]);
+// [Store.DeleteExpired] removes expired records sooner. Each consent write
+// removes the expired ones too. The Store holds at most
+// [DefaultMaxThrottleKeys] throttle keys and [MaxConsents] consents,
+// evicting those that expire soonest to make room. Grant records are
+// bounded by [MaxGrants] without eviction: past it the Store refuses new
+// authorization codes, and a quarter beyond it any record, with an error
+// wrapping [ErrFull]. Login sessions are bounded too: a new one removes the
+// oldest that have expired, and the oldest of all beyond [MaxSessions].
+//
+// A grant record takes its Data and about 250 bytes more; the access and
+// refresh tokens of one exchange, whose Data the provider serializes from
+// the same request, share one copy of it.
 //
 // A Store is safe for concurrent use. Every value it returns is a fresh copy
 // the caller may modify, and it keeps its own copies of the values passed in.

@@ -10,8 +10,9 @@ type expiring interface {
 }
 
 // expiryHeap is a min-heap of entries by expiry, soonest first, for
-// container/heap: how the Store forgets expired consents and throttle keys,
-// and which it evicts first when full.
+// container/heap: how the Store forgets expired grant records, consents and
+// throttle keys, and which consents and throttle keys it evicts first when
+// full.
 type expiryHeap[E expiring] []E
 
 func (h expiryHeap[E]) Len() int           { return len(h) }

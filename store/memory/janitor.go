@@ -1,10 +1,17 @@
 package memory
 
-import "time"
+import (
+	"runtime"
+	"time"
+)
 
 // janitorPeriod is how often the janitor looks for entries to forget while
 // there are any.
 const janitorPeriod = time.Minute
+
+// janitorBatch is how many grant records the janitor removes while holding
+// the lock: it lets other calls in between batches.
+const janitorBatch = 4096
 
 // The janitor forgets what has expired without waiting for a call to do it:
 // a timer armed when the Store gains an entry that expires, re-armed after
@@ -36,22 +43,25 @@ func (s *Store) armJanitor() {
 // needsSweep reports whether the Store holds entries that expire. s.mu must
 // be held.
 func (s *Store) needsSweep() bool {
-	return len(s.throttle.byKey) > 0 || len(s.consents) > 0
+	return len(s.throttle.byKey) > 0 || len(s.consents) > 0 || len(s.grants) > 0
 }
 
 // runJanitor is the janitor's timer: it sweeps, and re-arms while entries
-// remain.
+// remain. It removes expired grant records janitorBatch at a time,
+// releasing the lock in between, so that a sweep of many does not stall
+// the Store.
 func (s *Store) runJanitor() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.janitor = nil
-	s.sweep(s.now())
-	s.armJanitor()
-}
-
-// sweep forgets every entry that has expired at now. s.mu must be held for
-// writing.
-func (s *Store) sweep(now time.Time) {
+	now := s.now()
 	s.sweepThrottle(now)
 	s.sweepConsents(now)
+	for s.sweepGrants(now, janitorBatch) == janitorBatch {
+		s.mu.Unlock()
+		runtime.Gosched()
+		s.mu.Lock()
+	}
+	s.compactGrants()
+	s.janitor = nil
+	s.armJanitor()
+	s.mu.Unlock()
 }

@@ -35,12 +35,16 @@ type Store struct {
 	clients   map[string]*store.Client // by client ID
 	users     map[string]*user         // by subject
 	usernames map[string]string        // username → subject
-	grants    map[grantKey]*store.Grant
-	// byRequest indexes grants by (Kind, RequestID) for Revoke: the value is
-	// the set of signatures. It always matches grants exactly.
-	byRequest map[requestKey]map[string]struct{}
-	keys      []store.Key // in the order added
-	consents  map[consentKey]*consentEntry
+	// grants holds the grant records by signature and kind (grants.go);
+	// families holds them by request ID, and grantExpiry orders them by
+	// ExpiresAt, soonest first. The three always hold the same records.
+	grants      map[string]*record
+	families    map[string]*family
+	grantExpiry expiryHeap[*record]
+	maxGrants   int         // MaxGrants, lower in tests
+	grantsPeak  int         // the most records grants held since compactGrants
+	keys        []store.Key // in the order added
+	consents    map[consentKey]*consentEntry
 	// byExpiry orders the consents by ExpiresAt, soonest first (a min-heap
 	// of the same entries as consents), for sweepConsents and eviction.
 	byExpiry    expiryHeap[*consentEntry]
@@ -62,18 +66,6 @@ type user struct {
 	hash    string
 }
 
-// grantKey is the key of a grant record.
-type grantKey struct {
-	kind      store.Kind
-	signature string
-}
-
-// requestKey is the key of the byRequest index.
-type requestKey struct {
-	kind      store.Kind
-	requestID string
-}
-
 // consentKey is the key of a consent: the user, the client and the
 // audience.
 type consentKey struct {
@@ -88,8 +80,9 @@ func New() *Store {
 		clients:   make(map[string]*store.Client),
 		users:     make(map[string]*user),
 		usernames: make(map[string]string),
-		grants:    make(map[grantKey]*store.Grant),
-		byRequest: make(map[requestKey]map[string]struct{}),
+		grants:    make(map[string]*record),
+		families:  make(map[string]*family),
+		maxGrants: MaxGrants,
 		consents:  make(map[consentKey]*consentEntry),
 		throttle:  newThrottle(),
 
@@ -208,138 +201,6 @@ func (s *Store) User(_ context.Context, subject string) (*store.User, error) {
 	}
 	p := u.profile
 	return &p, nil
-}
-
-// CreateGrant stores a copy of g, marked active. A record with the same Kind
-// and Signature already present, active or not, yields an error wrapping
-// [store.ErrAlreadyExists]. An invalid g.Kind is an error.
-func (s *Store) CreateGrant(_ context.Context, g *store.Grant) error {
-	if g == nil {
-		return errors.New("memory: create grant: nil grant")
-	}
-	if !g.Kind.Valid() {
-		return fmt.Errorf("memory: create grant: invalid kind %q", g.Kind)
-	}
-	g = g.Clone()
-	g.Active = true
-	k := grantKey{g.Kind, g.Signature}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.grants[k]; ok {
-		return fmt.Errorf("memory: create %s: %w", g.Kind, store.ErrAlreadyExists)
-	}
-	s.grants[k] = g
-	rk := requestKey{g.Kind, g.RequestID}
-	sigs := s.byRequest[rk]
-	if sigs == nil {
-		sigs = make(map[string]struct{})
-		s.byRequest[rk] = sigs
-	}
-	sigs[g.Signature] = struct{}{}
-	return nil
-}
-
-// Grant returns a copy of the record of that kind and signature, active or
-// not and expired or not, or an error wrapping [store.ErrNotFound].
-func (s *Store) Grant(_ context.Context, kind store.Kind, signature string) (*store.Grant, error) {
-	if !kind.Valid() {
-		return nil, fmt.Errorf("memory: grant: invalid kind %q", kind)
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	g, ok := s.grants[grantKey{kind, signature}]
-	if !ok {
-		return nil, fmt.Errorf("memory: grant %s: %w", kind, store.ErrNotFound)
-	}
-	return g.Clone(), nil
-}
-
-// Consume marks the active record of that kind and signature inactive. Of
-// concurrent calls, exactly one returns nil; an inactive record yields an
-// error wrapping [store.ErrConsumed], a missing one [store.ErrNotFound].
-func (s *Store) Consume(_ context.Context, kind store.Kind, signature string) error {
-	if !kind.Valid() {
-		return fmt.Errorf("memory: consume: invalid kind %q", kind)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	g, ok := s.grants[grantKey{kind, signature}]
-	switch {
-	case !ok:
-		return fmt.Errorf("memory: consume %s: %w", kind, store.ErrNotFound)
-	case !g.Active:
-		return fmt.Errorf("memory: consume %s: %w", kind, store.ErrConsumed)
-	}
-	g.Active = false
-	return nil
-}
-
-// Delete removes the record of that kind and signature. Of concurrent calls,
-// exactly one returns nil; a missing record yields an error wrapping
-// [store.ErrNotFound].
-func (s *Store) Delete(_ context.Context, kind store.Kind, signature string) error {
-	if !kind.Valid() {
-		return fmt.Errorf("memory: delete: invalid kind %q", kind)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	g, ok := s.grants[grantKey{kind, signature}]
-	if !ok {
-		return fmt.Errorf("memory: delete %s: %w", kind, store.ErrNotFound)
-	}
-	s.remove(g)
-	return nil
-}
-
-// Revoke marks every record of that kind with the given request ID inactive.
-// The records are kept, so that a replay is recognized as one. It is not an
-// error if there is none.
-func (s *Store) Revoke(_ context.Context, kind store.Kind, requestID string) error {
-	if !kind.Valid() {
-		return fmt.Errorf("memory: revoke: invalid kind %q", kind)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for sig := range s.byRequest[requestKey{kind, requestID}] {
-		s.grants[grantKey{kind, sig}].Active = false
-	}
-	return nil
-}
-
-// DeleteExpired removes every grant record whose ExpiresAt is before the given
-// time, active or not, and returns how many it removed. A record with a zero
-// ExpiresAt counts as expired. It implements [store.ExpiredDeleter].
-//
-// It also forgets the throttle keys (see [Store.AddHit]) whose window ended
-// at or before that time, and the login-session records (see
-// [Store.CreateSession]) whose ExpiresAt is before it; they are not counted
-// in the result. Throttle keys need no call: the Store forgets them on its
-// own.
-func (s *Store) DeleteExpired(_ context.Context, before time.Time) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, g := range s.grants {
-		if g.ExpiresAt.Before(before) {
-			s.remove(g) // deleting from a map while ranging over it is safe
-			n++
-		}
-	}
-	s.sweepThrottle(before)
-	s.sessions.deleteExpired(before)
-	return n, nil
-}
-
-// remove deletes g from the grants and from the index. s.mu must be held for
-// writing.
-func (s *Store) remove(g *store.Grant) {
-	delete(s.grants, grantKey{g.Kind, g.Signature})
-	rk := requestKey{g.Kind, g.RequestID}
-	sigs := s.byRequest[rk]
-	delete(sigs, g.Signature)
-	if len(sigs) == 0 {
-		delete(s.byRequest, rk)
-	}
 }
 
 // Keys returns copies of every stored key, in the order they were added.
