@@ -115,7 +115,7 @@ func (s *fositeStorage) newGrant(kind store.Kind, signature string, r fosite.Req
 	data := append([]byte(dataVersion), head...)
 	data = append(data, '\n')
 	if kind != store.KindPKCE {
-		sess, err := json.Marshal(r.GetSession())
+		sess, err := encodeSession(r.GetSession())
 		if err != nil {
 			return nil, fmt.Errorf("provider: encode session: %w", err)
 		}
@@ -196,7 +196,7 @@ func (s *fositeStorage) getMeta(ctx context.Context, kind store.Kind, signature 
 		// session the first read filled: decoding again would only undo
 		// what fosite has set on it since (the tokens' expiry).
 	} else if len(sessJSON) > 0 {
-		if err := json.Unmarshal(sessJSON, sess); err != nil {
+		if err := decodeSession(sessJSON, sess); err != nil {
 			return nil, nil, storedRequest{}, &internalError{fmt.Errorf("provider: decode %s session: %w", kind, err)}
 		}
 	}
