@@ -152,6 +152,10 @@
 // phone_number_verified BOOLEAN DEFAULT FALSE ([store.User.PhoneNumber],
 // [store.User.PhoneNumberVerified]).
 //
+// Schema version 9 adds the partial index grants_active_request_idx on
+// grants (kind, request_id) WHERE active: revoking a grant's records by
+// request then visits its active ones only, not every record it had.
+//
 // [Config.TablePrefix] puts a prefix in front of every one of these names,
 // including pixie_migrations, so that pixie can share a database with an
 // application that has tables of those names. On PostgreSQL a schema of its

@@ -110,6 +110,10 @@
 // phone_number_verified INTEGER NOT NULL DEFAULT 0 (store.User.Address,
 // PhoneNumber and PhoneNumberVerified).
 //
+// Schema version 9 adds the partial index grants_active_request_idx on
+// grants (kind, request_id) WHERE active: revoking a grant's records by
+// request then visits its active ones only, not every record it had.
+//
 // Back the file up with the sqlite3 command's .backup or VACUUM INTO, not
 // by copying it while the server runs (the WAL file holds recent writes).
 package sqlite

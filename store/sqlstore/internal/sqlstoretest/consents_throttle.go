@@ -31,6 +31,7 @@ scopes TEXT NOT NULL DEFAULT '[]', updated_at BIGINT NOT NULL, PRIMARY KEY (subj
 		`ALTER TABLE users DROP COLUMN address_postal_code`, `ALTER TABLE users DROP COLUMN address_country`,
 		`ALTER TABLE users DROP COLUMN phone_number`, `ALTER TABLE users DROP COLUMN phone_number_verified`,
 	},
+	9: {`DROP INDEX grants_active_request_idx`},
 }
 
 // schemaVersions returns the schema versions the tests know of, in order:
