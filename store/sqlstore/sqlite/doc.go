@@ -23,7 +23,7 @@
 // use a single connection ([Store.DB]): SQLite has one writer at a time
 // anyway, and database/sql then queues writers rather than SQLite failing
 // them with SQLITE_BUSY. Reads made outside a transaction use a pool of
-// read-only (query_only) connections, at least four or GOMAXPROCS
+// read-only (query_only) connections, GOMAXPROCS of them but at least two
 // ([Store.ReadDB], see [ReadDSN]): in WAL mode they do not wait for the
 // writer, not even while a transaction is open, and each sees every write
 // that returned before it began, from whichever goroutine. Durability is
