@@ -29,16 +29,17 @@ var (
 	_ store.Pinger         = (*Store)(nil)
 )
 
-// dsnParams are the settings of the connection that writes, applied in
-// this order:
+// dsnParams are the settings of the connection that writes (the driver
+// applies busy_timeout first, the other pragmas in alphabetical order):
 //   - busy_timeout(10000): a connection that finds the database locked (by
 //     another process) waits up to 10 s instead of failing at once; first,
 //     so that it covers the journal_mode switch, which needs the lock;
 //   - journal_mode(WAL): readers do not block the writer nor the writer them;
-//   - journal_size_limit(16777216): when a checkpoint has emptied the WAL
-//     file, the file is cut back to 16 MiB, so that a burst of writes does
-//     not leave a large file behind (checkpoints themselves run every 1000
-//     pages written, SQLite's default);
+//   - journal_size_limit(16777216): when the WAL starts over after a
+//     checkpoint, the file is truncated to 16 MiB if it grew larger, so that
+//     a burst of writes, or readers that kept a checkpoint from finishing,
+//     do not leave a large file behind (checkpoints themselves run every
+//     1000 pages written, SQLite's default);
 //   - foreign_keys(1): enforce foreign keys (off by default in SQLite);
 //   - synchronous(NORMAL): the usual setting with WAL; a commit is in the
 //     WAL file when it returns, so killing the process loses nothing; a
