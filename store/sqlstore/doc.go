@@ -192,6 +192,17 @@
 // Every statement is prepared once by [New]; database/sql prepares it again
 // on each pooled connection the first time it runs there.
 //
+// # Connection pools
+//
+// Everything goes to the *sql.DB given to [New], unless [Config.ReadDB] is
+// set: then the statements that only read (SELECT), made with a context that
+// carries no transaction, go to that second pool, prepared there too. A
+// transaction's reads stay in the transaction. Package sqlite uses this to
+// give SQLite's single writing connection a pool of read-only connections
+// that run alongside it (WAL mode); each read starts a fresh snapshot, so it
+// sees every write that returned before it began. The compare-and-set
+// statements are writes and stay on the writing pool.
+//
 // # Transactions
 //
 // [Store.BeginTx] returns a context carrying a database transaction; every

@@ -80,6 +80,18 @@ type Config struct {
 	// named clients, users, grants, keys, consents, throttle, sessions and
 	// pixie_migrations).
 	TablePrefix string
+
+	// ReadDB, if set, is a second connection pool on the same database, for
+	// the statements that only read (those that start with SELECT) when ctx
+	// carries no transaction; writes, and every statement of a transaction
+	// begun with [Store.BeginTx], go to the *sql.DB given to [New]. It must
+	// see every write committed through that *sql.DB as soon as the commit
+	// returns: another pool on the same database, never an asynchronous
+	// replica. Package sqlite sets it to a pool of read-only connections, so
+	// that reads run alongside SQLite's single writer instead of queuing
+	// behind it. The caller owns it: [Store.Close] does not close it.
+	// Default: nil, every statement goes to the *sql.DB given to New.
+	ReadDB *sql.DB
 }
 
 // LogValue redacts the key-encryption secret, so that a Config can be logged.
@@ -88,6 +100,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("dialect", string(c.Dialect)),
 		slog.Int("key_secret_len", len(c.KeySecret)),
 		slog.String("table_prefix", c.TablePrefix),
+		slog.Bool("read_db", c.ReadDB != nil),
 	)
 }
 
@@ -115,12 +128,18 @@ func (c Config) validate() error {
 // safe for concurrent use.
 //
 // Every method takes its statement from a set prepared by [New] and runs it
-// inside the transaction carried by ctx, if [Store.BeginTx] made ctx.
+// inside the transaction carried by ctx, if [Store.BeginTx] made ctx, or
+// else, if it only reads, on [Config.ReadDB] when that is set.
 type Store struct {
 	db      *sql.DB
 	dialect Dialect
 	aead    cipher.AEAD // encrypts signing keys at rest
 	stmts   statements
+
+	// reads maps each statement of stmts that only reads to its preparation
+	// on Config.ReadDB; nil without a ReadDB.
+	reads  map[*sql.Stmt]*sql.Stmt
+	readDB *sql.DB // Config.ReadDB, for Ping
 
 	dummyOnce sync.Once
 	dummyHash string
@@ -146,27 +165,67 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, dialect: cfg.Dialect, aead: aead}
+	s := &Store{db: db, dialect: cfg.Dialect, aead: aead, readDB: cfg.ReadDB}
 	if err := migrate(ctx, db, cfg.Dialect, cfg.TablePrefix); err != nil {
 		return nil, err
 	}
 	if err := s.stmts.prepare(ctx, db, cfg.Dialect, cfg.TablePrefix); err != nil {
 		return nil, err
 	}
+	if cfg.ReadDB != nil && cfg.ReadDB != db {
+		if err := s.prepareReads(ctx, cfg.ReadDB, cfg.Dialect, cfg.TablePrefix); err != nil {
+			return nil, errors.Join(err, s.stmts.close())
+		}
+	}
 	return s, nil
 }
 
-// Close releases the prepared statements. It does not close the *sql.DB
-// passed to [New]. Don't use the Store after Close.
-func (s *Store) Close() error {
-	return s.stmts.close()
+// prepareReads prepares on rdb the statements that only read, those whose
+// SQL starts with SELECT, and records them in s.reads for [Store.stmt]. On
+// error it closes those it prepared.
+func (s *Store) prepareReads(ctx context.Context, rdb *sql.DB, d Dialect, prefix string) error {
+	s.reads = make(map[*sql.Stmt]*sql.Stmt)
+	for _, p := range s.stmts.list() {
+		if !strings.HasPrefix(p.query, "SELECT ") {
+			continue
+		}
+		st, err := rdb.PrepareContext(ctx, expand(d, prefix, p.query))
+		if err != nil {
+			return errors.Join(fmt.Errorf("sqlstore: prepare statement on the read pool: %w", err), s.closeReads())
+		}
+		s.reads[*p.stmt] = st
+	}
+	return nil
 }
 
-// Ping reports whether the database answers, for readiness checks. It
-// implements [store.Pinger].
+// closeReads closes the statements prepareReads prepared.
+func (s *Store) closeReads() error {
+	var errs []error
+	for _, st := range s.reads {
+		if err := st.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("sqlstore: close statement: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close releases the prepared statements. It does not close the *sql.DB
+// passed to [New] nor [Config.ReadDB]. Don't use the Store after Close.
+func (s *Store) Close() error {
+	return errors.Join(s.stmts.close(), s.closeReads())
+}
+
+// Ping reports whether the database answers, for readiness checks: the
+// *sql.DB given to [New] and, if set, [Config.ReadDB]. It implements
+// [store.Pinger].
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.db.PingContext(ctx); err != nil {
 		return fmt.Errorf("sqlstore: ping: %w", err)
+	}
+	if s.reads != nil {
+		if err := s.readDB.PingContext(ctx); err != nil {
+			return fmt.Errorf("sqlstore: ping the read pool: %w", err)
+		}
 	}
 	return nil
 }
@@ -188,11 +247,12 @@ type txKey struct{ s *Store }
 // transaction: a concurrent caller waits for the transaction to end.
 //
 // The transaction holds a database connection until it ends. On SQLite, as
-// opened by package sqlite (one connection), a call made meanwhile with a
-// context that does not carry the transaction waits for it to end: from the
-// goroutine that holds the transaction, that is a deadlock until the
-// context's deadline. Pass the returned context to every store call of the
-// unit of work.
+// opened by package sqlite (one writing connection), a write made meanwhile
+// with a context that does not carry the transaction waits for it to end:
+// from the goroutine that holds the transaction, that is a deadlock until
+// the context's deadline. (A read made so goes to [Config.ReadDB] and sees
+// the database as it was before the transaction.) Pass the returned context
+// to every store call of the unit of work.
 func (s *Store) BeginTx(ctx context.Context) (context.Context, error) {
 	if s.tx(ctx) != nil {
 		return ctx, errors.New("sqlstore: begin transaction: the context already carries one")
@@ -239,10 +299,15 @@ func (s *Store) tx(ctx context.Context) *sql.Tx {
 	return tx
 }
 
-// stmt returns st bound to the transaction ctx carries, or st itself.
+// stmt returns st bound to the transaction ctx carries; without one, st's
+// preparation on [Config.ReadDB] if st only reads and there is a ReadDB, or
+// else st itself.
 func (s *Store) stmt(ctx context.Context, st *sql.Stmt) *sql.Stmt {
 	if tx := s.tx(ctx); tx != nil {
 		return tx.StmtContext(ctx, st)
+	}
+	if r := s.reads[st]; r != nil {
+		return r
 	}
 	return st
 }

@@ -17,11 +17,19 @@
 // storage interface of package store, and closes the file on [Store.Close].
 //
 // The database runs in WAL mode with a 10-second busy timeout, foreign keys
-// on, synchronous=NORMAL, and transactions that take the write lock when
-// they begin (see [DSN]). The Store uses a single connection: SQLite has one
-// writer at a time anyway, and database/sql then queues callers rather than
-// SQLite failing them with SQLITE_BUSY. Reads wait behind writes as well; a
-// store call takes tens of microseconds, far less than signing a token.
+// on, synchronous=NORMAL, a WAL file cut back to 16 MiB after checkpoints,
+// and transactions that take the write lock when they begin (see [DSN]).
+// The Store has two connection pools on the file. Writes and transactions
+// use a single connection ([Store.DB]): SQLite has one writer at a time
+// anyway, and database/sql then queues writers rather than SQLite failing
+// them with SQLITE_BUSY. Reads made outside a transaction use a pool of
+// read-only (query_only) connections, GOMAXPROCS of them but at least two
+// ([Store.ReadDB], see [ReadDSN]): in WAL mode they do not wait for the
+// writer, not even while a transaction is open, and each sees every write
+// that returned before it began, from whichever goroutine. Durability is
+// that of WAL with synchronous=NORMAL: a commit is in the WAL file when it
+// returns, so killing the process loses none; a power cut may lose the last
+// commits, never corrupt the file.
 //
 // The schema, created and migrated by Open, is that of package sqlstore,
 // with SQLite types:
