@@ -189,6 +189,17 @@
 // (one statement) and a local transaction on SQLite: see
 // [Store.ApplyGrants].
 //
+// # Durability
+//
+// Every commit waits for the database's own durability setting, with one
+// exception on PostgreSQL: an authorization code stored outside a
+// transaction is committed with synchronous_commit off, for its statement
+// only, which spares a disk flush on every login. A database crash in the
+// instant after may lose such a code; its user logs in again. Nothing else
+// is lost that way: a code lasts minutes and opens nothing by itself, and
+// the commit of the exchange that redeems it (with the refresh token it
+// issues) waits for the disk, making the code's record durable with it.
+//
 // Every statement is prepared once by [New]; database/sql prepares it again
 // on each pooled connection the first time it runs there.
 //

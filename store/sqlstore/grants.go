@@ -12,7 +12,9 @@ import (
 
 // CreateGrant stores g, marked active. It implements [store.Grants]. A record
 // with the same Kind and Signature already present, active or not, yields an
-// error wrapping [store.ErrAlreadyExists]. An invalid g.Kind is an error.
+// error wrapping [store.ErrAlreadyExists]. An invalid g.Kind is an error. On
+// PostgreSQL, an authorization code written outside a transaction does not
+// wait for its commit to reach the disk (see qGrantCreateCode).
 func (s *Store) CreateGrant(ctx context.Context, g *store.Grant) error {
 	if g == nil {
 		return errors.New("sqlstore: create grant: nil grant")
@@ -24,7 +26,11 @@ func (s *Store) CreateGrant(ctx context.Context, g *store.Grant) error {
 	if data == nil {
 		data = []byte{} // NOT NULL: drivers send a nil slice as NULL
 	}
-	res, err := s.stmt(ctx, s.stmts.grantCreate).ExecContext(ctx,
+	st := s.stmts.grantCreate
+	if g.Kind == store.KindAuthorizeCode && s.tx(ctx) == nil {
+		st = s.stmts.grantCreateCode
+	}
+	res, err := s.stmt(ctx, st).ExecContext(ctx,
 		string(g.Kind), g.Signature, g.RequestID, g.ClientID, g.Subject, toMicro(g.ExpiresAt), data)
 	if err := inserted(res, err); err != nil {
 		return fmt.Errorf("sqlstore: create %s: %w", g.Kind, err)
