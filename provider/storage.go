@@ -89,7 +89,7 @@ var errRecordConsumed = fmt.Errorf("provider: grant already used: %w", store.Err
 // newGrant serializes r into a record. Its form keeps the storedForm
 // parameters of r and of extra (the PKCE and OIDC requests of a bundled
 // code).
-func (s *fositeStorage) newGrant(kind store.Kind, signature string, r fosite.Requester, expiry fosite.TokenType, bundle, oidc bool, extra ...fosite.Requester) (*store.Grant, error) {
+func (s *fositeStorage) newGrant(kind store.Kind, signature string, r fosite.Requester, expiry fosite.TokenType, cache *sessionCache, bundle, oidc bool, extra ...fosite.Requester) (*store.Grant, error) {
 	form := url.Values{}
 	for _, req := range append([]fosite.Requester{r}, extra...) {
 		for _, k := range storedForm {
@@ -115,7 +115,7 @@ func (s *fositeStorage) newGrant(kind store.Kind, signature string, r fosite.Req
 	data := append([]byte(dataVersion), head...)
 	data = append(data, '\n')
 	if kind != store.KindPKCE {
-		sess, err := encodeSession(r.GetSession())
+		sess, err := cache.encode(r.GetSession())
 		if err != nil {
 			return nil, fmt.Errorf("provider: encode session: %w", err)
 		}
@@ -138,12 +138,17 @@ func (s *fositeStorage) newGrant(kind store.Kind, signature string, r fosite.Req
 }
 
 func (s *fositeStorage) create(ctx context.Context, kind store.Kind, signature string, r fosite.Requester, expiry fosite.TokenType) error {
-	g, err := s.newGrant(kind, signature, r, expiry, false, false)
+	bs := batchStateFrom(ctx)
+	var cache *sessionCache
+	if bs != nil {
+		cache = &bs.sessions
+	}
+	g, err := s.newGrant(kind, signature, r, expiry, cache, false, false)
 	if err != nil {
 		return err
 	}
-	if b := batchFrom(ctx); b != nil {
-		b.Create = append(b.Create, g)
+	if bs != nil {
+		bs.b.Create = append(bs.b.Create, g)
 		return nil
 	}
 	return s.p.grants.CreateGrant(ctx, g)
@@ -653,7 +658,7 @@ func (s *fositeStorage) flush(ctx context.Context, pc *pendingCode) error {
 			extra = append(extra, r)
 		}
 	}
-	g, err := s.newGrant(store.KindAuthorizeCode, pc.signature, pc.code, fosite.AuthorizeCode, true, pc.oidc != nil, extra...)
+	g, err := s.newGrant(store.KindAuthorizeCode, pc.signature, pc.code, fosite.AuthorizeCode, nil, true, pc.oidc != nil, extra...)
 	if err != nil {
 		return err
 	}
@@ -667,11 +672,54 @@ type batchKey struct{}
 // tokens, storing the new tokens) are collected, and applied at once by
 // store.Batcher when fosite's handlers have succeeded.
 func withBatch(ctx context.Context) (context.Context, *store.GrantBatch) {
-	b := &store.GrantBatch{}
-	return context.WithValue(ctx, batchKey{}, b), b
+	bs := &batchState{b: &store.GrantBatch{}}
+	return context.WithValue(ctx, batchKey{}, bs), bs.b
+}
+
+// batchState is the batch a context carries, with what its records share.
+type batchState struct {
+	b        *store.GrantBatch
+	sessions sessionCache
+}
+
+func batchStateFrom(ctx context.Context) *batchState {
+	bs, _ := ctx.Value(batchKey{}).(*batchState)
+	return bs
 }
 
 func batchFrom(ctx context.Context) *store.GrantBatch {
-	b, _ := ctx.Value(batchKey{}).(*store.GrantBatch)
-	return b
+	if bs := batchStateFrom(ctx); bs != nil {
+		return bs.b
+	}
+	return nil
+}
+
+// sessionCache lets the access and refresh token records of one exchange
+// share one encoding of their session: fosite stores the two in
+// consecutive calls with the same session and nothing run between them
+// (flow_authorize_code_token.go and flow_refresh.go, fosite v0.49), so the
+// second call reuses what the first encoded, once; any later record is
+// encoded afresh.
+type sessionCache struct {
+	last fosite.Session
+	json []byte
+}
+
+// encode returns sess encoded, reusing the last encoding when sess is the
+// session encoded last and encodes the same now. A nil cache encodes.
+func (c *sessionCache) encode(sess fosite.Session) ([]byte, error) {
+	if c == nil {
+		return encodeSession(sess)
+	}
+	if c.last == sess && c.json != nil {
+		js := c.json
+		c.last, c.json = nil, nil
+		return js, nil
+	}
+	js, err := encodeSession(sess)
+	if err != nil {
+		return nil, err
+	}
+	c.last, c.json = sess, js
+	return js, nil
 }
