@@ -30,6 +30,12 @@ const (
 	// DefaultStoreTimeout and MinStoreTimeout: Config.StoreTimeout.
 	DefaultStoreTimeout = 5 * time.Second
 	MinStoreTimeout     = 10 * time.Millisecond
+	// DefaultUserInfoCacheTTL and MaxUserInfoCacheTTL bound
+	// Config.UserInfoCacheTTL; DefaultUserInfoCacheSize is the default of
+	// Config.UserInfoCacheSize.
+	DefaultUserInfoCacheTTL  = 5 * time.Second
+	MaxUserInfoCacheTTL      = time.Minute
+	DefaultUserInfoCacheSize = 10000
 )
 
 // Signing algorithms pixie signs with. Both are always available; the
@@ -124,6 +130,21 @@ type Config struct {
 	// records, when the grant store is a store.ExpiredDeleter. Default 1
 	// hour; negative disables it (call Provider.DeleteExpired yourself).
 	CleanupInterval time.Duration
+
+	// UserInfoCacheTTL is how long the userinfo endpoint may answer from
+	// memory for an access token it has verified, without checking its
+	// signature, reading its record or reading the user again; never past
+	// the token's expiry, which is checked on every request. It is the
+	// staleness of the endpoint: a token revoked on another replica (by the
+	// revocation endpoint, a refresh, or the replay of a code or refresh
+	// token), a deleted client or user, and a changed profile show there
+	// within this time. A revocation made by this provider shows at once.
+	// Default 5 seconds; at most a minute; negative disables the cache.
+	UserInfoCacheTTL time.Duration
+	// UserInfoCacheSize is how many access tokens the userinfo cache holds
+	// at most (a few hundred bytes each, the user's profile included); the
+	// oldest make room for new ones. Default 10,000.
+	UserInfoCacheSize int
 
 	// ACRValues are the authentication context class references (acr, OIDC
 	// Core §2) that the host app's own login may report in [Login.ACR],
@@ -226,6 +247,18 @@ func (c *Config) validate() error {
 	}
 	if c.CleanupInterval == 0 {
 		c.CleanupInterval = DefaultCleanupInterval
+	}
+	switch {
+	case c.UserInfoCacheTTL == 0:
+		c.UserInfoCacheTTL = DefaultUserInfoCacheTTL
+	case c.UserInfoCacheTTL > MaxUserInfoCacheTTL:
+		return fmt.Errorf("provider: Config.UserInfoCacheTTL %v exceeds the maximum %v", c.UserInfoCacheTTL, MaxUserInfoCacheTTL)
+	}
+	switch {
+	case c.UserInfoCacheSize == 0:
+		c.UserInfoCacheSize = DefaultUserInfoCacheSize
+	case c.UserInfoCacheSize < 0:
+		return errors.New("provider: Config.UserInfoCacheSize is negative")
 	}
 	for _, l := range []struct {
 		name string

@@ -36,6 +36,8 @@ type Provider struct {
 	grants  store.Grants
 	keys    *keyring
 	oauth2  fosite.OAuth2Provider
+	// userInfo remembers verified userinfo answers; nil when disabled.
+	userInfo *userInfoCache
 
 	cleanMu   sync.Mutex
 	cleaning  bool      // a cleanup is running
@@ -57,6 +59,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	d := cfg.StoreTimeout
 	p := &Provider{cfg: cfg, clients: storetimeout.Clients(cfg.Clients, d),
 		users: storetimeout.Users(cfg.Users, d), grants: storetimeout.Grants(cfg.Grants, d)}
+	p.userInfo = newUserInfoCache(cfg.UserInfoCacheTTL, cfg.UserInfoCacheSize, p.now)
 	ring := &keyring{
 		st:       storetimeout.Keys(cfg.Keys, d),
 		now:      p.now,

@@ -2,9 +2,11 @@ package provider
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/ory/fosite"
 
@@ -17,11 +19,25 @@ import (
 // at userinfo (§5.5), when the user has them. The token must carry the
 // openid scope. On failure it returns an *Error: invalid_token (401) for a missing, unknown, expired or
 // revoked token, insufficient_scope (403) for a token without openid.
+//
+// The answer for a token it has verified is remembered for
+// Config.UserInfoCacheTTL (never past the token's expiry): until then, a
+// revocation on another replica, the deletion of the token's client or
+// user, and a change of the user's profile may not show. A revocation by
+// this provider shows at once.
 func (p *Provider) UserInfo(ctx context.Context, accessToken string) (map[string]any, error) {
 	invalid := &Error{Code: ErrCodeInvalidToken, Description: "The access token is missing, expired, revoked or invalid.", Status: http.StatusUnauthorized}
 	if accessToken == "" {
 		return nil, invalid
 	}
+	var key [sha256.Size]byte
+	if p.userInfo != nil {
+		key = userInfoKey(accessToken)
+		if e := p.userInfo.get(key); e != nil {
+			return userInfoClaims(e.user, e.scopes, e.requested), nil
+		}
+	}
+	epoch, start := p.userInfo.begin(), p.now()
 	use, ar, err := p.oauth2.IntrospectToken(ctx, accessToken, fosite.AccessToken, newSession())
 	if err != nil {
 		var internal *internalError
@@ -54,9 +70,27 @@ func (p *Provider) UserInfo(ctx context.Context, accessToken string) (map[string
 	} else if err != nil {
 		return nil, p.oauthError(ctx, "userinfo", &internalError{err})
 	}
-	claims := userClaims(u, ar.GetGrantedScopes(), sess.RequestedUserInfoClaims)
+	if p.userInfo != nil {
+		p.userInfo.put(epoch, &userInfoEntry{
+			key:       key,
+			requestID: ar.GetID(),
+			stored:    start,
+			// JWT access tokens carry their expiry in whole seconds.
+			expires:   sess.GetExpiresAt(fosite.AccessToken).Truncate(time.Second),
+			scopes:    ar.GetGrantedScopes(),
+			requested: sess.RequestedUserInfoClaims,
+			user:      u,
+		})
+	}
+	return userInfoClaims(u, ar.GetGrantedScopes(), sess.RequestedUserInfoClaims), nil
+}
+
+// userInfoClaims returns the userinfo claims of u for a token granted
+// scopes, with the claims requested at userinfo.
+func userInfoClaims(u *store.User, scopes fosite.Arguments, requested []string) map[string]any {
+	claims := userClaims(u, scopes, requested)
 	claims["sub"] = u.Subject
-	return claims, nil
+	return claims
 }
 
 // BearerToken extracts the access token from an Authorization: Bearer header
