@@ -1,9 +1,12 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -24,8 +27,29 @@ import (
 // Config.UserInfoCacheTTL (never past the token's expiry): until then, a
 // revocation on another replica, the deletion of the token's client or
 // user, and a change of the user's profile may not show. A revocation by
-// this provider shows at once.
+// this provider shows at once. The map is the caller's.
 func (p *Provider) UserInfo(ctx context.Context, accessToken string) (map[string]any, error) {
+	e, err := p.userInfoAnswer(ctx, accessToken)
+	if err != nil {
+		return nil, err
+	}
+	return e.answer(), nil
+}
+
+// UserInfoJSON is [Provider.UserInfo] with the claims encoded as the
+// userinfo endpoint sends them: a JSON object (as [json.Marshal] encodes
+// the map) and a newline. The slice is the caller's.
+func (p *Provider) UserInfoJSON(ctx context.Context, accessToken string) ([]byte, error) {
+	e, err := p.userInfoAnswer(ctx, accessToken)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Clone(e.body), nil
+}
+
+// userInfoAnswer returns the userinfo answer for the access token, from
+// the cache or verified afresh (and then cached).
+func (p *Provider) userInfoAnswer(ctx context.Context, accessToken string) (*userInfoEntry, error) {
 	invalid := &Error{Code: ErrCodeInvalidToken, Description: "The access token is missing, expired, revoked or invalid.", Status: http.StatusUnauthorized}
 	if accessToken == "" {
 		return nil, invalid
@@ -34,7 +58,7 @@ func (p *Provider) UserInfo(ctx context.Context, accessToken string) (map[string
 	if p.userInfo != nil {
 		key = userInfoKey(accessToken)
 		if e := p.userInfo.get(key); e != nil {
-			return userInfoClaims(e.user, e.scopes, e.requested), nil
+			return e, nil
 		}
 	}
 	epoch, start := p.userInfo.begin(), p.now()
@@ -70,27 +94,23 @@ func (p *Provider) UserInfo(ctx context.Context, accessToken string) (map[string
 	} else if err != nil {
 		return nil, p.oauthError(ctx, "userinfo", &internalError{err})
 	}
-	if p.userInfo != nil {
-		p.userInfo.put(epoch, &userInfoEntry{
-			key:       key,
-			requestID: ar.GetID(),
-			stored:    start,
-			// JWT access tokens carry their expiry in whole seconds.
-			expires:   sess.GetExpiresAt(fosite.AccessToken).Truncate(time.Second),
-			scopes:    ar.GetGrantedScopes(),
-			requested: sess.RequestedUserInfoClaims,
-			user:      u,
-		})
-	}
-	return userInfoClaims(u, ar.GetGrantedScopes(), sess.RequestedUserInfoClaims), nil
-}
-
-// userInfoClaims returns the userinfo claims of u for a token granted
-// scopes, with the claims requested at userinfo.
-func userInfoClaims(u *store.User, scopes fosite.Arguments, requested []string) map[string]any {
-	claims := userClaims(u, scopes, requested)
+	claims := userClaims(u, ar.GetGrantedScopes(), sess.RequestedUserInfoClaims)
 	claims["sub"] = u.Subject
-	return claims
+	body, err := json.Marshal(claims)
+	if err != nil {
+		return nil, p.oauthError(ctx, "userinfo", &internalError{fmt.Errorf("provider: encode userinfo: %w", err)})
+	}
+	e := &userInfoEntry{
+		key:       key,
+		requestID: ar.GetID(),
+		stored:    start,
+		// JWT access tokens carry their expiry in whole seconds.
+		expires: sess.GetExpiresAt(fosite.AccessToken).Truncate(time.Second),
+		claims:  claims,
+		body:    append(body, '\n'),
+	}
+	p.userInfo.put(epoch, e)
+	return e, nil
 }
 
 // BearerToken extracts the access token from an Authorization: Bearer header
@@ -117,8 +137,10 @@ func isB64Token(s string) bool {
 		return false
 	}
 	for i := 0; i < len(body); i++ {
-		c := body[i]
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || strings.IndexByte("-._~+/", c) >= 0) {
+		switch c := body[i]; {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
+		default:
 			return false
 		}
 	}

@@ -2,24 +2,21 @@ package provider
 
 import (
 	"crypto/sha256"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/ory/fosite"
-
-	"github.com/pixieauth/pixie/store"
 )
 
 // userInfoShards is how many independently locked parts the userinfo cache
 // has, so that concurrent requests seldom wait for one another.
 const userInfoShards = 16
 
-// userInfoCache remembers, for Config.UserInfoCacheTTL, what the userinfo
-// endpoint needs to answer for an access token it has verified: the
-// token's grant (request ID, granted scopes, the claims requested at
-// userinfo), its expiry, and the user's profile as read then. A hit spares
+// userInfoCache remembers, for Config.UserInfoCacheTTL, the userinfo
+// endpoint's answer for an access token it has verified: the claims of
+// the user's profile as read then, for the scopes granted and the claims
+// requested, with the token's grant (request ID) and expiry. A hit spares
 // the token's signature check, the read and decoding of its record, and
 // the read of the user; those are what make a revocation, a deleted client
 // or a changed profile visible, so each entry is stale by at most the TTL.
@@ -36,8 +33,8 @@ const userInfoShards = 16
 // their entries go stale. A nil *userInfoCache caches nothing. It is safe
 // for concurrent use.
 type userInfoCache struct {
-	ttl time.Duration
-	now func() time.Time // Config.Now, which times the TTL
+	ttl   time.Duration
+	clock func() time.Time // Config.Now, which times the TTL; nil: the wall clock
 	// epoch counts the calls to forget. An answer is remembered only if
 	// no forget began since its verification did: the revocation that
 	// forget follows may have come after the token's record was read.
@@ -61,21 +58,35 @@ type userInfoEntry struct {
 	key       [sha256.Size]byte
 	requestID string
 	slot      int       // its place in the shard's ring
-	stored    time.Time // Config.Now when it was verified
+	stored    time.Time // Config.Now when its verification began
 	expires   time.Time // the token's expiry, in whole seconds of the wall clock
-	scopes    fosite.Arguments
-	requested []string // the claims requested at userinfo (OIDC Core §5.5)
-	user      *store.User
+	// claims is the answer: the user's claims for the granted scopes and
+	// the requested claims, sub included; body is it in JSON, with a
+	// newline. Callers get copies (answer, and bytes.Clone).
+	claims map[string]any
+	body   []byte
+}
+
+// answer returns a copy of the entry's claims, for the caller to keep or
+// change: the address claim, an object, is copied too.
+func (e *userInfoEntry) answer() map[string]any {
+	c := maps.Clone(e.claims)
+	for k, v := range c {
+		if m, ok := v.(map[string]any); ok {
+			c[k] = maps.Clone(m)
+		}
+	}
+	return c
 }
 
 // newUserInfoCache returns a cache of at most size entries living ttl, or
-// nil (no cache) for a negative ttl.
-func newUserInfoCache(ttl time.Duration, size int, now func() time.Time) *userInfoCache {
+// nil (no cache) for a negative ttl. clock is Config.Now.
+func newUserInfoCache(ttl time.Duration, size int, clock func() time.Time) *userInfoCache {
 	if ttl < 0 || size <= 0 {
 		return nil
 	}
 	n := min(userInfoShards, size)
-	c := &userInfoCache{ttl: ttl, now: now, shards: make([]userInfoShard, n)}
+	c := &userInfoCache{ttl: ttl, clock: clock, shards: make([]userInfoShard, n)}
 	for i := range c.shards {
 		c.shards[i] = userInfoShard{
 			entries:   map[[sha256.Size]byte]*userInfoEntry{},
@@ -86,8 +97,16 @@ func newUserInfoCache(ttl time.Duration, size int, now func() time.Time) *userIn
 	return c
 }
 
-// key returns the cache key of an access token.
-func userInfoKey(token string) [sha256.Size]byte { return sha256.Sum256([]byte(token)) }
+// userInfoKey returns the cache key of an access token: its SHA-256. A
+// token of up to 2 KiB (a JWT access token is under one) is hashed from a
+// copy on the stack rather than the heap.
+func userInfoKey(token string) [sha256.Size]byte {
+	var buf [2048]byte
+	if len(token) <= len(buf) {
+		return sha256.Sum256(append(buf[:0], token...))
+	}
+	return sha256.Sum256([]byte(token))
+}
 
 func (c *userInfoCache) shard(key [sha256.Size]byte) *userInfoShard {
 	return &c.shards[int(key[0])%len(c.shards)]
@@ -107,10 +126,15 @@ func (c *userInfoCache) get(key [sha256.Size]byte) *userInfoEntry {
 	if e == nil {
 		return nil
 	}
-	if now := c.now(); now.Before(e.stored) || !now.Before(e.stored.Add(c.ttl)) {
+	wall := time.Now()
+	if !wall.Before(e.expires) {
 		return nil
 	}
-	if !time.Now().Before(e.expires) {
+	now := wall
+	if c.clock != nil {
+		now = c.clock()
+	}
+	if now.Before(e.stored) || !now.Before(e.stored.Add(c.ttl)) {
 		return nil
 	}
 	return e

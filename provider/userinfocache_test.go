@@ -1,12 +1,12 @@
 package provider
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/pixieauth/pixie/store"
 )
 
 // len returns the number of entries.
@@ -135,7 +135,7 @@ func TestUserInfoCacheEntries(t *testing.T) {
 	const ttl = 5 * time.Second
 	entry := func(token, requestID string, expires time.Time) *userInfoEntry {
 		return &userInfoEntry{key: userInfoKey(token), requestID: requestID, stored: clk.Now(),
-			expires: expires, user: &store.User{Subject: testSubject}}
+			expires: expires, claims: map[string]any{"sub": testSubject, "address": map[string]any{"country": "NZ"}}}
 	}
 	later := time.Now().Add(time.Hour)
 
@@ -145,6 +145,13 @@ func TestUserInfoCacheEntries(t *testing.T) {
 	c.put(c.begin(), entry("c", "r2", later))
 	if c.get(userInfoKey("a")) == nil || c.get(userInfoKey("c")) == nil {
 		t.Fatal("get right after put: got nil, want the entry")
+	}
+	// The answer is the caller's to change, the address object too.
+	answer := c.get(userInfoKey("a")).answer()
+	answer["sub"] = "mallory"
+	answer["address"].(map[string]any)["country"] = "XX"
+	if again := c.get(userInfoKey("a")).answer(); again["sub"] != testSubject || again["address"].(map[string]any)["country"] != "NZ" {
+		t.Errorf("answer after the caller changed an earlier one: got %v, want the cached claims", again)
 	}
 	c.forget("r1")
 	if c.get(userInfoKey("a")) != nil || c.get(userInfoKey("b")) != nil {
@@ -259,5 +266,31 @@ func TestUserInfoWithoutCache(t *testing.T) {
 	}
 	if _, err := e.p.UserInfo(t.Context(), tk.access); err == nil || asError(t, err).Code != ErrCodeInvalidToken {
 		t.Errorf("UserInfo after the revocation: got error %v, want invalid_token", err)
+	}
+}
+
+// TestUserInfoJSON: UserInfoJSON answers UserInfo's claims, encoded as
+// json.Marshal does with a newline, from the cache or not, and the caller
+// may change what it gets.
+func TestUserInfoJSON(t *testing.T) {
+	for _, ttl := range []time.Duration{0, -1} {
+		e := newTestEnv(t, func(c *Config) { c.UserInfoCacheTTL = ttl })
+		tk := e.login(t, nativeID)
+		claims, err := e.p.UserInfo(t.Context(), tk.access)
+		if err != nil {
+			t.Fatalf("TTL %v: UserInfo: %v", ttl, err)
+		}
+		want, _ := json.Marshal(claims)
+		want = append(want, '\n')
+		for i := range 2 {
+			got, err := e.p.UserInfoJSON(t.Context(), tk.access)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("TTL %v: UserInfoJSON %d: got %q, %v; want %q", ttl, i, got, err, want)
+			}
+			clear(got)
+		}
+		if _, err := e.p.UserInfoJSON(t.Context(), tk.refresh); err == nil || asError(t, err).Code != ErrCodeInvalidToken {
+			t.Errorf("TTL %v: UserInfoJSON with the refresh token: got error %v, want invalid_token", ttl, err)
+		}
 	}
 }
