@@ -168,8 +168,9 @@ type Config struct {
 	// at each call. Tokens, codes, secrets and passwords are never logged.
 	Logger *slog.Logger
 	// Now returns the current time. Nil means [time.Now]. pixie uses it for
-	// its own decisions (auth_time, key creation); fosite reads the wall
-	// clock for token expiry.
+	// its own decisions (auth_time, key creation, the age of a userinfo
+	// cache entry); fosite reads the wall clock for token expiry, and so
+	// does the userinfo cache.
 	Now func() time.Time
 }
 
