@@ -142,8 +142,8 @@ type Config struct {
 	// Default 5 seconds; at most a minute; negative disables the cache.
 	UserInfoCacheTTL time.Duration
 	// UserInfoCacheSize is how many access tokens the userinfo cache holds
-	// at most (a few hundred bytes each, the user's profile included); the
-	// oldest make room for new ones. Default 10,000.
+	// at most (each entry holds the answer: under a kilobyte for a full
+	// profile); the oldest make room for new ones. Default 10,000.
 	UserInfoCacheSize int
 
 	// ACRValues are the authentication context class references (acr, OIDC
