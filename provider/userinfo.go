@@ -33,7 +33,13 @@ func (p *Provider) UserInfo(ctx context.Context, accessToken string) (map[string
 	if err != nil {
 		return nil, err
 	}
-	return e.answer(), nil
+	// The claims are strings, booleans and the address object: JSON gives
+	// them back as they were.
+	var claims map[string]any
+	if err := json.Unmarshal(e.body, &claims); err != nil {
+		return nil, p.oauthError(ctx, "userinfo", &internalError{fmt.Errorf("provider: decode userinfo: %w", err)})
+	}
+	return claims, nil
 }
 
 // UserInfoJSON is [Provider.UserInfo] with the claims encoded as the
@@ -106,7 +112,6 @@ func (p *Provider) userInfoAnswer(ctx context.Context, accessToken string) (*use
 		stored:    start,
 		// JWT access tokens carry their expiry in whole seconds.
 		expires: sess.GetExpiresAt(fosite.AccessToken).Truncate(time.Second),
-		claims:  claims,
 		body:    append(body, '\n'),
 	}
 	p.userInfo.put(epoch, e)

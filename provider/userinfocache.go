@@ -2,7 +2,6 @@ package provider
 
 import (
 	"crypto/sha256"
-	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -16,7 +15,7 @@ const userInfoShards = 16
 // userInfoCache remembers, for Config.UserInfoCacheTTL, the userinfo
 // endpoint's answer for an access token it has verified: the claims of
 // the user's profile as read then, for the scopes granted and the claims
-// requested, with the token's grant (request ID) and expiry. A hit spares
+// requested, in JSON, with the token's grant (request ID) and expiry. A hit spares
 // the token's signature check, the read and decoding of its record, and
 // the read of the user; those are what make a revocation, a deleted client
 // or a changed profile visible, so each entry is stale by at most the TTL.
@@ -60,23 +59,10 @@ type userInfoEntry struct {
 	slot      int       // its place in the shard's ring
 	stored    time.Time // Config.Now when its verification began
 	expires   time.Time // the token's expiry, in whole seconds of the wall clock
-	// claims is the answer: the user's claims for the granted scopes and
-	// the requested claims, sub included; body is it in JSON, with a
-	// newline. Callers get copies (answer, and bytes.Clone).
-	claims map[string]any
-	body   []byte
-}
-
-// answer returns a copy of the entry's claims, for the caller to keep or
-// change: the address claim, an object, is copied too.
-func (e *userInfoEntry) answer() map[string]any {
-	c := maps.Clone(e.claims)
-	for k, v := range c {
-		if m, ok := v.(map[string]any); ok {
-			c[k] = maps.Clone(m)
-		}
-	}
-	return c
+	// body is the answer: the user's claims for the granted scopes and the
+	// requested claims, sub included, in JSON with a newline. Callers get
+	// copies.
+	body []byte
 }
 
 // newUserInfoCache returns a cache of at most size entries living ttl, or
