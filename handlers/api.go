@@ -128,9 +128,10 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 	noStore(w.Header())
 	token, err := userInfoToken(w, r)
 	if err == nil {
-		var claims map[string]any
-		if claims, err = s.p.UserInfo(r.Context(), token); err == nil {
-			writeJSON(w, http.StatusOK, claims)
+		var body []byte
+		if body, err = s.p.UserInfoJSON(r.Context(), token); err == nil {
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			_, _ = w.Write(body)
 			return
 		}
 	}

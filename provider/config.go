@@ -34,6 +34,12 @@ const (
 	// DefaultStoreTimeout and MinStoreTimeout: Config.StoreTimeout.
 	DefaultStoreTimeout = 5 * time.Second
 	MinStoreTimeout     = 10 * time.Millisecond
+	// DefaultUserInfoCacheTTL and MaxUserInfoCacheTTL bound
+	// Config.UserInfoCacheTTL; DefaultUserInfoCacheSize is the default of
+	// Config.UserInfoCacheSize.
+	DefaultUserInfoCacheTTL  = 5 * time.Second
+	MaxUserInfoCacheTTL      = time.Minute
+	DefaultUserInfoCacheSize = 10000
 )
 
 // Signing algorithms pixie signs with. Both are always available; the
@@ -139,6 +145,22 @@ type Config struct {
 	// hour; negative disables it (call Provider.DeleteExpired yourself).
 	CleanupInterval time.Duration
 
+	// UserInfoCacheTTL is how long the userinfo endpoint may answer from
+	// memory for an access token it has verified, without checking its
+	// signature, reading its record or reading the user again; never past
+	// the token's expiry, which is checked on every request. It is the
+	// staleness of the endpoint: a token revoked on another replica (by the
+	// revocation endpoint, a refresh, or the replay of a code or refresh
+	// token), a deleted client or user, and a changed profile show there
+	// within this time. A revocation made by this provider shows at once.
+	// Default 5 seconds; at most a minute; negative disables the cache.
+	UserInfoCacheTTL time.Duration
+	// UserInfoCacheSize is how many access tokens the userinfo cache holds
+	// at most (each entry holds the answer in JSON: with a full profile
+	// about 700 bytes, 7 MB at the default); the oldest make room for new
+	// ones. Default 10,000.
+	UserInfoCacheSize int
+
 	// ACRValues are the authentication context class references (acr, OIDC
 	// Core §2) that the host app's own login may report in [Login.ACR],
 	// besides [ACRPassword] and [ACRUnspecified], which pixie produces
@@ -161,8 +183,9 @@ type Config struct {
 	// at each call. Tokens, codes, secrets and passwords are never logged.
 	Logger *slog.Logger
 	// Now returns the current time. Nil means [time.Now]. pixie uses it for
-	// its own decisions (auth_time, key creation); fosite reads the wall
-	// clock for token expiry.
+	// its own decisions (auth_time, key creation, the age of a userinfo
+	// cache entry); fosite reads the wall clock for token expiry, and so
+	// does the userinfo cache.
 	Now func() time.Time
 }
 
@@ -243,6 +266,18 @@ func (c *Config) validate() error {
 	}
 	if c.ClientCacheTTL == 0 {
 		c.ClientCacheTTL = DefaultClientCacheTTL
+	}
+	switch {
+	case c.UserInfoCacheTTL == 0:
+		c.UserInfoCacheTTL = DefaultUserInfoCacheTTL
+	case c.UserInfoCacheTTL > MaxUserInfoCacheTTL:
+		return fmt.Errorf("provider: Config.UserInfoCacheTTL %v exceeds the maximum %v", c.UserInfoCacheTTL, MaxUserInfoCacheTTL)
+	}
+	switch {
+	case c.UserInfoCacheSize == 0:
+		c.UserInfoCacheSize = DefaultUserInfoCacheSize
+	case c.UserInfoCacheSize < 0:
+		return errors.New("provider: Config.UserInfoCacheSize is negative")
 	}
 	for _, l := range []struct {
 		name string

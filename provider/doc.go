@@ -34,6 +34,11 @@
 //     token ([Login.ACR], an essential acr refused with
 //     unmet_authentication_requirements), the claims request parameter
 //     (OIDC Core §5.5), and the profile, email, address and phone scopes.
+//   - userinfo answers remembered for Config.UserInfoCacheTTL (5 seconds)
+//     per verified access token, at most Config.UserInfoCacheSize of them:
+//     a revocation shows at once on the replica that made it and within the
+//     TTL on the others, as does a changed profile; an expired token is
+//     refused on every request.
 //
 // A Provider is safe for concurrent use.
 package provider

@@ -38,6 +38,8 @@ type Provider struct {
 	keys    *keyring
 	oauth2  fosite.OAuth2Provider
 	codes   oauth2.AuthorizeCodeStrategy // for the signature of a raw code
+	// userInfo remembers verified userinfo answers; nil when disabled.
+	userInfo *userInfoCache
 
 	cleanMu   sync.Mutex
 	cleaning  bool      // a cleanup is running
@@ -59,6 +61,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	d := cfg.StoreTimeout
 	p := &Provider{cfg: cfg, users: storetimeout.Users(cfg.Users, d), grants: storetimeout.Grants(cfg.Grants, d)}
 	p.clients = newClientCache(storetimeout.Clients(cfg.Clients, d), cfg.ClientCacheTTL, MaxCachedClients, p.now)
+	p.userInfo = newUserInfoCache(cfg.UserInfoCacheTTL, cfg.UserInfoCacheSize, p.now)
 	ring := &keyring{
 		st:       storetimeout.Keys(cfg.Keys, d),
 		now:      p.now,

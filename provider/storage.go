@@ -573,7 +573,7 @@ func (s *fositeStorage) RotateRefreshToken(ctx context.Context, requestID, signa
 			}
 		}
 	}
-	return s.p.grants.Revoke(ctx, store.KindAccessToken, requestID)
+	return s.revokeAccessTokens(ctx, requestID)
 }
 
 // RevokeRefreshToken revokes every refresh token of the grant, and ends any
@@ -586,7 +586,15 @@ func (s *fositeStorage) RevokeRefreshToken(ctx context.Context, requestID string
 }
 
 func (s *fositeStorage) RevokeAccessToken(ctx context.Context, requestID string) error {
-	return s.p.grants.Revoke(ctx, store.KindAccessToken, requestID)
+	return s.revokeAccessTokens(ctx, requestID)
+}
+
+// revokeAccessTokens revokes the grant's access tokens, and drops them from
+// the userinfo cache once the store has.
+func (s *fositeStorage) revokeAccessTokens(ctx context.Context, requestID string) error {
+	err := s.p.grants.Revoke(ctx, store.KindAccessToken, requestID)
+	s.p.userInfo.forget(requestID)
+	return err
 }
 
 // BeginTX starts a transaction when the grant store is a store.Transactor,

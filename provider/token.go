@@ -115,7 +115,15 @@ func (p *Provider) batchedAccessResponse(ctx context.Context, ar fosite.AccessRe
 	if err != nil {
 		return nil, err
 	}
-	switch err := b.ApplyGrants(ctx, batch); {
+	err = b.ApplyGrants(ctx, batch)
+	for _, f := range batch.Revoke {
+		// Also after a failure: the batch may have been applied, its
+		// answer lost. Forgetting costs a userinfo cache miss at most.
+		if f.Kind == store.KindAccessToken {
+			p.userInfo.forget(f.RequestID)
+		}
+	}
+	switch {
 	case errors.Is(err, store.ErrConsumed) || errors.Is(err, store.ErrNotFound):
 		return nil, errRecordConsumed
 	case err != nil:

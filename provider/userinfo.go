@@ -1,10 +1,15 @@
 package provider
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/ory/fosite"
 
@@ -17,11 +22,52 @@ import (
 // at userinfo (§5.5), when the user has them. The token must carry the
 // openid scope. On failure it returns an *Error: invalid_token (401) for a missing, unknown, expired or
 // revoked token, insufficient_scope (403) for a token without openid.
+//
+// The answer for a token it has verified is remembered for
+// Config.UserInfoCacheTTL (never past the token's expiry): until then, a
+// revocation on another replica, the deletion of the token's client or
+// user, and a change of the user's profile may not show. A revocation by
+// this provider shows at once. The map is the caller's.
 func (p *Provider) UserInfo(ctx context.Context, accessToken string) (map[string]any, error) {
+	e, err := p.userInfoAnswer(ctx, accessToken)
+	if err != nil {
+		return nil, err
+	}
+	// The claims are strings, booleans and the address object: JSON gives
+	// them back as they were.
+	var claims map[string]any
+	if err := json.Unmarshal(e.body, &claims); err != nil {
+		return nil, p.oauthError(ctx, "userinfo", &internalError{fmt.Errorf("provider: decode userinfo: %w", err)})
+	}
+	return claims, nil
+}
+
+// UserInfoJSON is [Provider.UserInfo] with the claims encoded as the
+// userinfo endpoint sends them: a JSON object (as [json.Marshal] encodes
+// the map) and a newline. The slice is the caller's.
+func (p *Provider) UserInfoJSON(ctx context.Context, accessToken string) ([]byte, error) {
+	e, err := p.userInfoAnswer(ctx, accessToken)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Clone(e.body), nil
+}
+
+// userInfoAnswer returns the userinfo answer for the access token, from
+// the cache or verified afresh (and then cached).
+func (p *Provider) userInfoAnswer(ctx context.Context, accessToken string) (*userInfoEntry, error) {
 	invalid := &Error{Code: ErrCodeInvalidToken, Description: "The access token is missing, expired, revoked or invalid.", Status: http.StatusUnauthorized}
 	if accessToken == "" {
 		return nil, invalid
 	}
+	var key [sha256.Size]byte
+	if p.userInfo != nil {
+		key = userInfoKey(accessToken)
+		if e := p.userInfo.get(key); e != nil {
+			return e, nil
+		}
+	}
+	epoch, start := p.userInfo.begin(), p.now()
 	use, ar, err := p.oauth2.IntrospectToken(ctx, accessToken, fosite.AccessToken, newSession())
 	if err != nil {
 		var internal *internalError
@@ -56,7 +102,20 @@ func (p *Provider) UserInfo(ctx context.Context, accessToken string) (map[string
 	}
 	claims := userClaims(u, ar.GetGrantedScopes(), sess.RequestedUserInfoClaims)
 	claims["sub"] = u.Subject
-	return claims, nil
+	body, err := json.Marshal(claims)
+	if err != nil {
+		return nil, p.oauthError(ctx, "userinfo", &internalError{fmt.Errorf("provider: encode userinfo: %w", err)})
+	}
+	e := &userInfoEntry{
+		key:       key,
+		requestID: ar.GetID(),
+		stored:    start,
+		// JWT access tokens carry their expiry in whole seconds.
+		expires: sess.GetExpiresAt(fosite.AccessToken).Truncate(time.Second),
+		body:    append(body, '\n'),
+	}
+	p.userInfo.put(epoch, e)
+	return e, nil
 }
 
 // BearerToken extracts the access token from an Authorization: Bearer header
@@ -83,8 +142,10 @@ func isB64Token(s string) bool {
 		return false
 	}
 	for i := 0; i < len(body); i++ {
-		c := body[i]
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || strings.IndexByte("-._~+/", c) >= 0) {
+		switch c := body[i]; {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
+		default:
 			return false
 		}
 	}
