@@ -1,10 +1,8 @@
 package handlers_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 )
@@ -21,7 +19,7 @@ func BenchmarkUserInfo(b *testing.B) {
 		for _, alg := range []string{"RS256", "ES256"} {
 			b.Run(be.name+"/"+alg, func(b *testing.B) {
 				f := newBenchFlow(b, alg, be.open(b))
-				auth := "Bearer " + f.accessToken(b)
+				auth := "Bearer " + f.run(b).AccessToken
 				b.ReportAllocs()
 				b.ResetTimer()
 				for b.Loop() {
@@ -42,7 +40,7 @@ func BenchmarkUserInfoParallel(b *testing.B) {
 				f := newBenchFlow(b, alg, be.open(b))
 				tokens := make(chan string, 256)
 				for range cap(tokens) {
-					tokens <- "Bearer " + f.accessToken(b)
+					tokens <- "Bearer " + f.run(b).AccessToken
 				}
 				b.ReportAllocs()
 				b.ResetTimer()
@@ -56,36 +54,6 @@ func BenchmarkUserInfoParallel(b *testing.B) {
 			})
 		}
 	}
-}
-
-// accessToken runs one authorize + token exchange, as run does, and returns
-// the access token.
-func (f *benchFlow) accessToken(b *testing.B) string {
-	b.Helper()
-	req := httptest.NewRequest(http.MethodGet, f.auth, nil)
-	req.AddCookie(f.cookie)
-	rec := f.do(req)
-	loc, err := url.Parse(rec.Header().Get("Location"))
-	if rec.Code != http.StatusSeeOther || err != nil || loc.Query().Get("code") == "" {
-		b.Fatalf("authorize: got %d %q, want a redirect with a code", rec.Code, rec.Header().Get("Location"))
-	}
-	form := url.Values{
-		"grant_type":    {"authorization_code"},
-		"code":          {loc.Query().Get("code")},
-		"code_verifier": {f.verifier},
-		"redirect_uri":  {"http://127.0.0.1:5000/callback"},
-		"client_id":     {"app"},
-	}
-	req = httptest.NewRequest(http.MethodPost, "http://127.0.0.1:8080/oauth/token", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	rec = f.do(req)
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(rec.Body).Decode(&tok); rec.Code != http.StatusOK || err != nil || tok.AccessToken == "" {
-		b.Fatalf("token: got %d %s, want 200 with an access token", rec.Code, rec.Body)
-	}
-	return tok.AccessToken
 }
 
 // userinfo performs one GET /userinfo with the given Authorization header
