@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -44,9 +46,11 @@ type Store struct {
 // it is set to [sqlstore.Postgres]. The other fields of cfg are as
 // [sqlstore.New] documents them: KeySecret is required.
 //
-// The pool has database/sql's defaults (no limit on open connections, two
-// idle): set limits that fit the server's max_connections through
-// [Store.DB]. Every replica of a deployment opens its own Store on the same
+// The pool holds at most 4 × GOMAXPROCS connections (at least 8), each
+// kept open while idle for up to 5 minutes (database/sql would keep two, and
+// open and close one per request past them under load): change that
+// through [Store.DB] to fit the server's max_connections and the number of
+// replicas. Every replica of a deployment opens its own Store on the same
 // database; they may start at the same time.
 func Open(ctx context.Context, dsn string, cfg sqlstore.Config) (*Store, error) {
 	switch cfg.Dialect {
@@ -62,6 +66,13 @@ func Open(ctx context.Context, dsn string, cfg sqlstore.Config) (*Store, error) 
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	db := stdlib.OpenDB(*pgcfg)
+	// database/sql keeps two idle connections by default: under load every
+	// request past the second opens a connection (a new server process) and
+	// closes it after.
+	n := max(8, 4*runtime.GOMAXPROCS(0))
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+	db.SetConnMaxIdleTime(5 * time.Minute)
 	s, err := sqlstore.New(ctx, db, cfg)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("postgres: open: %w", err), db.Close())

@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/pixieauth/pixie/store"
@@ -144,4 +146,44 @@ func TestOpenErrors(t *testing.T) {
 func BenchmarkStore(b *testing.B) {
 	testDSN(b)
 	sqlstoretest.Bench(b, backend)
+}
+
+// TestPoolKeepsConnections: the pool Open makes keeps its connections for
+// reuse. Sixteen concurrent calls, twice, open no more connections the
+// second time than the first (database/sql's default of two idle
+// connections closed all but two after each burst, and every request past
+// them paid for a new server process), and never more than the pool's
+// limit.
+func TestPoolKeepsConnections(t *testing.T) {
+	s, err := postgres.Open(t.Context(), freshSchema(t), sqlstore.Config{KeySecret: sqlstoretest.Secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	limit := s.DB().Stats().MaxOpenConnections
+	if want := max(8, 4*runtime.GOMAXPROCS(0)); limit != want {
+		t.Errorf("MaxOpenConnections %d, want %d", limit, want)
+	}
+	burst := func() {
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				if _, err := s.DB().ExecContext(t.Context(), "SELECT pg_sleep(0.05)"); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	burst()
+	first := s.DB().Stats()
+	burst()
+	second := s.DB().Stats()
+	if first.OpenConnections > limit || second.OpenConnections > limit {
+		t.Errorf("open connections %d and %d, want at most %d", first.OpenConnections, second.OpenConnections, limit)
+	}
+	if first.Idle < min(16, limit) || second.MaxIdleClosed != first.MaxIdleClosed {
+		t.Errorf("after a burst: %d idle (want %d), %d then %d closed for the idle limit (want none more)",
+			first.Idle, min(16, limit), first.MaxIdleClosed, second.MaxIdleClosed)
+	}
 }
