@@ -47,9 +47,12 @@ const DefaultSessionIdleTimeout = 30 * time.Minute
 // most once a minute (less for idle timeouts shorter than 10 minutes).
 const maxTouchInterval = time.Minute
 
-// Router is what Mount registers on: *http.ServeMux, chi.Router and
-// gorilla/mux's Router all have this method. Patterns use Go 1.22 method
-// syntax ("GET /authorize").
+// Router is what Mount registers on. *http.ServeMux and chi.Router have
+// this method and take the patterns as they are: Go 1.22 method syntax
+// ("GET /authorize"), or a path alone for a route that takes every method
+// ("/oauth/token"). gorilla/mux, gin and echo need a few lines of adapter
+// that split a pattern into method and path (example/frameworks has one
+// for each), or the [Server] itself, an http.Handler, on a catch-all route.
 type Router interface {
 	Handle(pattern string, h http.Handler)
 }
