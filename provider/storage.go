@@ -713,8 +713,9 @@ type sessionCache struct {
 	json []byte
 }
 
-// encode returns sess encoded, reusing the last encoding when sess is the
-// session encoded last and encodes the same now. A nil cache encodes.
+// encode returns sess encoded. When the call just before encoded the same
+// session, it returns that encoding instead (and forgets it). A nil cache
+// always encodes.
 func (c *sessionCache) encode(sess fosite.Session) ([]byte, error) {
 	if c == nil {
 		return encodeSession(sess)
