@@ -61,8 +61,10 @@ func (p *Provider) Token(ctx context.Context, r *http.Request) (map[string]any, 
 }
 
 // newAccessResponse runs fosite's token handlers (the code or refresh
-// grant's, then OpenID Connect's) in one transaction when the grant store
-// supports them. fosite's code handler commits its own transaction before
+// grant's, then OpenID Connect's) with their writes applied at once when
+// the grant store is a store.Batcher (see batchedAccessResponse), else in
+// one transaction when it is a store.Transactor. fosite's code handler
+// commits its own transaction before
 // the OIDC handler reads and deletes the code's OIDC record and signs the
 // ID token: a failure there would leave the code consumed and tokens stored
 // that no client ever got. In one transaction it rolls back, and the code
