@@ -16,8 +16,9 @@ import (
 type memo struct {
 	mu       sync.Mutex
 	clients  map[string]*store.Client
-	lastCode *store.Grant // the authorization code record read last
-	bundle   bool         // lastCode carries its PKCE and OIDC requests
+	lastCode *store.Grant   // the authorization code record read last
+	bundle   bool           // lastCode carries its PKCE and OIDC requests
+	lastHead *storedRequest // lastCode's request, decoded
 	// decoded is the session lastCode's was decoded into last: fosite
 	// passes the same one back for the code's later reads, which then need
 	// no decoding again.
@@ -69,13 +70,28 @@ func (m *memo) code(kind store.Kind, signature string) *store.Grant {
 	return nil
 }
 
-func (m *memo) setCode(kind store.Kind, g *store.Grant, bundle bool) {
+func (m *memo) setCode(kind store.Kind, g *store.Grant, head *storedRequest) {
 	if m == nil || kind != store.KindAuthorizeCode {
 		return
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.lastCode, m.bundle, m.decoded = g, bundle, nil
+	h := head.clone()
+	m.lastCode, m.bundle, m.lastHead, m.decoded = g, head.Bundle, &h, nil
+}
+
+// head returns the decoded request of the remembered code record with that
+// signature, or nil. The caller must not modify it.
+func (m *memo) head(kind store.Kind, signature string) *storedRequest {
+	if m == nil || kind != store.KindAuthorizeCode {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.lastCode != nil && m.lastCode.Signature == signature {
+		return m.lastHead
+	}
+	return nil
 }
 
 // bundled reports whether the remembered code record is the one with that

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -70,6 +71,22 @@ type storedRequest struct {
 }
 
 const dataVersion = "1\n"
+
+// clone returns a copy of sr sharing nothing with it.
+func (sr *storedRequest) clone() storedRequest {
+	c := *sr
+	c.RequestedScope = slices.Clone(sr.RequestedScope)
+	c.GrantedScope = slices.Clone(sr.GrantedScope)
+	c.RequestedAudience = slices.Clone(sr.RequestedAudience)
+	c.GrantedAudience = slices.Clone(sr.GrantedAudience)
+	if sr.Form != nil {
+		c.Form = make(url.Values, len(sr.Form))
+		for k, v := range sr.Form {
+			c.Form[k] = slices.Clone(v)
+		}
+	}
+	return c
+}
 
 // internalError marks a failure of the server, not of the client: a store
 // that is down, a client registration that breaks the rules. fosite folds
@@ -185,11 +202,13 @@ func (s *fositeStorage) getMeta(ctx context.Context, kind store.Kind, signature 
 		return nil, nil, storedRequest{}, &internalError{fmt.Errorf("provider: %s record in an unknown format", kind)}
 	}
 	var sr storedRequest
-	if err := json.Unmarshal(head, &sr); err != nil {
+	if cached := m.head(kind, signature); !fresh && cached != nil {
+		sr = cached.clone() // fosite may append to the request's lists
+	} else if err := json.Unmarshal(head, &sr); err != nil {
 		return nil, nil, storedRequest{}, &internalError{fmt.Errorf("provider: decode %s record: %w", kind, err)}
 	}
 	if fresh {
-		m.setCode(kind, g, sr.Bundle)
+		m.setCode(kind, g, &sr)
 	}
 	if sess == nil {
 		sess = newSession()
