@@ -156,6 +156,10 @@
 // grants (kind, request_id) WHERE active: revoking a grant's records by
 // request then visits its active ones only, not every record it had.
 //
+// Schema version 10 drops the index grants_request_idx: every lookup by
+// request is of the active records, which grants_active_request_idx serves,
+// and the full index cost a write on every insert.
+//
 // [Config.TablePrefix] puts a prefix in front of every one of these names,
 // including pixie_migrations, so that pixie can share a database with an
 // application that has tables of those names. On PostgreSQL a schema of its

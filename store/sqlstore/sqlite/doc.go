@@ -122,6 +122,10 @@
 // grants (kind, request_id) WHERE active: revoking a grant's records by
 // request then visits its active ones only, not every record it had.
 //
+// Schema version 10 drops the index grants_request_idx: every lookup by
+// request is of the active records, which grants_active_request_idx serves,
+// and the full index cost a write on every insert.
+//
 // Back the file up with the sqlite3 command's .backup or VACUUM INTO, not
 // by copying it while the server runs (the WAL file holds recent writes).
 package sqlite

@@ -31,7 +31,8 @@ scopes TEXT NOT NULL DEFAULT '[]', updated_at BIGINT NOT NULL, PRIMARY KEY (subj
 		`ALTER TABLE users DROP COLUMN address_postal_code`, `ALTER TABLE users DROP COLUMN address_country`,
 		`ALTER TABLE users DROP COLUMN phone_number`, `ALTER TABLE users DROP COLUMN phone_number_verified`,
 	},
-	9: {`DROP INDEX grants_active_request_idx`},
+	9:  {`DROP INDEX grants_active_request_idx`},
+	10: {`CREATE INDEX grants_request_idx ON grants (kind, request_id)`},
 }
 
 // schemaVersions returns the schema versions the tests know of, in order:
