@@ -15,24 +15,6 @@ import (
 	"github.com/pixieauth/pixie/store/sqlstore/sqlite"
 )
 
-// testClock is a settable Config.Now.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // TestClientCacheReplicas: two replicas on one SQLite file. A client's
 // registration, changed through one store handle, reaches the replica that
 // cached it once Config.ClientCacheTTL has passed, and not before; a
@@ -48,11 +30,11 @@ func TestClientCacheReplicas(t *testing.T) {
 	if err := st.AddClient(ctx, client); err != nil {
 		t.Fatal(err)
 	}
-	clock := &testClock{t: time.Now()}
+	clock := newFakeClock()
 	replica := func(ttl time.Duration) *Provider {
 		p, err := New(ctx, Config{
 			Issuer: testIssuer, Clients: st, Users: st, Grants: st, Keys: st,
-			ClientCacheTTL: ttl, Now: clock.now, Logger: slog.New(slog.DiscardHandler),
+			ClientCacheTTL: ttl, Now: clock.Now, Logger: slog.New(slog.DiscardHandler),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -83,11 +65,11 @@ func TestClientCacheReplicas(t *testing.T) {
 	if got := redirects(uncached); !slices.Equal(got, two) {
 		t.Errorf("without a cache: got %v, want %v at once", got, two)
 	}
-	clock.add(DefaultClientCacheTTL - time.Millisecond)
+	clock.Advance(DefaultClientCacheTTL - time.Millisecond)
 	if got := redirects(cached); !slices.Equal(got, one) {
 		t.Errorf("within the TTL: got %v, want the cached %v", got, one)
 	}
-	clock.add(time.Millisecond)
+	clock.Advance(time.Millisecond)
 	if got := redirects(cached); !slices.Equal(got, two) {
 		t.Errorf("after the TTL: got %v, want %v", got, two)
 	}
@@ -123,9 +105,9 @@ func TestClientCacheBounds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	clock := &testClock{t: time.Now()}
+	clock := newFakeClock()
 	st := &countingClients{Clients: e.mem}
-	cc := newClientCache(st, time.Second, 3, clock.now).(*clientCache)
+	cc := newClientCache(st, time.Second, 3, clock.Now).(*clientCache)
 	for range 2 {
 		for _, id := range []string{"c1", "c2", "c3", "c4", "c5"} {
 			if _, err := cc.Client(ctx, id); err != nil {
@@ -149,7 +131,7 @@ func TestClientCacheBounds(t *testing.T) {
 	if st.calls != 2 {
 		t.Errorf("unknown client twice: got %d store reads, want 2 (not cached)", st.calls)
 	}
-	clock.add(time.Second)
+	clock.Advance(time.Second)
 	st.down = true
 	for range 2 {
 		if _, err := cc.Client(ctx, "c5"); !errors.Is(err, errStoreDown) {

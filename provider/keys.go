@@ -416,20 +416,11 @@ type jwtSigner struct {
 	alg  string
 }
 
+// newJWTSigner returns the signer of alg. Its embedded DefaultSigner has no
+// key: the methods that would use one (Generate, Validate, Decode) are
+// jwtSigner's own; GetSignature and Hash need none.
 func newJWTSigner(ring *keyring, alg string) *jwtSigner {
-	return &jwtSigner{
-		ring: ring,
-		alg:  alg,
-		// What fosite's own methods (GetSignature, Hash) need of it.
-		DefaultSigner: jwt.DefaultSigner{GetPrivateKey: func(ctx context.Context) (any, error) {
-			ring.refresh(ctx)
-			k := ring.signer(alg)
-			if k == nil {
-				return nil, fmt.Errorf("provider: no %s key", alg)
-			}
-			return k.jwk, nil
-		}},
-	}
+	return &jwtSigner{ring: ring, alg: alg}
 }
 
 // Decode parses and verifies a JWT signed by any of the provider's keys.

@@ -13,11 +13,14 @@ import (
 	"github.com/pixieauth/pixie/store/sqlstore/internal/sqlstoretest"
 )
 
-// TestCodeCommitSetting: an authorization code stored outside a
-// transaction turns synchronous_commit off for its own statement only: on
-// the one connection of the pool the setting is back on right after, for
-// the token exchange that must wait for the disk. The code reads back, and
-// a second one under its key is ErrAlreadyExists, as any record.
+// TestCodeCommitSetting: storing an authorization code outside a
+// transaction, with the statement that turns synchronous_commit off for
+// its own implicit transaction, leaves the connection's setting as it was
+// (on the pool's one connection, for the token exchange that must wait for
+// the disk), inside a transaction too. The code reads back, and a second
+// one under its key is ErrAlreadyExists, as any record. (That the commit
+// itself does not wait is PostgreSQL's documented set_config semantics;
+// the test cannot observe a flush.)
 func TestCodeCommitSetting(t *testing.T) {
 	connCfg, err := pgx.ParseConfig(freshSchema(t))
 	if err != nil {
