@@ -169,6 +169,21 @@ type Config struct {
 	// and hold no white space (acr_values is space-separated). Default none.
 	ACRValues []string
 
+	// RequireDPoP makes every public client use DPoP (RFC 9449): a token
+	// request from one without a DPoP proof is refused with
+	// invalid_dpop_proof, so its access and refresh tokens are always bound
+	// to the app's key. Default false: a public client gets DPoP-bound
+	// tokens when it sends a proof, bearer tokens otherwise, unless its
+	// [store.Client.RequireDPoP] is set.
+	RequireDPoP bool
+	// DPoPNonce makes the token endpoint require a server nonce in DPoP
+	// proofs (RFC 9449 §8): a proof without a current one is refused with
+	// use_dpop_nonce and a fresh nonce in the DPoP-Nonce header, which the
+	// client puts in its next proof. It limits proofs made in advance by
+	// someone who has stolen the key. Default false: the proof's iat and
+	// jti replay check alone bound its use. Nonces need no storage; every
+	// replica sharing the key store accepts those of the others.
+	DPoPNonce bool
 	// AllowPlainPKCE accepts code_challenge_method=plain. Default false: only
 	// S256 is accepted. plain gives no protection when the authorization
 	// request can be observed; enable it only for legacy clients that cannot

@@ -25,6 +25,12 @@ type session struct {
 	// token of the grant and at userinfo.
 	RequestedIDTokenClaims  []string `json:"id_token_claims_requested,omitempty"`
 	RequestedUserInfoClaims []string `json:"userinfo_claims_requested,omitempty"`
+	// JKT is the RFC 7638 thumbprint of the DPoP key (RFC 9449) the grant is
+	// bound to: from dpop_jkt at /authorize until the code is redeemed,
+	// then that of the proof of the last token request. Access tokens
+	// issued with it carry cnf.jkt, and a public client's refresh token
+	// needs a proof of that key. Empty: bearer tokens.
+	JKT string `json:"jkt,omitempty"`
 }
 
 var (
@@ -95,6 +101,11 @@ func (a *accessTokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.
 		s.AccessClaims.Add("auth_time", s.Claims.AuthTime.Unix())
 	}
 	s.AccessHeader.Add("typ", "at+jwt")
+	if s.JKT != "" {
+		s.AccessClaims.Add("cnf", map[string]any{"jkt": s.JKT}) // RFC 9449 §6.1
+	} else {
+		delete(s.AccessClaims.Extra, "cnf")
+	}
 	if lifespan := a.p.apiLifespan(r.GetGrantedAudience()); lifespan > 0 {
 		s.SetExpiresAt(fosite.AccessToken, now.Add(lifespan).Round(time.Second))
 	}

@@ -28,6 +28,7 @@ type storedSession struct {
 	AccessHeader *jwt.Headers                   `json:"ah,omitzero"`
 	IDClaims     []string                       `json:"ic,omitzero"`
 	UIClaims     []string                       `json:"uc,omitzero"`
+	JKT          string                         `json:"k,omitzero"`
 }
 
 // storedIDClaims mirrors jwt.IDTokenClaims (TestSessionCodec fails when a
@@ -73,7 +74,7 @@ func (s *session) toStored() *storedSession {
 	st := &storedSession{
 		V: sessionCodecVersion, Headers: s.Headers, ExpiresAt: s.ExpiresAt, Username: s.Username,
 		Subject: s.DefaultSession.Subject, AccessHeader: s.AccessHeader,
-		IDClaims: s.RequestedIDTokenClaims, UIClaims: s.RequestedUserInfoClaims,
+		IDClaims: s.RequestedIDTokenClaims, UIClaims: s.RequestedUserInfoClaims, JKT: s.JKT,
 	}
 	if c := s.Claims; c != nil {
 		st.Claims = &storedIDClaims{c.JTI, c.Issuer, c.Subject, c.Audience, c.Nonce, c.ExpiresAt, c.IssuedAt,
@@ -91,6 +92,7 @@ func (s *session) toStored() *storedSession {
 func (s *session) setStored(st *storedSession) {
 	s.Headers, s.ExpiresAt, s.Username, s.DefaultSession.Subject = st.Headers, st.ExpiresAt, st.Username, st.Subject
 	s.AccessHeader, s.RequestedIDTokenClaims, s.RequestedUserInfoClaims = st.AccessHeader, st.IDClaims, st.UIClaims
+	s.JKT = st.JKT
 	if c := st.Claims; c != nil {
 		s.Claims = &jwt.IDTokenClaims{JTI: c.JTI, Issuer: c.Issuer, Subject: c.Subject, Audience: c.Audience,
 			Nonce: c.Nonce, ExpiresAt: c.ExpiresAt, IssuedAt: c.IssuedAt, RequestedAt: c.RequestedAt,

@@ -99,12 +99,18 @@ const (
 	// period (provider.Config.RefreshTokenGracePeriod), under the rotated
 	// token's signature; it expires when the period ends.
 	KindRefreshGrace Kind = "refresh_grace"
+	// KindDPoPProof records a DPoP proof (RFC 9449 §11.1) that was used,
+	// under a digest of its key and jti, until its iat window closes: a
+	// second proof with the same key is refused as a replay on every
+	// replica. Its CreateGrant failing with [ErrAlreadyExists] is the
+	// replay check.
+	KindDPoPProof Kind = "dpop_proof"
 )
 
 // Valid reports whether k is one of the defined kinds.
 func (k Kind) Valid() bool {
 	switch k {
-	case KindAuthorizeCode, KindPKCE, KindOIDC, KindAccessToken, KindRefreshToken, KindRefreshGrace:
+	case KindAuthorizeCode, KindPKCE, KindOIDC, KindAccessToken, KindRefreshToken, KindRefreshGrace, KindDPoPProof:
 		return true
 	}
 	return false
@@ -170,6 +176,12 @@ type Client struct {
 	// after logging the user out (OpenID Connect RP-Initiated Logout 1.0),
 	// matched exactly.
 	PostLogoutRedirectURIs []string
+	// RequireDPoP makes the client prove possession of a key (DPoP, RFC
+	// 9449) at every token request: one without a DPoP proof is refused,
+	// so all its access tokens (and a public client's refresh tokens) are
+	// bound to the key. provider.Config.RequireDPoP sets it for every
+	// public client.
+	RequireDPoP bool
 }
 
 // Public reports whether the client has no secret.

@@ -160,6 +160,11 @@
 // request is of the active records, which grants_active_request_idx serves,
 // and the full index cost a write on every insert.
 //
+// Schema version 12 adds to clients the column require_dpop (BOOLEAN on
+// PostgreSQL, INTEGER on SQLite; NOT NULL, default false): the client's
+// [store.Client.RequireDPoP]. DPoP proofs already used are grant records of
+// kind dpop_proof, in the grants table.
+//
 // [Config.TablePrefix] puts a prefix in front of every one of these names,
 // including pixie_migrations, so that pixie can share a database with an
 // application that has tables of those names. On PostgreSQL a schema of its

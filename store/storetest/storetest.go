@@ -131,6 +131,7 @@ func suite() []group {
 			{"Revoke", fresh(testGrantRevoke)},
 			{"RevokeNone", fresh(testGrantRevokeNone)},
 			{"DeleteExpired", fresh(testGrantDeleteExpired)},
+			{"ConcurrentDPoPProof", fresh(testConcurrentDPoPProof)},
 		}},
 		{"Batcher", batchTests()},
 		{"Keys", []test{
@@ -314,6 +315,7 @@ func sampleClient() *store.Client {
 		FirstParty:             true,
 		Introspect:             true,
 		IDTokenAlg:             "ES256",
+		RequireDPoP:            true,
 	}
 }
 
@@ -459,7 +461,8 @@ func testUserRoundTripAndCopy(t *testing.T, s Stores) {
 func allKinds() []store.Kind {
 	return []store.Kind{
 		store.KindAuthorizeCode, store.KindPKCE, store.KindOIDC,
-		store.KindAccessToken, store.KindRefreshToken,
+		store.KindAccessToken, store.KindRefreshToken, store.KindRefreshGrace,
+		store.KindDPoPProof,
 	}
 }
 
@@ -690,6 +693,20 @@ func testGrantDelete(t *testing.T, s Stores) {
 	mustOK(t, grants.Revoke(ctx, store.KindAccessToken, "req-1"))
 	wantActive(t, grants, store.KindAccessToken, "at-2", false)
 	wantActive(t, grants, store.KindAccessToken, "at-1", true)
+}
+
+// testConcurrentDPoPProof: the replay check of DPoP proofs is a
+// CreateGrant of kind dpop_proof; of replicas recording one proof at once,
+// exactly one succeeds, the others get ErrAlreadyExists.
+func testConcurrentDPoPProof(t *testing.T, s Stores) {
+	grants := needGrants(t, s)
+	ctx := t.Context()
+	errs := Race(racers, func(int) error {
+		g := newGrant(store.KindDPoPProof, "proof-digest", "proof-digest")
+		g.ExpiresAt = time.Now().Add(5 * time.Minute).UTC().Truncate(time.Second)
+		return grants.CreateGrant(ctx, g)
+	})
+	ExactlyOneWins(t, errs, store.ErrAlreadyExists)
 }
 
 func testConcurrentDeletePKCE(t *testing.T, s Stores) {

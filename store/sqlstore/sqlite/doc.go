@@ -126,6 +126,11 @@
 // request is of the active records, which grants_active_request_idx serves,
 // and the full index cost a write on every insert.
 //
+// Schema version 12 adds to clients the column require_dpop (BOOLEAN on
+// PostgreSQL, INTEGER on SQLite; NOT NULL, default false): the client's
+// [store.Client.RequireDPoP]. DPoP proofs already used are grant records of
+// kind dpop_proof, in the grants table.
+//
 // Back the file up with the sqlite3 command's .backup or VACUUM INTO, not
 // by copying it while the server runs (the WAL file holds recent writes).
 package sqlite
