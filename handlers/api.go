@@ -4,10 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"mime"
 	"net/http"
 	"time"
 
+	"github.com/pixieauth/pixie/internal/dpop"
 	"github.com/pixieauth/pixie/provider"
 )
 
@@ -122,60 +122,17 @@ func (s *Server) clientOutcome(r *http.Request, att *attempt, err error) {
 }
 
 // userinfo serves the UserInfo endpoint. The token comes in the
-// Authorization header (RFC 6750 §2.1) or, in a POST, in the form body
-// (§2.2).
+// Authorization header (RFC 6750 §2.1, or with DPoP, RFC 9449 §7.1) or, in
+// a POST, in the form body (RFC 6750 §2.2): see provider.UserInfoJSON.
 func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 	noStore(w.Header())
-	token, err := userInfoToken(w, r)
+	body, err := s.p.UserInfoJSON(r.Context(), r)
 	if err == nil {
-		var body []byte
-		if body, err = s.p.UserInfoJSON(r.Context(), token); err == nil {
-			w.Header().Set("Content-Type", "application/json; charset=utf-8")
-			_, _ = w.Write(body)
-			return
-		}
-	}
-	var e *provider.Error
-	if errors.As(err, &e) && e.Status < 500 {
-		if r.Header.Get("Authorization") == "" && token == "" && e.Code != provider.ErrCodeInvalidRequest {
-			// RFC 6750 §3.1: no error code for a request without credentials.
-			w.Header().Set("WWW-Authenticate", `Bearer realm="pixie"`)
-		} else {
-			// RFC 6750 §3: the error goes in WWW-Authenticate.
-			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error=%q, error_description=%q`, e.Code, e.Description))
-		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		_, _ = w.Write(body)
+		return
 	}
 	s.writeError(w, r, err)
-}
-
-// userInfoToken returns the access token of a userinfo request: from the
-// Authorization header (RFC 6750 §2.1) or, for a POST whose body is
-// application/x-www-form-urlencoded, from its access_token field (§2.2;
-// the body is bounded by MaxRequestBytes). Other bodies are not read. A token sent both ways, or
-// the field given twice, is invalid_request (§2, §3.1). It returns "" when
-// there is no token.
-func userInfoToken(w http.ResponseWriter, r *http.Request) (string, error) {
-	header := provider.BearerToken(r)
-	if r.Method != http.MethodPost {
-		return header, nil
-	}
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/x-www-form-urlencoded" {
-		return header, nil
-	}
-	if err := r.ParseForm(); err != nil { // at most MaxRequestBytes: see bounded
-		return "", &provider.Error{Code: provider.ErrCodeInvalidRequest, Description: "The request body could not be parsed.", Status: http.StatusBadRequest}
-	}
-	vs, ok := r.PostForm["access_token"]
-	switch {
-	case !ok:
-		return header, nil
-	case len(vs) > 1:
-		return "", &provider.Error{Code: provider.ErrCodeInvalidRequest, Description: "The parameter access_token is included more than once.", Status: http.StatusBadRequest}
-	case r.Header.Get("Authorization") != "":
-		return "", &provider.Error{Code: provider.ErrCodeInvalidRequest, Description: "The access token must be sent in one way only, not both in the Authorization header and in the body (RFC 6750 §2).", Status: http.StatusBadRequest}
-	}
-	return vs[0], nil
 }
 
 // writeError writes an OAuth error response (RFC 6749 §5.2).
@@ -187,6 +144,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if e.Code == provider.ErrCodeInvalidClient && e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="pixie"`)
+	}
+	if e.WWWAuthenticate != "" {
+		w.Header().Set("WWW-Authenticate", e.WWWAuthenticate)
+	}
+	if e.DPoPNonce != "" {
+		w.Header().Set("DPoP-Nonce", e.DPoPNonce) // RFC 9449 §8
 	}
 	if e.Status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", http.MethodPost)
@@ -226,6 +189,7 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 		"grant_types_supported":                          []string{"authorization_code", "refresh_token"},
 		"subject_types_supported":                        []string{"public"},
 		"id_token_signing_alg_values_supported":          s.p.IDTokenAlgs(),
+		"dpop_signing_alg_values_supported":              dpop.Algs(),
 		"token_endpoint_auth_methods_supported":          []string{"none", "client_secret_basic", "client_secret_post"},
 		"revocation_endpoint_auth_methods_supported":     []string{"none", "client_secret_basic", "client_secret_post"},
 		"introspection_endpoint_auth_methods_supported":  []string{"client_secret_basic", "client_secret_post"},

@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 
+	"github.com/pixieauth/pixie/internal/paths"
 	"github.com/pixieauth/pixie/internal/storetimeout"
 	"github.com/pixieauth/pixie/provider"
 	"github.com/pixieauth/pixie/store"
@@ -20,8 +21,8 @@ import (
 // Paths of the endpoints, relative to the issuer URL.
 const (
 	PathAuthorize   = "/authorize"
-	PathToken       = "/oauth/token"
-	PathUserInfo    = "/userinfo"
+	PathToken       = paths.Token
+	PathUserInfo    = paths.UserInfo
 	PathRevoke      = "/oauth/revoke"
 	PathIntrospect  = "/oauth/introspect"
 	PathOIDCConfig  = "/.well-known/openid-configuration"

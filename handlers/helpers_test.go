@@ -108,6 +108,8 @@ type serverOptions struct {
 	// Handlers, if set, builds pixie with handlers.New and this Config
 	// instead of handlers.Mount; testServer.Handlers is then the Server.
 	Handlers *handlers.Config
+	// Provider, if set, changes the provider's configuration last.
+	Provider func(*provider.Config)
 	// Routes, if set, registers the test's own handlers (a host app's
 	// pages) on the mux; it gets the Server when Handlers is set, else nil.
 	Routes func(mux *http.ServeMux, s *handlers.Server)
@@ -189,7 +191,7 @@ func startServer(ctx context.Context, opts serverOptions) (*testServer, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	p, err := provider.New(ctx, provider.Config{
+	cfg := provider.Config{
 		Issuer:  issuer,
 		Clients: st, Users: users, Grants: grants, Keys: st,
 		IDTokenAlg:              opts.IDTokenAlg,
@@ -203,7 +205,11 @@ func startServer(ctx context.Context, opts serverOptions) (*testServer, error) {
 		AccessTokenAlg:          opts.AccessTokenAlg,
 		Now:                     opts.Now,
 		ACRValues:               opts.ACRValues,
-	})
+	}
+	if opts.Provider != nil {
+		opts.Provider(&cfg)
+	}
+	p, err := provider.New(ctx, cfg)
 	if err != nil {
 		srv.Close()
 		return nil, fmt.Errorf("provider.New: %w", err)

@@ -127,6 +127,9 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 	if err := checkChallenge(form.Get("code_challenge"), form.Get("code_challenge_method"), p.cfg.AllowPlainPKCE); err != nil {
 		return nil, p.authorizeError(ctx, ar, err)
 	}
+	if err := checkJKT(form.Get("dpop_jkt")); err != nil {
+		return nil, p.authorizeError(ctx, ar, err)
+	}
 	maxAge := time.Duration(-1)
 	if v := form.Get("max_age"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 31)
@@ -375,6 +378,7 @@ func (p *Provider) IssueCode(ctx context.Context, areq *AuthorizeRequest, login 
 	sess.Claims.AuthenticationMethodsReferences = login.AMR
 	sess.Claims.AuthenticationContextClassReference = acr
 	sess.RequestedIDTokenClaims, sess.RequestedUserInfoClaims = areq.idTokenClaims, areq.userInfoClaims
+	sess.JKT = ar.GetRequestForm().Get("dpop_jkt") // checked by ParseAuthorizeRequest (RFC 9449 §10)
 	sess.Claims.Extra = userClaims(user, ar.GetGrantedScopes(), sess.RequestedIDTokenClaims)
 	rules, err := p.runRules(ctx, ProtocolAuthorizationCode, areq.Client, user, ar.GetGrantedScopes(), areq.API)
 	if err != nil {

@@ -18,7 +18,13 @@ type Error struct {
 	Code        string // error, e.g. invalid_grant
 	Description string // error_description, for developers
 	Status      int    // HTTP status for a direct response
-	cause       error
+	// DPoPNonce, when set, goes in a DPoP-Nonce header (RFC 9449 §8): the
+	// nonce the client must put in its next DPoP proof (use_dpop_nonce).
+	DPoPNonce string
+	// WWWAuthenticate, when set, is the WWW-Authenticate header of the
+	// answer: the DPoP challenge of a protected resource (RFC 9449 §7.1).
+	WWWAuthenticate string
+	cause           error
 }
 
 func (e *Error) Error() string {

@@ -16,6 +16,7 @@ import (
 	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/pixieauth/pixie/internal/dpop"
 	"github.com/pixieauth/pixie/internal/storetimeout"
 	"github.com/pixieauth/pixie/store"
 )
@@ -40,6 +41,9 @@ type Provider struct {
 	codes   oauth2.AuthorizeCodeStrategy // for the signature of a raw code
 	// userInfo remembers verified userinfo answers; nil when disabled.
 	userInfo *userInfoCache
+	// dpopToken checks the DPoP proofs of token requests, dpopResource
+	// those at /userinfo (see newDPoPCheckers).
+	dpopToken, dpopResource *dpop.Checker
 
 	cleanMu   sync.Mutex
 	cleaning  bool      // a cleanup is running
@@ -73,6 +77,11 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		return nil, err
 	}
 	p.keys = ring
+	dt, dr, err := p.newDPoPCheckers()
+	if err != nil {
+		return nil, err
+	}
+	p.dpopToken, p.dpopResource = dt, dr
 	secret, olds := ring.tokenSecrets()
 
 	fc := &fosite.Config{

@@ -53,11 +53,18 @@ func (p *Provider) Token(ctx context.Context, r *http.Request) (map[string]any, 
 			return nil, err
 		}
 	}
+	if err := p.bindDPoP(ctx, r, ar); err != nil {
+		return nil, err
+	}
 	resp, err := p.newAccessResponse(ctx, ar)
 	if err != nil {
 		return nil, p.oauthError(ctx, "token", err)
 	}
-	return resp.ToMap(), nil
+	m := resp.ToMap()
+	if sess, err := sessionFrom(ar); err == nil && sess.JKT != "" {
+		m["token_type"] = "DPoP" // RFC 9449 §5
+	}
+	return m, nil
 }
 
 // newAccessResponse runs fosite's token handlers (the code or refresh
@@ -293,6 +300,14 @@ func (p *Provider) Introspect(ctx context.Context, r *http.Request) (map[string]
 		}
 		if exp := sess.GetExpiresAt(fosite.TokenType(use)); !exp.IsZero() {
 			out["exp"] = exp.Unix()
+		}
+		// RFC 9449 §6.2: the key a token is bound to. A confidential
+		// client's refresh tokens are not (§5).
+		if sess.JKT != "" && (use == fosite.AccessToken || ar.GetClient().IsPublic()) {
+			out["cnf"] = map[string]any{"jkt": sess.JKT}
+			if use == fosite.AccessToken {
+				out["token_type"] = "DPoP"
+			}
 		}
 	}
 	if aud := ar.GetGrantedAudience(); len(aud) > 0 {

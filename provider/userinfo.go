@@ -7,12 +7,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/ory/fosite"
 
+	"github.com/pixieauth/pixie/internal/dpop"
+	"github.com/pixieauth/pixie/internal/paths"
 	"github.com/pixieauth/pixie/store"
 )
 
@@ -27,11 +30,17 @@ import (
 // Config.UserInfoCacheTTL (never past the token's expiry): until then, a
 // revocation on another replica, the deletion of the token's client or
 // user, and a change of the user's profile may not show. A revocation by
-// this provider shows at once. The map is the caller's.
+// this provider shows at once. The map is the caller's. A DPoP-bound token
+// is refused (invalid_token): the proof it needs comes with a request, to
+// [Provider.UserInfoJSON].
 func (p *Provider) UserInfo(ctx context.Context, accessToken string) (map[string]any, error) {
 	e, err := p.userInfoAnswer(ctx, accessToken)
 	if err != nil {
 		return nil, err
+	}
+	if e.jkt != "" {
+		// Only a request can carry the proof: see UserInfoJSON.
+		return nil, &Error{Code: ErrCodeInvalidToken, Description: "The access token is bound to a DPoP key.", Status: http.StatusUnauthorized}
 	}
 	// The claims are strings, booleans and the address object: JSON gives
 	// them back as they were.
@@ -42,15 +51,103 @@ func (p *Provider) UserInfo(ctx context.Context, accessToken string) (map[string
 	return claims, nil
 }
 
-// UserInfoJSON is [Provider.UserInfo] with the claims encoded as the
-// userinfo endpoint sends them: a JSON object (as [json.Marshal] encodes
-// the map) and a newline. The slice is the caller's.
-func (p *Provider) UserInfoJSON(ctx context.Context, accessToken string) ([]byte, error) {
-	e, err := p.userInfoAnswer(ctx, accessToken)
+// UserInfoJSON serves a request to the userinfo endpoint: it takes the
+// access token from the Authorization header (Bearer, RFC 6750 §2.1, or
+// DPoP with a proof of the token's key, RFC 9449 §7.1) or from the
+// access_token field of a form POST (RFC 6750 §2.2; the caller bounds the
+// body), and returns [Provider.UserInfo]'s claims encoded as the endpoint
+// sends them: a JSON object (as [json.Marshal] encodes the map) and a
+// newline. The slice is the caller's. A DPoP-bound token is refused unless
+// it comes with the DPoP scheme and a valid proof; an unbound one with the
+// DPoP scheme too. On failure it returns an *Error whose WWWAuthenticate
+// is the challenge to send.
+func (p *Provider) UserInfoJSON(ctx context.Context, r *http.Request) ([]byte, error) {
+	scheme, token, err := userInfoToken(r)
+	var e *userInfoEntry
+	if err == nil {
+		e, err = p.userInfoAnswer(ctx, token)
+	}
+	if err == nil {
+		err = p.checkResourceProof(ctx, r, scheme, token, e.jkt)
+	}
 	if err != nil {
+		var pe *Error
+		if errors.As(err, &pe) && pe.Status < 500 && pe.WWWAuthenticate == "" {
+			switch {
+			case scheme == "DPoP":
+				pe.WWWAuthenticate = dpopChallenge(pe)
+			case r.Header.Get("Authorization") == "" && token == "" && pe.Code != ErrCodeInvalidRequest:
+				// RFC 6750 §3.1: no error code for a request without credentials.
+				pe.WWWAuthenticate = `Bearer realm="pixie"`
+			default:
+				pe.WWWAuthenticate = fmt.Sprintf(`Bearer error=%q, error_description=%q`, pe.Code, pe.Description)
+			}
+		}
 		return nil, err
 	}
 	return bytes.Clone(e.body), nil
+}
+
+// checkResourceProof enforces a token's DPoP binding at /userinfo (RFC
+// 9449 §7): a bound token needs the DPoP scheme and a proof of its key for
+// this request and this token; the DPoP scheme needs a bound token.
+func (p *Provider) checkResourceProof(ctx context.Context, r *http.Request, scheme, token, jkt string) error {
+	invalid := func(description string) error {
+		e := &Error{Code: ErrCodeInvalidToken, Description: description, Status: http.StatusUnauthorized}
+		e.WWWAuthenticate = dpopChallenge(e)
+		return e
+	}
+	switch {
+	case jkt == "" && scheme != "DPoP":
+		return nil
+	case jkt == "":
+		return invalid("The access token is not bound to a DPoP key: send it with the Bearer scheme.")
+	case scheme != "DPoP":
+		return invalid("The access token is bound to a DPoP key: send it with the DPoP scheme and a proof (RFC 9449 §7.1).")
+	}
+	_, err := p.dpopResource.Check(ctx, r.Header.Values("DPoP"), dpop.Request{
+		Method: r.Method, URL: p.cfg.Issuer + paths.UserInfo, AccessToken: token, Thumbprint: jkt,
+	})
+	var de *dpop.Error
+	switch {
+	case errors.As(err, &de):
+		e := &Error{Code: de.Code, Description: de.Description, Status: http.StatusUnauthorized, cause: err}
+		e.WWWAuthenticate = dpopChallenge(e)
+		p.log().DebugContext(ctx, "request refused", "op", "userinfo", "error_code", e.Code, "description", e.Description)
+		return e
+	case err != nil:
+		return p.oauthError(ctx, "userinfo", &internalError{err})
+	}
+	return nil
+}
+
+// userInfoToken returns the scheme ("Bearer", "DPoP", or "" for the form
+// field or no token) and the access token of a userinfo request. For a
+// POST whose body is application/x-www-form-urlencoded it reads the
+// access_token field too. A token sent both ways, or the field given twice,
+// is invalid_request (RFC 6750 §2, §3.1). Other bodies are not read.
+func userInfoToken(r *http.Request) (scheme, token string, err error) {
+	scheme, token = authorizationToken(r)
+	if r.Method != http.MethodPost {
+		return scheme, token, nil
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return scheme, token, nil
+	}
+	if err := r.ParseForm(); err != nil {
+		return "", "", &Error{Code: ErrCodeInvalidRequest, Description: "The request body could not be parsed.", Status: http.StatusBadRequest}
+	}
+	vs, ok := r.PostForm["access_token"]
+	switch {
+	case !ok:
+		return scheme, token, nil
+	case len(vs) > 1:
+		return "", "", &Error{Code: ErrCodeInvalidRequest, Description: "The parameter access_token is included more than once.", Status: http.StatusBadRequest}
+	case r.Header.Get("Authorization") != "":
+		return "", "", &Error{Code: ErrCodeInvalidRequest, Description: "The access token must be sent in one way only, not both in the Authorization header and in the body (RFC 6750 §2).", Status: http.StatusBadRequest}
+	}
+	return "", vs[0], nil
 }
 
 // userInfoAnswer returns the userinfo answer for the access token, from
@@ -113,6 +210,7 @@ func (p *Provider) userInfoAnswer(ctx context.Context, accessToken string) (*use
 		// JWT access tokens carry their expiry in whole seconds.
 		expires: sess.GetExpiresAt(fosite.AccessToken).Truncate(time.Second),
 		body:    append(body, '\n'),
+		jkt:     sess.JKT,
 	}
 	p.userInfo.put(epoch, e)
 	return e, nil
@@ -122,16 +220,34 @@ func (p *Provider) userInfoAnswer(ctx context.Context, accessToken string) (*use
 // (RFC 6750 §2.1); the scheme is case-insensitive. It returns "" when there is
 // none or the header is malformed.
 func BearerToken(r *http.Request) string {
+	if scheme, token := authorizationToken(r); scheme == "Bearer" {
+		return token
+	}
+	return ""
+}
+
+// authorizationToken returns the scheme ("Bearer" or "DPoP", RFC 9449 §7.1;
+// matched case-insensitively) and the b64token of the Authorization header,
+// or "", "" when there is none or it is malformed.
+func authorizationToken(r *http.Request) (scheme, token string) {
 	h := r.Header.Get("Authorization")
 	scheme, token, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
+	if !ok {
+		return "", ""
+	}
+	switch {
+	case strings.EqualFold(scheme, "Bearer"):
+		scheme = "Bearer"
+	case strings.EqualFold(scheme, "DPoP"):
+		scheme = "DPoP"
+	default:
+		return "", ""
 	}
 	token = strings.Trim(token, " \t")
 	if !isB64Token(token) {
-		return ""
+		return "", ""
 	}
-	return token
+	return scheme, token
 }
 
 // isB64Token reports whether s is an RFC 6750 §2.1 b64token:

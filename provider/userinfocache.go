@@ -63,6 +63,8 @@ type userInfoEntry struct {
 	// requested claims, sub included, in JSON with a newline. Callers get
 	// copies.
 	body []byte
+	// jkt is the thumbprint of the DPoP key the token is bound to, or "".
+	jkt string
 }
 
 // newUserInfoCache returns a cache of at most size entries living ttl, or

@@ -3,6 +3,8 @@ package provider
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -276,14 +278,22 @@ func TestUserInfoJSON(t *testing.T) {
 		want, _ := json.Marshal(claims)
 		want = append(want, '\n')
 		for i := range 2 {
-			got, err := e.p.UserInfoJSON(t.Context(), tk.access)
+			got, err := e.p.UserInfoJSON(t.Context(), userinfoRequest(t, tk.access))
 			if err != nil || !bytes.Equal(got, want) {
 				t.Errorf("TTL %v: UserInfoJSON %d: got %q, %v; want %q", ttl, i, got, err, want)
 			}
 			clear(got)
 		}
-		if _, err := e.p.UserInfoJSON(t.Context(), tk.refresh); err == nil || asError(t, err).Code != ErrCodeInvalidToken {
+		if _, err := e.p.UserInfoJSON(t.Context(), userinfoRequest(t, tk.refresh)); err == nil || asError(t, err).Code != ErrCodeInvalidToken {
 			t.Errorf("TTL %v: UserInfoJSON with the refresh token: got error %v, want invalid_token", ttl, err)
 		}
 	}
+}
+
+// userinfoRequest is a GET of the userinfo endpoint with the token in an
+// Authorization: Bearer header.
+func userinfoRequest(t *testing.T, token string) *http.Request {
+	r := httptest.NewRequestWithContext(t.Context(), http.MethodGet, "https://op.example.com/userinfo", nil)
+	r.Header.Set("Authorization", "Bearer "+token)
+	return r
 }
