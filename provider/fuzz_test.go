@@ -107,11 +107,12 @@ func bearerRequest(header string) *http.Request {
 	return &http.Request{Header: http.Header{"Authorization": {header}}}
 }
 
-// FuzzBearerToken checks BearerToken on arbitrary Authorization headers: it
-// never panics; a token it returns is part of the header, came with the
-// Bearer scheme, and has no whitespace in it; and any b64token comes back
-// unchanged from "Bearer <token>", whatever the case of the scheme.
-func FuzzBearerToken(f *testing.F) {
+// FuzzAuthorizationToken checks authorizationToken on arbitrary
+// Authorization headers: it never panics; a token it returns is part of the
+// header, came with the scheme it names (Bearer or DPoP), and has no
+// whitespace in it; and any b64token comes back unchanged from "Bearer
+// <token>" and "DPoP <token>", whatever the case of the scheme.
+func FuzzAuthorizationToken(f *testing.F) {
 	for _, seed := range []string{
 		"Bearer mF_9.B5f-4.1JqM",
 		"bearer mF_9.B5f-4.1JqM",
@@ -133,15 +134,21 @@ func FuzzBearerToken(f *testing.F) {
 		// U+00A0 arrives over HTTP as obs-text; it is whitespace, and not
 		// in the b64token alphabet.
 		"Bearer abc\u00a0def",
+		"DPoP mF_9.B5f-4.1JqM",
+		"dpop abc",
+		"DPoPabc",
 	} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		tok := BearerToken(bearerRequest(s))
+		named, tok := authorizationToken(bearerRequest(s))
+		if (named == "") != (tok == "") || (named != "" && named != "Bearer" && named != "DPoP") {
+			t.Errorf("header %q: got scheme %q and token %q", s, named, tok)
+		}
 		if tok != "" {
 			scheme, _, ok := strings.Cut(s, " ")
-			if !ok || !strings.EqualFold(scheme, "Bearer") {
-				t.Errorf("header %q: got token %q without the Bearer scheme", s, tok)
+			if !ok || !strings.EqualFold(scheme, named) {
+				t.Errorf("header %q: got token %q without the %s scheme", s, tok, named)
 			}
 			if !strings.Contains(s, tok) {
 				t.Errorf("header %q: got token %q, which is not in it", s, tok)
@@ -151,8 +158,8 @@ func FuzzBearerToken(f *testing.F) {
 			}
 		}
 		if isRFC6750Token(s) {
-			for _, scheme := range []string{"Bearer ", "bearer ", "BEARER "} {
-				if got := BearerToken(bearerRequest(scheme + s)); got != s {
+			for _, scheme := range []string{"Bearer ", "bearer ", "BEARER ", "DPoP ", "dpop "} {
+				if _, got := authorizationToken(bearerRequest(scheme + s)); got != s {
 					t.Errorf("header %q: got token %q, want %q", scheme+s, got, s)
 				}
 			}

@@ -216,16 +216,6 @@ func (p *Provider) userInfoAnswer(ctx context.Context, accessToken string) (*use
 	return e, nil
 }
 
-// BearerToken extracts the access token from an Authorization: Bearer header
-// (RFC 6750 §2.1); the scheme is case-insensitive. It returns "" when there is
-// none or the header is malformed.
-func BearerToken(r *http.Request) string {
-	if scheme, token := authorizationToken(r); scheme == "Bearer" {
-		return token
-	}
-	return ""
-}
-
 // authorizationToken returns the scheme ("Bearer" or "DPoP", RFC 9449 §7.1;
 // matched case-insensitively) and the b64token of the Authorization header,
 // or "", "" when there is none or it is malformed.
