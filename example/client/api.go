@@ -27,6 +27,9 @@ const (
 type accessClaims struct {
 	Audience audience `json:"aud"`
 	Scope    string   `json:"scope"`
+	CNF      struct {
+		JKT string `json:"jkt"`
+	} `json:"cnf"` // RFC 9449 §6.1: the DPoP key the token is bound to
 }
 
 // audience is the aud claim: a string or an array of strings (RFC 7519
@@ -74,6 +77,9 @@ func printAccessClaims(p printer, tok *oauth2.Token) {
 	aud, _ := json.Marshal([]string(c.Audience))
 	p.field("aud", printable(string(aud)))
 	p.field("scope", fmt.Sprintf("%q", printable(c.Scope)))
+	if c.CNF.JKT != "" {
+		p.field("cnf.jkt", printable(c.CNF.JKT))
+	}
 }
 
 // grantedScopes returns the scopes the access token carries: its scope
@@ -148,7 +154,7 @@ func callAPI(ctx context.Context, p printer, client *http.Client, opts options, 
 	apiURL := opts.api
 	u := strings.TrimSuffix(apiURL, "/") + messagesPath
 	for i, c := range planAPICalls(opts.audience, grantedScopes(tok, opts.scopes)) {
-		resp, body, err := apiRequest(ctx, client, c.method, u, c.body, tok.AccessToken)
+		resp, body, err := apiRequest(ctx, client, c.method, u, c.body, tok)
 		if err != nil {
 			var op *net.OpError
 			if i == 0 && errors.As(err, &op) && op.Op == "dial" {
@@ -187,9 +193,10 @@ func callAPI(ctx context.Context, p printer, client *http.Client, opts options, 
 	return nil
 }
 
-// apiRequest sends one request with the bearer token and returns the
-// response and (at most 64 KiB of) its body.
-func apiRequest(ctx context.Context, client *http.Client, method, u, body, token string) (*http.Response, []byte, error) {
+// apiRequest sends one request with the access token, in the scheme of its
+// token_type (Bearer, or DPoP with a proof that the client's transport
+// adds), and returns the response and (at most 64 KiB of) its body.
+func apiRequest(ctx context.Context, client *http.Client, method, u, body string, tok *oauth2.Token) (*http.Response, []byte, error) {
 	var r io.Reader
 	if body != "" {
 		r = strings.NewReader(body)
@@ -198,7 +205,7 @@ func apiRequest(ctx context.Context, client *http.Client, method, u, body, token
 	if err != nil {
 		return nil, nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
+	tok.SetAuthHeader(req)
 	req.Header.Set("Accept", "application/json")
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")

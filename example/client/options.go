@@ -37,6 +37,10 @@ type options struct {
 	// its /api/messages is read (GET) and written (POST) with the access
 	// token, and the answers printed.
 	api string
+	// dpop, if true, makes a DPoP key (RFC 9449) and sends proofs of it at
+	// the token endpoint, UserInfo and the API, so that the tokens are bound
+	// to it.
+	dpop bool
 	// onAuthURL is called with the authorize URL once the loopback listener
 	// is ready. nil means: print the URL to the output and, if openBrowser,
 	// try to open it in the system browser. A test sets it to drive the
@@ -88,6 +92,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&scopes, "scopes", envOr("PIXIE_SCOPES", defaultScopes), "space-separated scopes to request (env PIXIE_SCOPES; with -audience \"\" the default leaves out read:messages)")
 	fs.StringVar(&o.audience, "audience", envOr("PIXIE_AUDIENCE", defaultAudience), "identifier of the API to ask an access token for, sent as the audience parameter; \"\" asks for none (env PIXIE_AUDIENCE)")
 	fs.BoolVar(&o.refresh, "refresh", false, "after the login, use the refresh token once and show that the old one is refused")
+	fs.BoolVar(&o.dpop, "dpop", false, "make an ES256 key and bind the tokens to it with DPoP (RFC 9449): proofs at the token endpoint, UserInfo, the refresh and the API")
 	fs.BoolVar(&o.openBrowser, "open", true, "try to open the authorize URL in the system browser")
 	fs.DurationVar(&o.timeout, "timeout", defaultTimeout, "how long to wait for the browser redirect")
 	fs.StringVar(&o.api, "api", envOr("PIXIE_API", defaultAPI), "base URL of example/api, called with the access token after the login; \"\" skips it (env PIXIE_API)")

@@ -30,6 +30,7 @@ type discoveryMetadata struct {
 	JWKSURI                       string   `json:"jwks_uri"`
 	CodeChallengeMethodsSupported []string `json:"code_challenge_methods_supported"`
 	IssParameterSupported         bool     `json:"authorization_response_iss_parameter_supported"`
+	DPoPAlgs                      []string `json:"dpop_signing_alg_values_supported"`
 }
 
 // run logs in like a native app and writes a transcript to out:
@@ -47,6 +48,7 @@ func run(ctx context.Context, opts options, out io.Writer) error {
 	// their API, so this is the one place we put it there.
 	httpClient := &http.Client{Timeout: httpTimeout}
 	ctx = oidc.ClientContext(ctx, httpClient)
+	var key *dpopKey
 
 	// Discovery. NewProvider checks that the document's issuer is exactly
 	// opts.issuer; every endpoint below comes from the document.
@@ -59,6 +61,14 @@ func run(ctx context.Context, opts options, out io.Writer) error {
 		return fmt.Errorf("discovery: %w", err)
 	}
 	endpoint := provider.Endpoint()
+	if opts.dpop {
+		if key, err = newDPoPKey(); err != nil {
+			return fmt.Errorf("dpop key: %w", err)
+		}
+		// Set before the first request that needs a proof; x/oauth2 and
+		// go-oidc use this client for every request below.
+		httpClient.Transport = &dpopTransport{key: key, tokenURL: endpoint.TokenURL, base: http.DefaultTransport}
+	}
 	p.line("Discovered %s/.well-known/openid-configuration", meta.Issuer)
 	p.field("issuer", meta.Issuer)
 	p.field("authorize", endpoint.AuthURL)
@@ -120,6 +130,12 @@ func run(ctx context.Context, opts options, out io.Writer) error {
 	p.field("scopes", strings.Join(opts.scopes, " "))
 	p.field("audience", orNone(opts.audience))
 	p.field("pkce", "S256 (the verifier stays in this process)")
+	if key != nil {
+		p.field("dpop", "ES256 key made for this run; thumbprint (jkt) "+key.jkt)
+		if !slices.Contains(meta.DPoPAlgs, "ES256") {
+			p.line("  warning: discovery does not list ES256 in dpop_signing_alg_values_supported")
+		}
+	}
 	p.line("")
 
 	authOpts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)}
@@ -127,6 +143,11 @@ func run(ctx context.Context, opts options, out io.Writer) error {
 		// The API the access token is for (its aud), as Auth0 spells it;
 		// pixie also takes RFC 8707's resource.
 		authOpts = append(authOpts, oauth2.SetAuthURLParam("audience", opts.audience))
+	}
+	if key != nil {
+		// RFC 9449 §10: the code is bound to the key up front, so that a
+		// stolen code is useless without it.
+		authOpts = append(authOpts, oauth2.SetAuthURLParam("dpop_jkt", key.jkt))
 	}
 	authURL := cfg.AuthCodeURL(state, authOpts...)
 	onAuthURL := opts.onAuthURL
@@ -163,6 +184,16 @@ func run(ctx context.Context, opts options, out io.Writer) error {
 	p.line("Exchanged the code at the token endpoint")
 	printToken(p, tok)
 	printAccessClaims(p, tok)
+	if key != nil {
+		c, _ := peekAccessToken(tok.AccessToken)
+		if tok.Type() != "DPoP" {
+			return errNotBound
+		}
+		if c.CNF.JKT != "" && c.CNF.JKT != key.jkt {
+			return fmt.Errorf("-dpop: the access token is bound to %q, not to this key (%q)", c.CNF.JKT, key.jkt)
+		}
+		p.line("  bound to this client's DPoP key: token_type DPoP, cnf.jkt is its thumbprint")
+	}
 
 	var idToken *oidc.IDToken
 	idVerifier := provider.Verifier(&oidc.Config{ClientID: opts.clientID})

@@ -220,6 +220,7 @@ func TestRun(t *testing.T) {
 		scopes   string // "" means defaultScopes
 		audience string // "-" means none; "" means testAudience
 		refresh  bool
+		dpop     bool             // -dpop
 		api      string           // "api": the resource server of startAPI; "closed": a refused port; "": none
 		tamper   func(url.Values) // how the redirect is altered on its way to the CLI
 		wantErr  string           // "" means success
@@ -258,6 +259,24 @@ func TestRun(t *testing.T) {
 				"refused, as expected",
 				"the refresh token was rotated",
 				"New ID token verified",
+				`refused        oauth2: "invalid_grant"`,
+				"Done.",
+			},
+		},
+		{
+			// -dpop: the tokens are bound to the client's key, UserInfo
+			// and the refresh take proofs of it, and the old refresh
+			// token is still refused.
+			name:    "dpop",
+			dpop:    true,
+			refresh: true,
+			wantOut: []string{
+				"dpop           ES256 key made for this run; thumbprint (jkt) ",
+				"token_type     DPoP",
+				"cnf.jkt        ",
+				"bound to this client's DPoP key: token_type DPoP, cnf.jkt is its thumbprint",
+				"sub matches the ID token",
+				"the refresh token was rotated",
 				`refused        oauth2: "invalid_grant"`,
 				"Done.",
 			},
@@ -366,6 +385,7 @@ func TestRun(t *testing.T) {
 				scopes:    strings.Fields(scopes),
 				audience:  aud,
 				refresh:   tt.refresh,
+				dpop:      tt.dpop,
 				api:       api,
 				timeout:   10 * time.Second,
 				onAuthURL: browser(t, s, cancel, tt.tamper),
@@ -381,10 +401,25 @@ func TestRun(t *testing.T) {
 					t.Errorf("transcript: got no %q, want it in:\n%s", want, out.String())
 				}
 			}
-			s.checkNoSecrets(t, out.String())
+			transcript := out.String()
+			if tt.dpop {
+				// The key's thumbprint is public, and the token must be
+				// bound to exactly it.
+				m := jktLine.FindStringSubmatch(transcript)
+				if m == nil {
+					t.Fatalf("transcript: no thumbprint of the DPoP key in:\n%s", transcript)
+				}
+				if !strings.Contains(transcript, "cnf.jkt        "+m[1]) {
+					t.Errorf("transcript: the access token's cnf.jkt is not the key's thumbprint %s:\n%s", m[1], transcript)
+				}
+				transcript = strings.ReplaceAll(transcript, m[1], "<jkt>")
+			}
+			s.checkNoSecrets(t, transcript)
 		})
 	}
 }
+
+var jktLine = regexp.MustCompile(`thumbprint \(jkt\) ([A-Za-z0-9_-]{43})\n`)
 
 // TestParseFlags checks the API-related defaults: the token is asked for
 // the demo API with read:messages, and -audience "" drops that scope from
