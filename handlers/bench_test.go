@@ -182,6 +182,8 @@ func benchSchema(b *testing.B, dsn string) string {
 
 type benchFlow struct {
 	h        http.Handler
+	key      *dpopKey // if set, token requests carry a DPoP proof of it
+	proofs   []string // the proofs of key ready for the token requests
 	cookie   *http.Cookie
 	verifier string
 	auth     string // the authorize URL, PKCE challenge included
@@ -301,6 +303,9 @@ func (f *benchFlow) run(b *testing.B) benchTokens {
 	}
 	req = httptest.NewRequest(http.MethodPost, "http://127.0.0.1:8080/oauth/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if f.key != nil {
+		req.Header.Set("DPoP", f.key.nextProof(b, &f.proofs, http.MethodPost, "http://127.0.0.1:8080/oauth/token", ""))
+	}
 	rec = f.do(req)
 	if rec.Code != http.StatusOK {
 		b.Fatalf("token: got %d %s, want 200", rec.Code, rec.Body)

@@ -38,7 +38,7 @@ type dpopKey struct {
 	jkt  string // its RFC 7638 thumbprint
 }
 
-func newDPoPKey(t *testing.T) *dpopKey {
+func newDPoPKey(t testing.TB) *dpopKey {
 	t.Helper()
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), cryptorand.Reader)
 	if err != nil {
@@ -75,7 +75,7 @@ func newClaims(method, rawURL, token string) proofClaims {
 
 // sign writes a proof with the claims, signed with the key, whose public
 // half is in the header.
-func (k *dpopKey) sign(t *testing.T, c proofClaims) string {
+func (k *dpopKey) sign(t testing.TB, c proofClaims) string {
 	t.Helper()
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k.priv},
 		(&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
@@ -86,12 +86,12 @@ func (k *dpopKey) sign(t *testing.T, c proofClaims) string {
 }
 
 // proof is sign with fresh claims.
-func (k *dpopKey) proof(t *testing.T, method, rawURL, token string) string {
+func (k *dpopKey) proof(t testing.TB, method, rawURL, token string) string {
 	t.Helper()
 	return k.sign(t, newClaims(method, rawURL, token))
 }
 
-func serialize(t *testing.T, signer jose.Signer, c proofClaims) string {
+func serialize(t testing.TB, signer jose.Signer, c proofClaims) string {
 	t.Helper()
 	payload, err := json.Marshal(c)
 	if err != nil {
