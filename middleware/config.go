@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,7 @@ const (
 	defaultHTTPTimeout        = 10 * time.Second
 	defaultCacheTTL           = 30 * time.Second
 	defaultCacheSize          = 10000
+	defaultDPoPReplayMax      = 100_000
 )
 
 // supportedAlgs lists the asymmetric JWS algorithms (RFC 7518 §3.1,
@@ -117,6 +119,25 @@ type Config struct {
 	// never receives a token. Default: slog.Default() at the time of
 	// logging.
 	Logger *slog.Logger
+
+	// PublicURL is this resource server's base URL as clients see it, e.g.
+	// "https://api.example.com", for the htu check of DPoP proofs
+	// (RFC 9449 §4.3): a proof must name PublicURL followed by the path of
+	// the request line (r.RequestURI, so that http.StripPrefix does not
+	// change it). Set it behind a TLS-terminating proxy or load balancer,
+	// and include the path prefix a proxy strips. Default: "https://" when
+	// r.TLS is set, else "http://", then r.Host. An absolute http(s) URL
+	// without query or fragment.
+	PublicURL string
+
+	// DPoPReplay records the jti of every accepted DPoP proof so that a
+	// proof is accepted only once (RFC 9449 §11.1); it returns first=false
+	// for a key seen before, and an error (answered with 503) if it cannot
+	// tell. Set a shared one when several instances serve the API behind a
+	// load balancer. Default: an in-process store of at most 100 000
+	// proofs, each kept for 5 minutes after its iat; when that many live
+	// proofs are held, new ones get 503 rather than a forgotten jti.
+	DPoPReplay func(ctx context.Context, key string, expiresAt time.Time) (first bool, err error)
 
 	// Introspection, when set, checks opaque (non-JWT) tokens at an RFC 7662
 	// introspection endpoint. With a key source as well, tokens shaped like
@@ -242,6 +263,14 @@ func (c Config) withDefaults() (Config, error) {
 
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return c, fmt.Errorf("middleware: Config.PublicURL %q is not an absolute http(s) URL without query or fragment", c.PublicURL)
+		}
+		c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	}
 
 	if c.Introspection != nil {

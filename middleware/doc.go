@@ -38,7 +38,24 @@
 // wrapping its own sentinel ([ErrExpired], [ErrAudience], …) and renders
 // as the RFC 6750 §3 challenge: 401 invalid_token, 403 insufficient_scope
 // with the required scopes, 400 invalid_request for a malformed header, a
-// bare `Bearer realm="…"` when the request has no token.
+// bare `Bearer realm="…"` (and a DPoP challenge) when the request has no
+// token.
+//
+// # DPoP
+//
+// A token whose claims (or introspection answer) hold cnf.jkt is bound to
+// the client's key (RFC 9449 §6): [RequireToken] accepts it only as
+// `Authorization: DPoP <token>` with a `DPoP` header holding a proof signed
+// by that key (RFC 9449 §4.3, §7.1): typ dpop+jwt, alg ES256, RS256, PS256
+// or EdDSA, htm the request's method, htu the request's URL
+// (Config.PublicURL followed by the path, behind a proxy), iat within 5
+// minutes, ath the hash of the token, and a jti seen once, remembered in
+// memory by default or in Config.DPoPReplay. The same token sent as Bearer
+// is refused, and so is a token without cnf.jkt sent with the DPoP scheme,
+// each with `WWW-Authenticate: DPoP algs="ES256 RS256 PS256 EdDSA",
+// error=…`; a refused proof is error invalid_dpop_proof. A request without
+// a token is offered both schemes. The handler finds the key's thumbprint
+// in [Token].JKT.
 //
 // # Keys and rotation
 //

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+
+	"github.com/pixieauth/pixie/internal/dpop"
 )
 
 // Error codes of RFC 6750 §3.1, and the one this package adds for outages.
@@ -83,6 +85,11 @@ var (
 	// ErrUnavailable: the key set or the introspection endpoint could not
 	// be reached or answered nonsense, so the token could not be checked.
 	ErrUnavailable = errors.New("middleware: token check unavailable")
+	// ErrDPoP: the DPoP binding of the request does not hold (RFC 9449):
+	// the proof is missing or refused (error invalid_dpop_proof), a
+	// DPoP-bound token came with the Bearer scheme, or a token that is not
+	// DPoP-bound came with the DPoP scheme (both invalid_token).
+	ErrDPoP = errors.New("middleware: DPoP proof or binding refused")
 )
 
 // Error is the refusal of a request or token, ready to be rendered as an
@@ -106,6 +113,7 @@ type Error struct {
 
 	reason error // one of the Err… sentinels
 	cause  error // for outages: what failed
+	dpop   bool  // the request used the DPoP scheme: challenge with DPoP
 }
 
 // Error returns the code, the description and, for outages, the cause:
@@ -147,9 +155,13 @@ func (e *Error) Unwrap() []error {
 // else with error, error_description and, for insufficient_scope, scope.
 // Realm may be empty, and then is left out. Characters that RFC 6750 §3
 // does not allow in a quoted attribute are dropped.
+//
+// For a request that used the DPoP scheme, and for a DPoP-bound token sent
+// with the Bearer scheme, it is the DPoP challenge of RFC 9449 §7.1
+// instead: `DPoP algs="ES256 RS256 PS256 EdDSA"` followed by the same
+// error attributes, without realm.
 func (e *Error) Challenge(realm string) string {
 	var b strings.Builder
-	b.WriteString("Bearer")
 	sep := " "
 	attr := func(name, value string) {
 		b.WriteString(sep)
@@ -164,8 +176,14 @@ func (e *Error) Challenge(realm string) string {
 		b.WriteByte('"')
 		sep = ", "
 	}
-	if realm != "" {
-		attr("realm", realm)
+	if e.dpop {
+		b.WriteString("DPoP")
+		attr("algs", strings.Join(dpop.Algs(), " "))
+	} else {
+		b.WriteString("Bearer")
+		if realm != "" {
+			attr("realm", realm)
+		}
 	}
 	if e.Code != "" {
 		attr("error", e.Code)
@@ -204,3 +222,21 @@ func errMalformedHeader(description string) *Error {
 }
 
 func malformed(description string) *Error { return refuse(ErrMalformedToken, description) }
+
+// errDPoP returns the *Error of a refused DPoP binding, challenged with
+// the DPoP scheme: code is invalid_dpop_proof or invalid_token.
+func errDPoP(code, description string) *Error {
+	return &Error{Code: code, Description: description, Status: http.StatusUnauthorized, reason: ErrDPoP, dpop: true}
+}
+
+// asDPoP returns a copy of err (an *Error) challenged with the DPoP
+// scheme; other errors are returned as they are.
+func asDPoP(err error) error {
+	var e *Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	c := *e
+	c.dpop = true
+	return &c
+}

@@ -140,22 +140,30 @@ func decodeIntrospection(body []byte) (map[string]any, error) {
 // introspectionToken checks an active introspection response and turns it
 // into a Token. iss and aud are checked when present (RFC 7662 §2.2 makes
 // them optional), exp and nbf likewise, and token_type, when present, must
-// be that of an access token ("Bearer" or "access_token"): pixie answers
-// "refresh_token" for a refresh token, which must not open an API.
+// be that of an access token ("Bearer", "DPoP" or "access_token"): pixie
+// answers "refresh_token" for a refresh token, which must not open an API.
+// A "DPoP" token_type needs a cnf.jkt (RFC 9449 §6.2), which binds the
+// token as in a JWT.
 func (v *Verifier) introspectionToken(resp map[string]any, now time.Time) (*Token, error) {
 	if resp["active"] != true {
 		return nil, errInactive()
 	}
+	isDPoP := false
 	if tt, ok := resp["token_type"]; ok {
 		s, _ := tt.(string)
-		if !strings.EqualFold(s, "bearer") && !strings.EqualFold(s, "access_token") {
+		isDPoP = strings.EqualFold(s, "dpop")
+		if !isDPoP && !strings.EqualFold(s, "bearer") && !strings.EqualFold(s, "access_token") {
 			return nil, refuse(ErrWrongTokenType, "The token is not an access token.")
 		}
 	}
 	_, hasIss := resp["iss"]
 	_, hasAud := resp["aud"]
 	_, hasExp := resp["exp"]
-	return v.claimsToken(resp, now, hasIss, hasAud, hasExp)
+	t, err := v.claimsToken(resp, now, hasIss, hasAud, hasExp)
+	if err == nil && isDPoP && t.JKT == "" {
+		return nil, malformed("The introspection answer says token_type DPoP but has no cnf.jkt.")
+	}
+	return t, err
 }
 
 // answerCache is a bounded map from token hashes to introspection answers

@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/pixieauth/pixie/internal/dpop"
 )
 
 // tokenKey is the context key of the validated token.
@@ -21,23 +24,43 @@ func TokenFrom(ctx context.Context) (*Token, bool) {
 }
 
 // RequireToken returns middleware that lets a request through only with a
-// valid bearer access token (RFC 6750 §2.1, Authorization header) that
-// holds every one of scopes; the handler finds the token with [TokenFrom].
-// Otherwise it answers as RFC 6750 §3 says, with Cache-Control: no-store
-// and a JSON body {"error", "error_description"}:
+// valid access token (Authorization header) that holds every one of
+// scopes; the handler finds the token with [TokenFrom]. The token comes
+// either as a bearer token (RFC 6750 §2.1, `Bearer <token>`) or, if it is
+// DPoP-bound (cnf.jkt, RFC 9449 §6), as `DPoP <token>` with a DPoP header
+// holding a proof of possession of that key (RFC 9449 §7.1). Otherwise it
+// answers as RFC 6750 §3 and RFC 9449 §7.1 say, with Cache-Control:
+// no-store and a JSON body {"error", "error_description"}:
 //
-//   - no Authorization header, or another scheme: 401 with
-//     `WWW-Authenticate: Bearer realm="…"` and no error code (§3.1);
+//   - no Authorization header, or another scheme: 401 with two
+//     challenges, `WWW-Authenticate: Bearer realm="…"` and
+//     `WWW-Authenticate: DPoP algs="ES256 RS256 PS256 EdDSA"`, and no
+//     error code (RFC 6750 §3.1, RFC 9449 §7.2);
 //   - a malformed or repeated Authorization header: 400 invalid_request;
 //   - a token [Verifier.Verify] refuses: 401 invalid_token;
+//   - a DPoP-bound token with the Bearer scheme, or a token that is not
+//     DPoP-bound with the DPoP scheme: 401 invalid_token with the DPoP
+//     challenge (a bearer token gains nothing from a proof, and accepting
+//     it would let clients believe their tokens are bound when they are
+//     not);
+//   - with the DPoP scheme, a missing, repeated or refused proof (its
+//     signature, typ, alg, jwk, htm, htu, iat, ath, jti replay, or a key
+//     other than cnf.jkt): 401 invalid_dpop_proof with the DPoP challenge;
 //   - a valid token without a required scope: 403 insufficient_scope, with
 //     scope="…" listing all the scopes the request needs;
-//   - keys or introspection unavailable: 503 temporarily_unavailable,
-//     without WWW-Authenticate (the token may be fine; retry).
+//   - keys, introspection or the DPoP replay store unavailable: 503
+//     temporarily_unavailable, without WWW-Authenticate (the token may be
+//     fine; retry).
+//
+// A refusal of a request with the DPoP scheme is challenged with the DPoP
+// scheme: `DPoP algs="…", error="…", error_description="…"`. The proof's
+// htu must be Config.PublicURL (or the URL the request reached) followed by
+// the request's path; its htm the request's method; its ath the hash of
+// the token; and each proof is accepted once, see Config.DPoPReplay.
 //
 // Refusals are logged at Debug with their error code and reason, never
-// the token. Tokens in the query or form (RFC 6750 §2.2, §2.3) are not
-// accepted: they leak into logs and histories.
+// the token or the proof. Tokens in the query or form (RFC 6750 §2.2,
+// §2.3) are not accepted: they leak into logs and histories.
 //
 // RequireToken panics if v is nil or a scope is not an RFC 6749 §3.3
 // scope-token (non-empty, printable ASCII without space, '"' or '\'):
@@ -66,6 +89,7 @@ func RequireToken(v *Verifier, scopes ...string) func(http.Handler) http.Handler
 							Scope:       scopeAttr,
 							Status:      http.StatusForbidden,
 							reason:      ErrInsufficientScope,
+							dpop:        tok.JKT != "",
 						}
 						break
 					}
@@ -80,7 +104,8 @@ func RequireToken(v *Verifier, scopes ...string) func(http.Handler) http.Handler
 	}
 }
 
-// authenticate reads and verifies the request's bearer token.
+// authenticate reads and verifies the request's access token and, for the
+// DPoP scheme, its proof.
 func (v *Verifier) authenticate(r *http.Request) (*Token, error) {
 	values := r.Header.Values("Authorization")
 	if len(values) > 1 {
@@ -90,11 +115,85 @@ func (v *Verifier) authenticate(r *http.Request) (*Token, error) {
 	if len(values) == 1 {
 		h = values[0]
 	}
+	if scheme, rest, _ := strings.Cut(h, " "); strings.EqualFold(scheme, "DPoP") {
+		return v.authenticateDPoP(r, rest)
+	}
 	raw, err := ParseBearer(h)
 	if err != nil {
 		return nil, err
 	}
-	return v.Verify(r.Context(), raw)
+	tok, err := v.Verify(r.Context(), raw)
+	if err != nil {
+		return nil, err
+	}
+	if tok.JKT != "" {
+		return nil, errDPoP(CodeInvalidToken, "The access token is DPoP-bound: send it with the DPoP authorization scheme and a DPoP proof (RFC 9449 section 7.1).")
+	}
+	return tok, nil
+}
+
+// authenticateDPoP checks `DPoP <token>` (rest is what follows the
+// scheme) and the request's DPoP proof (RFC 9449 §7.1).
+func (v *Verifier) authenticateDPoP(r *http.Request, rest string) (*Token, error) {
+	raw := strings.TrimLeft(rest, " ")
+	if !isB64Token(raw) {
+		return nil, asDPoP(errMalformedHeader("The DPoP authorization header has no access token in the token68 syntax (RFC 9449 section 7.1)."))
+	}
+	if len(raw) > maxTokenLen {
+		return nil, asDPoP(errMalformedHeader("The access token is too large."))
+	}
+	tok, err := v.Verify(r.Context(), raw)
+	if err != nil {
+		return nil, asDPoP(err)
+	}
+	if tok.JKT == "" {
+		return nil, errDPoP(CodeInvalidToken, "The access token is not DPoP-bound: send it with the Bearer authorization scheme.")
+	}
+	u, ok := v.requestURL(r)
+	if !ok {
+		return nil, errDPoP(dpop.CodeInvalidProof, "The request's URL cannot be determined for the DPoP proof's htu.")
+	}
+	_, err = v.dpop.Check(r.Context(), r.Header.Values("DPoP"), dpop.Request{
+		Method:      r.Method,
+		URL:         u,
+		AccessToken: raw,
+		Thumbprint:  tok.JKT,
+	})
+	var pe *dpop.Error
+	switch {
+	case errors.As(err, &pe):
+		return nil, errDPoP(pe.Code, pe.Description)
+	case err != nil:
+		return nil, unavailable(err)
+	}
+	return tok, nil
+}
+
+// requestURL returns the absolute URL of r that a DPoP proof's htu must
+// name: Config.PublicURL, or the scheme and Host the request reached,
+// followed by the path of the request line.
+func (v *Verifier) requestURL(r *http.Request) (string, bool) {
+	base := v.cfg.PublicURL
+	if base == "" {
+		if r.Host == "" {
+			return "", false
+		}
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		base = scheme + "://" + r.Host
+	}
+	path := r.URL.EscapedPath()
+	if ru := r.RequestURI; strings.HasPrefix(ru, "/") {
+		path, _, _ = strings.Cut(ru, "?")
+	} else if u, err := url.ParseRequestURI(ru); err == nil && u.Host != "" {
+		path = u.EscapedPath() // absolute-form request target
+	}
+	if path == "" {
+		path = "/"
+	}
+	return base + path, true
 }
 
 // errorBody is the JSON body of a refusal.
@@ -120,6 +219,10 @@ func (v *Verifier) writeError(w http.ResponseWriter, r *http.Request, err error)
 	h := w.Header()
 	if e.Status < http.StatusInternalServerError {
 		h.Set("WWW-Authenticate", e.Challenge(v.cfg.Realm))
+		if errors.Is(e, ErrNoToken) {
+			// Both schemes are offered (RFC 9449 §7.2).
+			h.Add("WWW-Authenticate", (&Error{dpop: true}).Challenge(""))
+		}
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")

@@ -17,6 +17,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/pixieauth/pixie/internal/dpop"
 )
 
 // maxNumericDate is 9999-12-31T23:59:59Z: later NumericDates are refused
@@ -34,6 +36,7 @@ type Verifier struct {
 	remote *remoteKeys
 	sigs   *sigCache // nil when off
 	intro  *introspector
+	dpop   *dpop.Checker
 
 	closeOnce sync.Once
 	stop      func()       // ends the remote key set's background work
@@ -118,6 +121,11 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	if c.Introspection != nil {
 		v.intro = newIntrospector(c.Introspection)
 	}
+	replay := c.DPoPReplay
+	if replay == nil {
+		replay = dpop.NewMemoryReplay(defaultDPoPReplayMax)
+	}
+	v.dpop = &dpop.Checker{Now: c.Now, Replay: replay}
 	return v, nil
 }
 
@@ -172,6 +180,11 @@ func (v *Verifier) log() *slog.Logger {
 // token_type Bearer ([ErrWrongTokenType]), for Config.Issuer and
 // Config.Audience, and unexpired. An unreachable key set or introspection
 // endpoint gives [ErrUnavailable] (HTTP 503), logged at Error.
+//
+// A token whose claims (or introspection answer) hold cnf.jkt is
+// DPoP-bound (RFC 9449 §6): Verify returns it with [Token.JKT] set, and
+// checks no DPoP proof, which [RequireToken] does. A cnf that is not an
+// object with a string jkt gives [ErrMalformedToken].
 //
 // Verify never checks scopes: [RequireToken] or [Token.HasScope] does.
 // ctx bounds the refetch or introspection the call may make.
@@ -338,6 +351,9 @@ func (v *Verifier) claimsToken(m map[string]any, now time.Time, needIss, needAud
 			return nil, malformed("The " + c.name + " claim is not a string.")
 		}
 	}
+	if t.JKT, ok = confirmationJKT(m); !ok {
+		return nil, malformed("The cnf claim is not an object with a string jkt (RFC 9449 section 6).")
+	}
 	scope, _, ok := stringClaim(m, "scope")
 	if !ok {
 		return nil, malformed("The scope claim is not a space-separated string (RFC 9068 section 2.2.3).")
@@ -355,6 +371,28 @@ func stringClaim(m map[string]any, name string) (string, bool, bool) {
 	}
 	s, ok := x.(string)
 	return s, true, ok
+}
+
+// confirmationJKT returns the jkt member of the cnf claim (RFC 7800 §3.1,
+// RFC 9449 §6.1): the thumbprint of the key a DPoP-bound token is bound
+// to, "" when there is none; ok is false when cnf is not an object or its
+// jkt not a non-empty string. Other confirmation methods (x5t#S256 of
+// RFC 8705) are not checked by this package.
+func confirmationJKT(m map[string]any) (string, bool) {
+	x, has := m["cnf"]
+	if !has {
+		return "", true
+	}
+	cnf, ok := x.(map[string]any)
+	if !ok {
+		return "", false
+	}
+	j, has := cnf["jkt"]
+	if !has {
+		return "", true
+	}
+	s, ok := j.(string)
+	return s, ok && s != ""
 }
 
 // audienceClaim returns the aud claim (RFC 7519 §4.1.3): a string or an
@@ -424,6 +462,12 @@ type Token struct {
 	// JTI is the jti claim: the token's unique identifier (RFC 7519
 	// §4.1.7).
 	JTI string
+	// JKT is the cnf.jkt claim of a DPoP-bound token (RFC 9449 §6): the
+	// RFC 7638 SHA-256 thumbprint of the key whose DPoP proof
+	// [RequireToken] checked; "" for a bearer token. [Verifier.Verify]
+	// alone checks no proof: whoever calls it directly must refuse a token
+	// with a JKT that comes without a valid proof.
+	JKT string
 	// Claims holds every claim as decoded by encoding/json (numbers are
 	// float64), including namespaced custom ones that rules added, e.g.
 	// Claims["https://example.com/roles"]. For an introspected token, it

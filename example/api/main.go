@@ -14,7 +14,10 @@
 // gets the RFC 6750 §3 answer: 401 with `WWW-Authenticate: Bearer realm=…`
 // without a token, 401 invalid_token for a token that is not for this API
 // (another aud), expired or forged, 403 insufficient_scope naming the scope
-// that was missing.
+// that was missing. A DPoP-bound access token (RFC 9449) is accepted as
+// `Authorization: DPoP <token>` with its DPoP proof, and refused as Bearer;
+// the API listens without a proxy, so the proofs' htu is checked against the
+// address it serves (behind one, set middleware.Config.PublicURL).
 //
 // Run the three programs, each in its own terminal, in this order (the API
 // fetches the server's keys when it starts):

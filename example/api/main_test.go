@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -14,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 
 	"github.com/pixieauth/pixie/handlers"
@@ -167,6 +172,46 @@ func startAPI(t *testing.T, issuer string, args ...string) (string, *syncBuffer)
 // (none if ""), and returns the response and its body.
 func call(t *testing.T, method, url, token, body string) (*http.Response, string) {
 	t.Helper()
+	return callWith(t, method, url, token, body, nil)
+}
+
+// callDPoP is call with the token sent with the DPoP scheme and a DPoP
+// proof (RFC 9449 §4.2, §7.1) for the request, signed by a fresh ES256 key
+// with go-jose.
+func callDPoP(t *testing.T, method, url, token, body string) (*http.Response, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ath := sha256.Sum256([]byte(token))
+	claims, err := json.Marshal(map[string]any{
+		"jti": rand.Text(), "htm": method, "htu": url, "iat": time.Now().Unix(),
+		"ath": base64.RawURLEncoding.EncodeToString(ath[:]),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := signer.Sign(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof, err := obj.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return callWith(t, method, url, token, body, func(h http.Header) {
+		h.Set("Authorization", "DPoP "+token)
+		h.Set("DPoP", proof)
+	})
+}
+
+func callWith(t *testing.T, method, url, token, body string, edit func(http.Header)) (*http.Response, string) {
+	t.Helper()
 	var r io.Reader
 	if body != "" {
 		r = strings.NewReader(body)
@@ -180,6 +225,9 @@ func call(t *testing.T, method, url, token, body string) (*http.Response, string
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if edit != nil {
+		edit(req.Header)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -209,9 +257,10 @@ func TestAPI(t *testing.T) {
 		name          string
 		method, path  string
 		token         string // "" sends no Authorization header
+		dpop          bool   // send token with the DPoP scheme and a proof
 		body          string // JSON; "" sends none
 		wantStatus    int
-		wantChallenge []string // in WWW-Authenticate; nil: the header must be absent
+		wantChallenge []string // in the WWW-Authenticate values; nil: the header must be absent
 		wantBody      []string
 	}{
 		{
@@ -219,9 +268,18 @@ func TestAPI(t *testing.T) {
 			wantStatus: http.StatusOK, wantBody: []string{`"message":"Hello from example/api.`},
 		},
 		{
-			// RFC 6750 §3.1: no token, no error code, just the realm.
+			// RFC 6750 §3.1: no token, no error code, just the realm;
+			// and the DPoP scheme is offered too (RFC 9449 §7.2).
 			name: "no token", method: "GET", path: "/api/messages",
-			wantStatus: http.StatusUnauthorized, wantChallenge: []string{`Bearer realm="` + testAudience + `"`},
+			wantStatus:    http.StatusUnauthorized,
+			wantChallenge: []string{`Bearer realm="` + testAudience + `"` + "\n" + `DPoP algs="ES256 RS256 PS256 EdDSA"`},
+		},
+		{
+			// A bearer token gains nothing from a proof: with the DPoP
+			// scheme it is refused, with the DPoP challenge (RFC 9449 §7.1).
+			name: "bearer token with the DPoP scheme", method: "GET", path: "/api/messages", token: read, dpop: true,
+			wantStatus:    http.StatusUnauthorized,
+			wantChallenge: []string{`DPoP algs="ES256 RS256 PS256 EdDSA", error="invalid_token"`, "not DPoP-bound"},
 		},
 		{
 			// The token shows who calls: alice, through example-native.
@@ -264,11 +322,15 @@ func TestAPI(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, body := call(t, tt.method, api+tt.path, tt.token, tt.body)
+			send := call
+			if tt.dpop {
+				send = callDPoP
+			}
+			resp, body := send(t, tt.method, api+tt.path, tt.token, tt.body)
 			if resp.StatusCode != tt.wantStatus {
 				t.Fatalf("got status %d, want %d; body %s", resp.StatusCode, tt.wantStatus, body)
 			}
-			challenge := resp.Header.Get("WWW-Authenticate")
+			challenge := strings.Join(resp.Header.Values("WWW-Authenticate"), "\n")
 			if tt.wantChallenge == nil && challenge != "" {
 				t.Errorf("got WWW-Authenticate %q, want none", challenge)
 			}
