@@ -281,14 +281,8 @@ func TestDPoPFlow(t *testing.T) {
 func TestDPoPTokenProofs(t *testing.T) {
 	ts := newTestServer(t, serverOptions{})
 	key := newDPoPKey(t)
-	conf := ts.oauth2Config(nativeClient, ts.loopbackRedirect(), allScopes)
-	ar := newAuthRequest(conf)
-	code := newBrowser(t, ts).code(t, ar)
+	form := ts.codeForm(t)
 	tokenURL := ts.URL + handlers.PathToken
-	form := url.Values{
-		"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {conf.RedirectURL},
-		"client_id": {nativeClient}, "code_verifier": {ar.Verifier},
-	}
 	used := key.proof(t, http.MethodPost, tokenURL, "")
 	claims := func(edit func(*proofClaims)) proofClaims {
 		c := newClaims(http.MethodPost, tokenURL, "")
@@ -337,6 +331,19 @@ func TestDPoPTokenProofs(t *testing.T) {
 	withQuery := key.proof(t, http.MethodPost, tokenURL+"?x=1#f", "")
 	if res := ts.postForm(t, handlers.PathToken, again, http.Header{"Dpop": {withQuery}}); res.Status != http.StatusOK {
 		t.Errorf("refresh with a proof whose htu has a query: got %d %s, want tokens", res.Status, res.Body)
+	}
+}
+
+// codeForm logs alice in for example-native and returns the form of the
+// token request redeeming the code, to send by hand.
+func (ts *testServer) codeForm(t *testing.T) url.Values {
+	t.Helper()
+	conf := ts.oauth2Config(nativeClient, ts.loopbackRedirect(), allScopes)
+	ar := newAuthRequest(conf)
+	code := newBrowser(t, ts).code(t, ar)
+	return url.Values{
+		"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {conf.RedirectURL},
+		"client_id": {nativeClient}, "code_verifier": {ar.Verifier},
 	}
 }
 
@@ -391,14 +398,8 @@ func unsignedProof(t *testing.T, k *dpopKey, c proofClaims) string {
 func TestDPoPNonce(t *testing.T) {
 	ts := newTestServer(t, serverOptions{Provider: func(c *provider.Config) { c.DPoPNonce = true }})
 	key := newDPoPKey(t)
-	conf := ts.oauth2Config(nativeClient, ts.loopbackRedirect(), allScopes)
-	ar := newAuthRequest(conf)
-	code := newBrowser(t, ts).code(t, ar)
+	form := ts.codeForm(t)
 	tokenURL := ts.URL + handlers.PathToken
-	form := url.Values{
-		"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {conf.RedirectURL},
-		"client_id": {nativeClient}, "code_verifier": {ar.Verifier},
-	}
 	res := ts.postForm(t, handlers.PathToken, form, http.Header{"Dpop": {key.proof(t, http.MethodPost, tokenURL, "")}})
 	res.wantOAuthError(t, http.StatusBadRequest, "use_dpop_nonce")
 	nonce := res.Header.Get("DPoP-Nonce")
@@ -414,7 +415,8 @@ func TestDPoPNonce(t *testing.T) {
 		t.Fatalf("exchange with the nonce: got %d %s, want DPoP tokens", res.Status, res.Body)
 	}
 	// x/oauth2 through a transport that takes up nonces, as an app's would.
-	ar = newAuthRequest(conf)
+	conf := ts.oauth2Config(nativeClient, ts.loopbackRedirect(), allScopes)
+	ar := newAuthRequest(conf)
 	if _, err := conf.Exchange(dpopContext(t, key), newBrowser(t, ts).code(t, ar), oauth2.VerifierOption(ar.Verifier)); err != nil {
 		t.Errorf("exchange through the nonce-aware transport: %v", err)
 	}

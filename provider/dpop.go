@@ -61,13 +61,9 @@ func (p *Provider) dpopReplay(ctx context.Context, key string, expiresAt time.Ti
 // use DPoP; with one, the new tokens are bound to its key, without one they
 // are bearer tokens.
 func (p *Provider) bindDPoP(ctx context.Context, r *http.Request, ar fosite.AccessRequester) error {
-	sess, err := sessionFrom(ar)
+	sess, c, err := p.tokenGrant(ctx, ar)
 	if err != nil {
-		return p.oauthError(ctx, "token", &internalError{err})
-	}
-	c, ok := ar.GetClient().(fositeClient)
-	if !ok {
-		return p.oauthError(ctx, "token", &internalError{errors.New("provider: unexpected client type")})
+		return err
 	}
 	bound := sess.JKT
 	if ar.GetGrantTypes().ExactOne(grantRefreshToken) && !c.c.Public() {

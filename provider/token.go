@@ -157,13 +157,9 @@ func inOuterTx(ctx context.Context) bool {
 // (ProtocolRefreshToken). A rule's refusal is invalid_grant; a user who no
 // longer exists, too.
 func (p *Provider) refreshClaims(ctx context.Context, ar fosite.AccessRequester) error {
-	sess, err := sessionFrom(ar)
+	sess, c, err := p.tokenGrant(ctx, ar)
 	if err != nil {
-		return p.oauthError(ctx, "token", &internalError{err})
-	}
-	c, ok := ar.GetClient().(fositeClient)
-	if !ok {
-		return p.oauthError(ctx, "token", &internalError{errors.New("provider: unexpected client type")})
+		return err
 	}
 	u, err := p.users.User(ctx, sess.Subject)
 	if errors.Is(err, store.ErrNotFound) {
@@ -192,6 +188,20 @@ func (p *Provider) refreshClaims(ctx context.Context, ar fosite.AccessRequester)
 	}
 	sess.AccessClaims.Extra = rules.AccessToken
 	return nil
+}
+
+// tokenGrant returns the session and client of a token request fosite has
+// validated.
+func (p *Provider) tokenGrant(ctx context.Context, ar fosite.AccessRequester) (*session, fositeClient, error) {
+	sess, err := sessionFrom(ar)
+	if err != nil {
+		return nil, fositeClient{}, p.oauthError(ctx, "token", &internalError{err})
+	}
+	c, ok := ar.GetClient().(fositeClient)
+	if !ok {
+		return nil, fositeClient{}, p.oauthError(ctx, "token", &internalError{errors.New("provider: unexpected client type")})
+	}
+	return sess, c, nil
 }
 
 // repeated returns the name of a parameter given more than once, or "".
