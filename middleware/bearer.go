@@ -1,10 +1,10 @@
 package middleware
 
-import "strings"
+import (
+	"strings"
 
-// maxTokenLen bounds the tokens this package looks at. A pixie access
-// token is well under 2 KiB; custom claims may add some.
-const maxTokenLen = 16 << 10
+	"github.com/pixieauth/pixie/internal/httpauth"
+)
 
 // ParseBearer extracts the token from the value of an Authorization header
 // (RFC 6750 §2.1):
@@ -33,29 +33,11 @@ func ParseBearer(h string) (string, error) {
 		return "", errMalformedHeader("The Authorization header has no bearer token.")
 	}
 	tok := strings.TrimLeft(rest, " ")
-	if !isB64Token(tok) {
+	if !httpauth.IsB64Token(tok) {
 		return "", errMalformedHeader("The bearer token does not follow the b64token syntax of RFC 6750 section 2.1.")
 	}
-	if len(tok) > maxTokenLen {
+	if len(tok) > httpauth.MaxTokenLen {
 		return "", errMalformedHeader("The bearer token is too large.")
 	}
 	return tok, nil
-}
-
-// isB64Token reports whether s is an RFC 6750 §2.1 b64token.
-func isB64Token(s string) bool {
-	body := strings.TrimRight(s, "=")
-	if body == "" {
-		return false
-	}
-	for i := 0; i < len(body); i++ {
-		c := body[i]
-		switch {
-		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9':
-		case c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
-		default:
-			return false
-		}
-	}
-	return true
 }

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/pixieauth/pixie/internal/httpauth"
 )
 
 // Defaults and bounds of [Config] and [IntrospectionConfig].
@@ -316,19 +317,11 @@ func checkURL(raw string, allowHTTP bool) error {
 	}
 	switch {
 	case u.Scheme == "https":
-	case u.Scheme == "http" && (allowHTTP || isLoopback(u.Hostname())):
+	case u.Scheme == "http" && (allowHTTP || httpauth.IsLoopbackHost(u.Hostname())):
 	default:
 		return fmt.Errorf("%q must use https (http only on a loopback host, or with InsecureAllowHTTP)", raw)
 	}
 	return nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // defaultHTTPClient returns a client with a timeout and a transport of its

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/pixieauth/pixie/internal/httpauth"
 	"github.com/pixieauth/pixie/internal/dpop"
 )
 
@@ -136,11 +137,11 @@ func (v *Verifier) authenticate(r *http.Request) (*Token, error) {
 // scheme) and the request's DPoP proof (RFC 9449 §7.1).
 func (v *Verifier) authenticateDPoP(r *http.Request, rest string) (*Token, error) {
 	raw := strings.TrimLeft(rest, " ")
-	if !isB64Token(raw) {
-		return nil, asDPoP(errMalformedHeader("The DPoP authorization header has no access token in the token68 syntax (RFC 9449 section 7.1)."))
-	}
-	if len(raw) > maxTokenLen {
+	if len(raw) > httpauth.MaxTokenLen {
 		return nil, asDPoP(errMalformedHeader("The access token is too large."))
+	}
+	if !httpauth.IsB64Token(raw) {
+		return nil, asDPoP(errMalformedHeader("The DPoP authorization header has no access token in the token68 syntax (RFC 9449 section 7.1)."))
 	}
 	tok, err := v.Verify(r.Context(), raw)
 	if err != nil {

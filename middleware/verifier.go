@@ -18,6 +18,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
 
+	"github.com/pixieauth/pixie/internal/httpauth"
 	"github.com/pixieauth/pixie/internal/dpop"
 )
 
@@ -192,11 +193,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 	if raw == "" {
 		return nil, malformed("The access token is empty.")
 	}
-	if len(raw) > maxTokenLen {
+	if len(raw) > httpauth.MaxTokenLen {
 		return nil, malformed("The access token is too large.")
 	}
 	if v.intro != nil && (strings.Count(raw, ".") != 2 || (v.remote == nil && v.cfg.KeySet == nil)) {
-		if !isB64Token(raw) {
+		if !httpauth.IsB64Token(raw) {
 			return nil, malformed("The access token is not a b64token (RFC 6750 section 2.1).")
 		}
 		return v.introspect(ctx, raw)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -12,6 +11,8 @@ import (
 	"unicode"
 
 	"github.com/pixieauth/pixie/store"
+
+	"github.com/pixieauth/pixie/internal/httpauth"
 )
 
 // Lifespan defaults and limits.
@@ -214,7 +215,7 @@ func (c *Config) validate() error {
 	case u.Hostname() == "" || strings.ContainsAny(c.Issuer, "?#") || u.User != nil || strings.HasSuffix(c.Issuer, "/"):
 		return fmt.Errorf("provider: Config.Issuer %q must be an absolute URL with no query, fragment, user or trailing slash", c.Issuer)
 	case u.Scheme == "https":
-	case u.Scheme == "http" && (isLoopbackHost(u.Hostname()) || c.InsecureAllowHTTPIssuer):
+	case u.Scheme == "http" && (httpauth.IsLoopbackHost(u.Hostname()) || c.InsecureAllowHTTPIssuer):
 	default:
 		return fmt.Errorf("provider: Config.Issuer %q must use https (http only on a loopback host, or with InsecureAllowHTTPIssuer)", c.Issuer)
 	}
@@ -316,13 +317,4 @@ func (c *Config) validate() error {
 		}
 	}
 	return nil
-}
-
-// isLoopbackHost reports whether host (without port) names the local machine.
-func isLoopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

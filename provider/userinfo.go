@@ -15,6 +15,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/pixieauth/pixie/internal/dpop"
+	"github.com/pixieauth/pixie/internal/httpauth"
 	"github.com/pixieauth/pixie/internal/paths"
 	"github.com/pixieauth/pixie/store"
 )
@@ -220,40 +221,14 @@ func (p *Provider) userInfoAnswer(ctx context.Context, accessToken string) (*use
 // matched case-insensitively) and the b64token of the Authorization header,
 // or "", "" when there is none or it is malformed.
 func authorizationToken(r *http.Request) (scheme, token string) {
-	h := r.Header.Get("Authorization")
-	scheme, token, ok := strings.Cut(h, " ")
-	if !ok {
-		return "", ""
-	}
+	scheme, token, ok := httpauth.Credentials(r.Header.Get("Authorization"))
 	switch {
+	case !ok:
+		return "", ""
 	case strings.EqualFold(scheme, "Bearer"):
-		scheme = "Bearer"
+		return "Bearer", token
 	case strings.EqualFold(scheme, "DPoP"):
-		scheme = "DPoP"
-	default:
-		return "", ""
+		return "DPoP", token
 	}
-	token = strings.Trim(token, " \t")
-	if !isB64Token(token) {
-		return "", ""
-	}
-	return scheme, token
-}
-
-// isB64Token reports whether s is an RFC 6750 §2.1 b64token:
-// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
-func isB64Token(s string) bool {
-	body := strings.TrimRight(s, "=")
-	if body == "" {
-		return false
-	}
-	for i := 0; i < len(body); i++ {
-		switch c := body[i]; {
-		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9':
-		case c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
-		default:
-			return false
-		}
-	}
-	return true
+	return "", ""
 }
