@@ -34,11 +34,6 @@ type Stores struct {
 	AddUser func(u *store.User, username, password string) error
 }
 
-// expiredDeleter is the optional capability of deleting expired grant records.
-type expiredDeleter interface {
-	DeleteExpired(ctx context.Context, before time.Time) (int, error)
-}
-
 // racers is the number of goroutines that race to consume or delete one
 // record, or to count an event of one throttle key.
 const racers = 50
@@ -769,7 +764,7 @@ func testGrantRevokeNone(t *testing.T, s Stores) {
 
 func testGrantDeleteExpired(t *testing.T, s Stores) {
 	grants := needGrants(t, s)
-	d, ok := grants.(expiredDeleter)
+	d, ok := grants.(store.ExpiredDeleter)
 	if !ok {
 		t.Skip("Stores.Grants has no DeleteExpired method")
 	}
@@ -1501,7 +1496,7 @@ func testSessionExpiry(t *testing.T, s Stores) {
 	}
 	checkSession(t, sessionOf(t, ss, "sid-live"), live)
 
-	d, ok := ss.(expiredDeleter)
+	d, ok := ss.(store.ExpiredDeleter)
 	if !ok {
 		t.Skip("Stores.Sessions has no DeleteExpired method")
 	}
