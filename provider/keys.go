@@ -27,6 +27,10 @@ import (
 	"github.com/pixieauth/pixie/store"
 )
 
+// signingAlgs returns the JWS algorithms pixie signs with, in the order it
+// publishes them: it keeps a key of each.
+func signingAlgs() []string { return []string{RS256, ES256} }
+
 // secretAlg marks the stored 256-bit secret that keys the HMAC of codes and
 // opaque tokens and from which the login-cookie keys are derived. It is never
 // published.
@@ -123,7 +127,7 @@ func (kr *keyring) load(ctx context.Context) error {
 // addMissing generates and stores a signing key for each algorithm keys
 // has none of.
 func (kr *keyring) addMissing(ctx context.Context, keys []store.Key) error {
-	for _, alg := range []string{RS256, ES256} {
+	for _, alg := range signingAlgs() {
 		if hasAlg(keys, alg) {
 			continue
 		}
@@ -172,7 +176,7 @@ func (kr *keyring) rotate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("provider: load keys: %w", err)
 	}
-	for _, alg := range []string{RS256, ES256} {
+	for _, alg := range signingAlgs() {
 		// Newer than every key it replaces, even on a clock that has not
 		// moved or in a store that keeps whole seconds: the newest signs.
 		created := kr.now().Add(2 * kr.interval)
@@ -262,7 +266,7 @@ func (kr *keyring) set(keys []store.Key) error {
 			return fmt.Errorf("provider: key %q: %w", k.ID, err)
 		}
 	}
-	for _, alg := range []string{RS256, ES256} {
+	for _, alg := range signingAlgs() {
 		if len(byAlg[alg]) == 0 {
 			return fmt.Errorf("provider: no %s signing key in the key store", alg)
 		}

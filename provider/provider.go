@@ -105,7 +105,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		SendDebugMessagesToClients:     false,
 	}
 	idTokens := map[string]openid.OpenIDConnectTokenStrategy{}
-	for _, alg := range []string{RS256, ES256} {
+	for _, alg := range signingAlgs() {
 		idTokens[alg] = &openid.DefaultStrategy{Signer: newJWTSigner(ring, alg), Config: fc}
 	}
 	hmacs := compose.NewOAuth2HMACStrategy(fc)
@@ -113,7 +113,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	var core oauth2.CoreStrategy = hmacs
 	if !cfg.OpaqueAccessTokens {
 		at := &accessTokenStrategy{p: p, byAlg: map[string]*oauth2.DefaultJWTStrategy{}}
-		for _, alg := range []string{RS256, ES256} {
+		for _, alg := range signingAlgs() {
 			at.byAlg[alg] = &oauth2.DefaultJWTStrategy{Signer: newJWTSigner(ring, alg), HMACSHAStrategy: core, Config: fc}
 		}
 		// Validation goes by the token's kid, whatever the algorithm.
@@ -199,7 +199,7 @@ func (p *Provider) JWKSMaxAge() time.Duration { return p.cfg.KeyRefreshInterval 
 func (p *Provider) AllowsPlainPKCE() bool { return p.cfg.AllowPlainPKCE }
 
 // IDTokenAlgs lists the JWS algorithms the provider signs ID tokens with.
-func (p *Provider) IDTokenAlgs() []string { return []string{RS256, ES256} }
+func (p *Provider) IDTokenAlgs() []string { return signingAlgs() }
 
 // Logger returns the configured logger, or slog.Default().
 func (p *Provider) Logger() *slog.Logger { return p.log() }
