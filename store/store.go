@@ -99,12 +99,16 @@ const (
 	// period (provider.Config.RefreshTokenGracePeriod), under the rotated
 	// token's signature; it expires when the period ends.
 	KindRefreshGrace Kind = "refresh_grace"
+	// KindPushedRequest is a pushed authorization request (RFC 9126),
+	// under a digest of its request_uri: the request's parameters, kept
+	// until it is used once at the authorization endpoint or expires.
+	KindPushedRequest Kind = "pushed_request"
 )
 
 // Valid reports whether k is one of the defined kinds.
 func (k Kind) Valid() bool {
 	switch k {
-	case KindAuthorizeCode, KindPKCE, KindOIDC, KindAccessToken, KindRefreshToken, KindRefreshGrace:
+	case KindAuthorizeCode, KindPKCE, KindOIDC, KindAccessToken, KindRefreshToken, KindRefreshGrace, KindPushedRequest:
 		return true
 	}
 	return false
@@ -170,6 +174,11 @@ type Client struct {
 	// after logging the user out (OpenID Connect RP-Initiated Logout 1.0),
 	// matched exactly.
 	PostLogoutRedirectURIs []string
+	// RequirePAR makes this client push every authorization request first
+	// (RFC 9126): the authorization endpoint refuses its requests that
+	// come without a request_uri. provider.Config.RequirePAR requires it
+	// of every client.
+	RequirePAR bool
 }
 
 // Public reports whether the client has no secret.

@@ -41,7 +41,7 @@ var ErrFull = errors.New("memory: grant store full")
 // the same request into equal bytes, keep one copy.
 
 // numKinds is how many kinds of grant record there are.
-const numKinds = 6
+const numKinds = 7
 
 // kindIndex returns the index of k in a record's key, and false if k is
 // not a valid kind.
@@ -59,6 +59,8 @@ func kindIndex(k store.Kind) (byte, bool) {
 		return 4, true
 	case store.KindRefreshGrace:
 		return 5, true
+	case store.KindPushedRequest:
+		return 6, true
 	}
 	return 0, false
 }
@@ -68,6 +70,7 @@ func kindOf(i byte) store.Kind {
 	return [numKinds]store.Kind{
 		store.KindAuthorizeCode, store.KindPKCE, store.KindOIDC,
 		store.KindAccessToken, store.KindRefreshToken, store.KindRefreshGrace,
+		store.KindPushedRequest,
 	}[i]
 }
 

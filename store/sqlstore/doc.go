@@ -160,6 +160,11 @@
 // request is of the active records, which grants_active_request_idx serves,
 // and the full index cost a write on every insert.
 //
+// Schema version 11 adds to clients the column require_par BOOLEAN NOT
+// NULL DEFAULT FALSE ([store.Client.RequirePAR]). Pushed authorization
+// requests need no table of their own: they are grants of the kind
+// [store.KindPushedRequest].
+//
 // [Config.TablePrefix] puts a prefix in front of every one of these names,
 // including pixie_migrations, so that pixie can share a database with an
 // application that has tables of those names. On PostgreSQL a schema of its

@@ -314,6 +314,7 @@ func sampleClient() *store.Client {
 		FirstParty:             true,
 		Introspect:             true,
 		IDTokenAlg:             "ES256",
+		RequirePAR:             true,
 	}
 }
 
@@ -459,7 +460,8 @@ func testUserRoundTripAndCopy(t *testing.T, s Stores) {
 func allKinds() []store.Kind {
 	return []store.Kind{
 		store.KindAuthorizeCode, store.KindPKCE, store.KindOIDC,
-		store.KindAccessToken, store.KindRefreshToken,
+		store.KindAccessToken, store.KindRefreshToken, store.KindRefreshGrace,
+		store.KindPushedRequest,
 	}
 }
 

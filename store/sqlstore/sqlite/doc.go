@@ -126,6 +126,9 @@
 // request is of the active records, which grants_active_request_idx serves,
 // and the full index cost a write on every insert.
 //
+// Schema version 11 adds to clients the column require_par INTEGER NOT
+// NULL DEFAULT 0 (0 or 1: store.Client.RequirePAR).
+//
 // Back the file up with the sqlite3 command's .backup or VACUUM INTO, not
 // by copying it while the server runs (the WAL file holds recent writes).
 package sqlite
