@@ -39,6 +39,7 @@ var (
 	_ pkce.PKCERequestStorage            = (*fositeStorage)(nil)
 	_ openid.OpenIDConnectRequestStorage = (*fositeStorage)(nil)
 	_ storage.Transactional              = (*fositeStorage)(nil)
+	_ fosite.PARStorage                  = (*fositeStorage)(nil)
 )
 
 // storedForm lists the request parameters kept with a grant: what fosite
