@@ -265,8 +265,12 @@ func pushedHTTPRequest(ctx context.Context, orig *http.Request, form url.Values)
 // max_age. The login step therefore need not strip them from the request
 // it resumes, which it could not for a pushed one. prompt=login becomes a
 // MaxAge reaching back to the push.
+//
+// Both times are whole seconds (auth_time and the push time), and the
+// caller compares with a later reading of the clock: half a second of slack
+// absorbs that, without letting a login of the second before count.
 func (areq *AuthorizeRequest) measureFromPush(now, pushedAt time.Time) {
-	since := max(now.Sub(pushedAt), 0)
+	since := max(now.Sub(pushedAt), 0) + time.Second/2
 	if areq.MaxAge >= 0 {
 		areq.MaxAge += since
 	}
