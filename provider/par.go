@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,8 +11,6 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
-
-	"github.com/pixieauth/pixie/store"
 )
 
 // Pushed authorization requests (RFC 9126).
@@ -137,65 +134,6 @@ func (p *Provider) PushAuthorizeRequest(ctx context.Context, r *http.Request) (m
 	}, nil
 }
 
-// pushedKey is the storage key of a pushed request: a digest of its
-// request_uri, which is a bearer credential until it is used.
-func pushedKey(requestURI string) string { return digest(requestURI) }
-
-// CreatePARSession stores a pushed request: every parameter but the
-// client's credentials, so that the authorization endpoint sees exactly
-// what a direct request would have carried, and the time it was pushed (to
-// the second, as auth_time), which prompt=login and max_age are measured
-// from.
-func (s *fositeStorage) CreatePARSession(ctx context.Context, requestURI string, r fosite.AuthorizeRequester) error {
-	form := url.Values{}
-	for k, v := range r.GetRequestForm() {
-		if !slices.Contains(pushedSecretParams, k) {
-			form[k] = slices.Clone(v)
-		}
-	}
-	now := s.p.now()
-	head, err := json.Marshal(storedRequest{
-		ID:          r.GetID(),
-		RequestedAt: now.UTC().Truncate(time.Second),
-		Form:        form,
-	})
-	if err != nil {
-		return fmt.Errorf("provider: encode pushed request: %w", err)
-	}
-	data := append([]byte(dataVersion), head...)
-	data = append(data, '\n')
-	return s.p.grants.CreateGrant(ctx, &store.Grant{
-		Kind:      store.KindPushedRequest,
-		Signature: pushedKey(requestURI),
-		RequestID: r.GetID(),
-		ClientID:  r.GetClient().GetID(),
-		ExpiresAt: now.Add(s.p.cfg.PushedRequestLifespan).UTC(),
-		Active:    true,
-		Data:      data,
-	})
-}
-
-// GetPARSession returns the pushed request, with its parameters in its
-// form, or fosite.ErrNotFound when it is unknown, used or expired.
-func (s *fositeStorage) GetPARSession(ctx context.Context, requestURI string) (fosite.AuthorizeRequester, error) {
-	r, g, _, err := s.getMeta(ctx, store.KindPushedRequest, pushedKey(requestURI), skipSession{})
-	if err != nil {
-		return nil, err
-	}
-	if !g.Active || !s.p.now().Before(g.ExpiresAt) {
-		return nil, fosite.ErrNotFound
-	}
-	ar := fosite.NewAuthorizeRequest()
-	ar.Request = *r
-	return ar, nil
-}
-
-// DeletePARSession consumes the pushed request: of concurrent calls
-// exactly one succeeds, the others get fosite.ErrNotFound.
-func (s *fositeStorage) DeletePARSession(ctx context.Context, requestURI string) error {
-	return s.remove(ctx, store.KindPushedRequest, pushedKey(requestURI))
-}
-
 // pushedRequest is what ParseAuthorizeRequest keeps of a pushed request.
 type pushedRequest struct {
 	uri string    // the request_uri, to consume it
@@ -254,6 +192,11 @@ func pushedHTTPRequest(ctx context.Context, orig *http.Request, form url.Values)
 	}
 	if l := orig.Header.Get("Accept-Language"); l != "" {
 		r.Header.Set("Accept-Language", l)
+	}
+	// Parsed, as the caller's request was: the checks before fosite's read
+	// r.Form.
+	if err := r.ParseForm(); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
