@@ -37,6 +37,10 @@ type options struct {
 	// its /api/messages is read (GET) and written (POST) with the access
 	// token, and the answers printed.
 	api string
+	// par, if true, pushes the authorization request to the server's
+	// pushed_authorization_request_endpoint first (RFC 9126) and sends the
+	// browser with only client_id and the request_uri it returns.
+	par bool
 	// onAuthURL is called with the authorize URL once the loopback listener
 	// is ready. nil means: print the URL to the output and, if openBrowser,
 	// try to open it in the system browser. A test sets it to drive the
@@ -90,6 +94,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.BoolVar(&o.refresh, "refresh", false, "after the login, use the refresh token once and show that the old one is refused")
 	fs.BoolVar(&o.openBrowser, "open", true, "try to open the authorize URL in the system browser")
 	fs.DurationVar(&o.timeout, "timeout", defaultTimeout, "how long to wait for the browser redirect")
+	fs.BoolVar(&o.par, "par", false, "push the authorization request first (RFC 9126): the browser gets only client_id and a request_uri")
 	fs.StringVar(&o.api, "api", envOr("PIXIE_API", defaultAPI), "base URL of example/api, called with the access token after the login; \"\" skips it (env PIXIE_API)")
 
 	if err := fs.Parse(args); err != nil {
