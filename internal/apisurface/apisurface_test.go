@@ -28,9 +28,12 @@ var libraryPackages = []string{
 }
 
 // ceiling is the count, by this file's rule (methods of exported types
-// included), on the day the test was written: 298. Issue 12 aims at 180.
-// Lower it as the surface shrinks; raising it needs a reason in the commit.
-const ceiling = 298
+// included), on the day the test was written: 298; 301 with pushed
+// authorization requests (store.KindPushedRequest and the provider's
+// PushAuthorizeRequest and RequiresPAR, which the PAR endpoint and
+// discovery need). Issue 12 aims at 180. Lower it as the surface shrinks;
+// raising it needs a reason in the commit.
+const ceiling = 301
 
 type surface struct {
 	idents int // exported types, functions, methods of exported types, vars and consts
