@@ -113,7 +113,8 @@ type Config struct {
 	// failures per username and 100 per address an hour).
 	LoginBackoff Backoff
 	// ClientAuthBackoff slows down guessing client secrets at the token,
-	// revocation and introspection endpoints: see [Backoff]. Default: the
+	// pushed authorization request, revocation and introspection
+	// endpoints: see [Backoff]. Default: the
 	// Backoff defaults, with PerName [DefaultClientFailuresPerName] (1000
 	// failures per client ID an hour).
 	ClientAuthBackoff Backoff
