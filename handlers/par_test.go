@@ -106,8 +106,9 @@ func TestPARFlow(t *testing.T) {
 		// wantLogin and wantConsent: the steps the browser goes through
 		wantLogin, wantConsent bool
 	}{
-		{name: "public, first party, login",
+		{name: "public, first party, login with the pushed login_hint",
 			conf:      func() *oauth2.Config { return ts.oauth2Config(nativeClient, ts.loopbackRedirect(), allScopes) },
+			extra:     url.Values{"login_hint": {aliceUsername}},
 			wantLogin: true},
 		{name: "public, third party, login and consent",
 			conf:      func() *oauth2.Config { return ts.oauth2Config(otherClient, ts.loopbackRedirect(), "openid email") },
@@ -159,6 +160,9 @@ func TestPARFlow(t *testing.T) {
 				t.Fatalf("got the login page %v, want %v (status %d at %s)", p.IsLogin(), tc.wantLogin, p.Status, p.URL)
 			}
 			if p.IsLogin() {
+				if got, want := b.parseLoginForm(t, p).Fields.Get("username"), tc.extra.Get("login_hint"); got != want {
+					t.Errorf("login form: got username %q, want the pushed login_hint %q", got, want)
+				}
 				p = b.submitLogin(t, p, aliceUsername, alicePassword)
 			}
 			if p.IsConsent() != tc.wantConsent {
