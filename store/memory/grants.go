@@ -14,8 +14,9 @@ import (
 )
 
 // MaxGrants is how many grant records a Store holds before it refuses new
-// authorization codes: [Store.CreateGrant] of a [store.KindAuthorizeCode]
-// record beyond it first removes the records that have expired and, if the
+// authorization codes and pushed authorization requests: [Store.CreateGrant]
+// of a [store.KindAuthorizeCode] or [store.KindPushedRequest] record beyond
+// it first removes the records that have expired and, if the
 // Store is still full, fails with an error wrapping [ErrFull], which the
 // provider answers with server_error. The records of grants already issued
 // (tokens, rotated refresh tokens) may take the Store a quarter beyond it,
@@ -193,8 +194,8 @@ func checkGrant(g *store.Grant) (byte, error) {
 // held for writing.
 func (s *Store) makeRoom(kind store.Kind, n int) error {
 	limit := s.maxGrants + s.maxGrants/4
-	if kind == store.KindAuthorizeCode {
-		limit = s.maxGrants
+	if kind == store.KindAuthorizeCode || kind == store.KindPushedRequest {
+		limit = s.maxGrants // new authorizations; see MaxGrants
 	}
 	if len(s.grants)+n <= limit {
 		return nil
