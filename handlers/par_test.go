@@ -4,6 +4,7 @@ import (
 	"html"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,9 @@ import (
 
 	"github.com/pixieauth/pixie/handlers"
 	"github.com/pixieauth/pixie/store"
+	"github.com/pixieauth/pixie/store/sqlstore"
+	"github.com/pixieauth/pixie/store/sqlstore/postgres"
+	"github.com/pixieauth/pixie/store/sqlstore/sqlite"
 )
 
 // parPath is the pushed authorization request endpoint (RFC 9126), as
@@ -420,5 +424,51 @@ func TestPARConcurrentUse(t *testing.T) {
 		if _, err := ar.exchange(t.Context(), codes[0]); err != nil {
 			t.Errorf("round %d: exchange the one code: %v", round, err)
 		}
+	}
+}
+
+// TestPARSQL runs a pushed request on the SQL stores: a client registered
+// with RequirePAR (the column of schema version 11) is refused a direct
+// request, and its pushed request, stored as a grant, opens one
+// authorization to the tokens and no second.
+func TestPARSQL(t *testing.T) {
+	for _, backend := range []struct {
+		name string
+		open func(t *testing.T) *sqlstore.Store
+	}{
+		{"sqlite", func(t *testing.T) *sqlstore.Store {
+			st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "pixie.db"), sqlstore.Config{KeySecret: testKeySecret})
+			if err != nil {
+				t.Fatalf("sqlite.Open: %v", err)
+			}
+			t.Cleanup(func() { _ = st.Close() })
+			return st.Store
+		}},
+		{"postgres", func(t *testing.T) *sqlstore.Store {
+			st, err := postgres.Open(t.Context(), freshSchema(t), sqlstore.Config{KeySecret: testKeySecret})
+			if err != nil {
+				t.Fatalf("postgres.Open: %v", err)
+			}
+			t.Cleanup(func() { _ = st.Close() })
+			return st.Store
+		}},
+	} {
+		t.Run(backend.name, func(t *testing.T) {
+			t.Parallel()
+			st := backend.open(t)
+			seedStore(t, st)
+			if err := st.AddClient(t.Context(), &store.Client{ID: parClient, Name: "PAR App",
+				RedirectURIs: []string{loopbackURI}, Scopes: []string{"openid"}, Native: true, FirstParty: true, RequirePAR: true}); err != nil {
+				t.Fatal(err)
+			}
+			logger, _ := testLogger(t, "server")
+			ts := startSQLServer(t, st, nil, logger)
+			b := newBrowser(t, ts)
+			ar := newAuthRequest(ts.oauth2Config(parClient, ts.loopbackRedirect(), "openid"))
+			wantRedirectError(t, ts, ar, b.get(t, ar.URL), "invalid_request")
+			ts.pushed(t, ar, nil)
+			wantCodeFor(t, ts, ar, b.authorize(t, ar.URL))
+			wantShownError(t, b.get(t, ar.URL), "invalid_request_uri")
+		})
 	}
 }
