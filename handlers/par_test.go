@@ -472,3 +472,25 @@ func TestPARSQL(t *testing.T) {
 		})
 	}
 }
+
+// testPendingPushed (of TestPendingLogin): a pushed request reaches the
+// host app's login with only client_id and request_uri in the query;
+// PendingLogin still shows what was pushed, and Complete resumes it to a
+// code.
+func testPendingPushed(t *testing.T, app *companyApp) {
+	b := newBrowser(t, app.testServer)
+	ar := authorizeWith(app.testServer, nativeClient, "openid profile", url.Values{"login_hint": {aliceUsername}})
+	app.pushed(t, ar, nil)
+	p := b.get(t, ar.URL)
+	if p.Status != http.StatusOK || p.URL.Path != companyLoginPath {
+		t.Fatalf("got status %d at %s, Location %q; want the company login page", p.Status, p.URL, p.Location)
+	}
+	if q := p.URL.Query(); len(q) != 2 || q.Get("request_uri") == "" || q.Get("client_id") != nativeClient {
+		t.Errorf("company login query: got %v, want client_id and request_uri only", q)
+	}
+	f := b.parseForm(t, p)
+	if got := f.Fields.Get("username"); got != aliceUsername {
+		t.Errorf("got username %q pre-filled, want the pushed login_hint %q", got, aliceUsername)
+	}
+	wantCodeFor(t, app.testServer, ar, submitCompanyLogin(t, b, p, employeePassword, "login"))
+}
