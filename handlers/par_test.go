@@ -1,7 +1,8 @@
 package handlers_test
 
 import (
-	"html"
+	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -376,15 +377,55 @@ func TestPARDiscovery(t *testing.T) {
 	}
 }
 
+// pushedGate holds back the consumption (Delete) of a pushed request until
+// n uses have reached it, so that every one of n concurrent uses finds the
+// request_uri valid and tries to consume it: the interleaving a fast memory
+// store otherwise rarely produces.
+type pushedGate struct {
+	store.Grants
+	n int
+
+	mu      sync.Mutex
+	arrived int
+	open    chan struct{}
+}
+
+// reset starts a new round.
+func (g *pushedGate) reset() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.arrived, g.open = 0, make(chan struct{})
+}
+
+func (g *pushedGate) Delete(ctx context.Context, kind store.Kind, signature string) error {
+	if kind == store.KindPushedRequest {
+		g.mu.Lock()
+		open := g.open
+		if g.arrived++; g.arrived == g.n {
+			close(open)
+		}
+		g.mu.Unlock()
+		select {
+		case <-open:
+		case <-ctx.Done(): // StoreTimeout: the use then fails, and so does the test
+			return ctx.Err()
+		}
+	}
+	return g.Grants.Delete(ctx, kind, signature)
+}
+
 // TestPARConcurrentUse: of concurrent uses of one request_uri by a
-// logged-in browser, exactly one gets a code; the others are refused.
+// logged-in browser, all of which find it unused, exactly one gets a code;
+// the others are sent back to the app with invalid_request_uri.
 func TestPARConcurrentUse(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, serverOptions{})
+	const n = 8
+	gate := &pushedGate{n: n}
+	ts := newTestServer(t, serverOptions{Grants: func(gr store.Grants) store.Grants { gate.Grants = gr; return gate }})
 	b := newBrowser(t, ts)
 	b.tokens(t, ts.oauth2Config(nativeClient, ts.loopbackRedirect(), "openid")) // logs in
-	const n = 8
 	for round := range 3 {
+		gate.reset()
 		ar := newAuthRequest(ts.oauth2Config(nativeClient, ts.loopbackRedirect(), "openid"))
 		ts.pushed(t, ar, nil)
 		var (
@@ -405,14 +446,19 @@ func TestPARConcurrentUse(t *testing.T) {
 					mu.Unlock()
 					return
 				}
+				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				loc, _ := url.Parse(resp.Header.Get("Location"))
 				mu.Lock()
 				defer mu.Unlock()
-				if c := loc.Query().Get("code"); resp.StatusCode == http.StatusSeeOther && c != "" {
-					codes = append(codes, c)
-				} else {
-					other = append(other, resp.Status+" "+html.UnescapeString(loc.Query().Get("error")))
+				switch {
+				case resp.StatusCode == http.StatusSeeOther && loc.Query().Get("code") != "":
+					codes = append(codes, loc.Query().Get("code"))
+				case resp.StatusCode == http.StatusSeeOther:
+					// Lost the race to consume it: sent back to the app.
+					other = append(other, loc.Query().Get("error"))
+				default:
+					other = append(other, resp.Status+" "+string(body))
 				}
 			})
 		}
@@ -420,6 +466,11 @@ func TestPARConcurrentUse(t *testing.T) {
 		wg.Wait()
 		if len(codes) != 1 {
 			t.Fatalf("round %d: %d uses got a code, want exactly 1 (others: %v)", round, len(codes), other)
+		}
+		for _, o := range other {
+			if o != "invalid_request_uri" {
+				t.Errorf("round %d: a losing use got %q, want invalid_request_uri", round, o)
+			}
 		}
 		if _, err := ar.exchange(t.Context(), codes[0]); err != nil {
 			t.Errorf("round %d: exchange the one code: %v", round, err)
