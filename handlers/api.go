@@ -27,6 +27,24 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
+// par serves the pushed authorization request endpoint (RFC 9126): the
+// client authenticates as at the token endpoint, with the same backoff,
+// and gets 201 with request_uri and expires_in.
+func (s *Server) par(w http.ResponseWriter, r *http.Request) {
+	noStore(w.Header())
+	att, ok := s.admitClient(w, r)
+	if !ok {
+		return
+	}
+	resp, err := s.p.PushAuthorizeRequest(r.Context(), r)
+	s.clientOutcome(r, att, err)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, resp)
+}
+
 // revoke serves the revocation endpoint.
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	noStore(w.Header())
@@ -178,6 +196,8 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 		"issuer":                                         iss,
 		"authorization_endpoint":                         iss + PathAuthorize,
 		"token_endpoint":                                 iss + PathToken,
+		"pushed_authorization_request_endpoint":          iss + pathPAR,
+		"require_pushed_authorization_requests":          s.p.RequiresPAR(),
 		"userinfo_endpoint":                              iss + PathUserInfo,
 		"jwks_uri":                                       iss + PathJWKS,
 		"revocation_endpoint":                            iss + PathRevoke,

@@ -26,7 +26,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, s.p.Refuse(ctx, areq, provider.ErrCodeServerError, "The server could not complete the request."), http.StatusSeeOther)
 		return
 	}
-	sub, authTime, amr := sess.subject()
+	sub, authTime, _ := sess.subject()
 	if s.needsLogin(areq, sub, authTime) {
 		if slices.Contains(areq.Prompt, "none") {
 			http.Redirect(w, r, s.p.Refuse(ctx, areq, "login_required", "The user is not logged in."), http.StatusSeeOther)
@@ -50,6 +50,14 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, s.link(PathConsent)+"?"+r.Form.Encode(), http.StatusSeeOther)
 		return
 	}
+	s.issueCode(w, r, areq, sess)
+}
+
+// issueCode issues the code to the logged-in user and redirects to the
+// client.
+func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, areq *provider.AuthorizeRequest, sess loginSession) {
+	ctx := r.Context()
+	sub, authTime, amr := sess.subject()
 	to, err := s.p.IssueCode(ctx, areq, provider.Login{Subject: sub, AuthTime: authTime, AMR: amr, ACR: sess.acr()})
 	if err != nil {
 		s.authorizeFailed(w, r, err)

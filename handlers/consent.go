@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 
 	"github.com/pixieauth/pixie/provider"
@@ -171,6 +172,18 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.p.Logger().ErrorContext(r.Context(), "save consent", "error", err)
 		s.renderError(w, r, failureStatus(err), provider.ErrCodeServerError, "")
+		return
+	}
+	if q, _ := url.ParseQuery(request); q.Has("request_uri") && slices.Contains(areq.Prompt, "consent") {
+		// A pushed request (RFC 9126) is resumed as it was pushed, so its
+		// prompt=consent cannot be dropped from it as resumeURL does: the
+		// consent just given answers it, and the code is issued here,
+		// after the checks the authorization endpoint makes before it.
+		if _, authTime, _ := sess.subject(); s.needsLogin(areq, sub, authTime) {
+			http.Redirect(w, r, s.loginURL+"?"+request, http.StatusSeeOther)
+			return
+		}
+		s.issueCode(w, r, areq, sess)
 		return
 	}
 	to, _ := s.resumeURL(request, "consent")

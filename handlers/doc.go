@@ -1,6 +1,7 @@
 // Package handlers serves a [provider.Provider] over net/http: the
-// authorization, token, userinfo, revocation and introspection endpoints,
-// discovery, the JWKS, and the login and logout pages.
+// authorization, token, pushed authorization request (RFC 9126), userinfo,
+// revocation and introspection endpoints, discovery, the JWKS, and the login
+// and logout pages.
 //
 // [Mount] registers them on the app's existing mux, anything with
 // Handle(pattern, http.Handler) (*http.ServeMux, chi, gorilla/mux):

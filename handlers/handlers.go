@@ -33,6 +33,10 @@ const (
 	PathConsent     = "/consent"
 )
 
+// pathPAR is the pushed authorization request endpoint (RFC 9126),
+// relative to the issuer URL, as the paths above.
+const pathPAR = "/oauth/par"
+
 // DefaultSessionLifetime is how long a login session lasts by default.
 const DefaultSessionLifetime = 12 * time.Hour
 
@@ -110,7 +114,8 @@ type Config struct {
 	// failures per username and 100 per address an hour).
 	LoginBackoff Backoff
 	// ClientAuthBackoff slows down guessing client secrets at the token,
-	// revocation and introspection endpoints: see [Backoff]. Default: the
+	// pushed authorization request, revocation and introspection
+	// endpoints: see [Backoff]. Default: the
 	// Backoff defaults, with PerName [DefaultClientFailuresPerName] (1000
 	// failures per client ID an hour).
 	ClientAuthBackoff Backoff
@@ -169,6 +174,7 @@ type route struct {
 //
 //	GET|POST /authorize                              authorization endpoint (RFC 6749 §3.1)
 //	POST     /oauth/token                            token endpoint (RFC 6749 §3.2)
+//	POST     /oauth/par                              pushed authorization requests (RFC 9126)
 //	GET|POST /userinfo                               UserInfo endpoint (OIDC Core §5.3; POST form token, RFC 6750 §2.2)
 //	POST     /oauth/revoke                           revocation (RFC 7009)
 //	POST     /oauth/introspect                       introspection (RFC 7662), confidential clients only
@@ -321,6 +327,7 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 		page("POST "+PathAuthorize, http.HandlerFunc(s.authorize)),
 		// Every method, so that a GET gets an OAuth error, not a bare 405.
 		api(PathToken, s.token),
+		api(pathPAR, s.par),
 		api("GET "+PathUserInfo, s.userinfo),
 		api("POST "+PathUserInfo, s.userinfo),
 		api("POST "+PathRevoke, s.revoke),

@@ -98,6 +98,8 @@ type serverOptions struct {
 	IDTokenLifespan time.Duration
 	// ACRValues is provider.Config.ACRValues.
 	ACRValues []string
+	// RequirePAR is provider.Config.RequirePAR.
+	RequirePAR bool
 	// Users, if set, wraps the memory store's users (to count or hold
 	// Authenticate calls).
 	Users func(store.Users) store.Users
@@ -205,6 +207,7 @@ func startServer(ctx context.Context, opts serverOptions) (*testServer, error) {
 		AccessTokenAlg:          opts.AccessTokenAlg,
 		Now:                     opts.Now,
 		ACRValues:               opts.ACRValues,
+		RequirePAR:              opts.RequirePAR,
 	}
 	if opts.Provider != nil {
 		opts.Provider(&cfg)

@@ -20,9 +20,17 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	request := r.URL.RawQuery
+	hint := queryValue(request, "login_hint")
+	if queryValue(request, "request_uri") != "" {
+		// A pushed request (RFC 9126): its login_hint is in what was
+		// pushed, not in the query.
+		if areq, err := s.parseRequest(r.Context(), request); err == nil {
+			hint = areq.LoginHint
+		}
+	}
 	s.showLogin(w, r, http.StatusOK, LoginPage{
 		ClientName: s.clientName(r, request),
-		Username:   queryValue(request, "login_hint"),
+		Username:   hint,
 		CSRFToken:  token,
 		Request:    request,
 	})

@@ -164,6 +164,7 @@ func TestPendingLogin(t *testing.T) {
 		{"prompt=none", testPendingPromptNone},
 		{"invalid request", testPendingInvalid},
 		{"pixie login form off", testPendingReplacesPixieLogin},
+		{"pushed request", testPendingPushed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -42,9 +42,10 @@ type AuthorizeRequest struct {
 	// request; the ID token tells the acr the login achieved.
 	ACREssential bool
 
-	idTokenClaims  []string // the claims parameter's for the ID token, releasable ones
-	userInfoClaims []string // the same for userinfo
-	subject        string   // a sub value the claims parameter requires, or ""
+	idTokenClaims  []string       // the claims parameter's for the ID token, releasable ones
+	userInfoClaims []string       // the same for userinfo
+	subject        string         // a sub value the claims parameter requires, or ""
+	pushed         *pushedRequest // the pushed request (RFC 9126) it came from, or nil
 	ar             fosite.AuthorizeRequester
 }
 
@@ -80,6 +81,14 @@ func (e *AuthorizeError) Unwrap() error { return e.Err }
 // limits (state 2048 bytes, nonce 512, id_token_hint MaxIDTokenHintLen, …);
 // the redirect URI registered for the client. On failure it returns an
 // *AuthorizeError.
+//
+// A request with request_uri is a pushed one (RFC 9126, see
+// [Provider.PushAuthorizeRequest]): it needs client_id too, and is then the
+// pushed request, validated as if its parameters had come in this request;
+// any other parameter is ignored. Its prompt=login and max_age count from
+// when it was pushed: a login since then satisfies them. A client with
+// store.Client.RequirePAR, or any client with Config.RequirePAR, must send
+// pushed requests.
 func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (*AuthorizeRequest, error) {
 	ctx = withMemo(ctx)
 	shown := func(description string) *AuthorizeError {
@@ -94,7 +103,8 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 			return nil, shown("The request body must be application/x-www-form-urlencoded.")
 		}
 	}
-	if err := r.ParseForm(); err != nil {
+	err := r.ParseForm()
+	if err != nil {
 		return nil, shown("The request could not be parsed.")
 	}
 	if k := repeated(r.Form); k != "" {
@@ -102,6 +112,17 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 	}
 	if k, n := overlong(r.Form); k != "" {
 		return nil, shown(fmt.Sprintf("The parameter %s is longer than %d bytes.", k, n))
+	}
+	var pushed *pushedRequest
+	if r.Form.Has("request_uri") {
+		form, pr, ae := p.resolvePushed(ctx, r.Form)
+		if ae != nil {
+			return nil, ae
+		}
+		if r, err = pushedHTTPRequest(ctx, r, form); err != nil {
+			return nil, shown("The request could not be parsed.")
+		}
+		pushed = pr
 	}
 	if err := p.checkRedirectURI(ctx, r.Form); err != nil {
 		return nil, err
@@ -115,6 +136,14 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 	c, ok := ar.GetClient().(fositeClient)
 	if !ok {
 		return nil, p.authorizeError(ctx, ar, fosite.ErrServerError.WithDebug("unexpected client type"))
+	}
+	if pushed == nil && (p.cfg.RequirePAR || c.c.RequirePAR) {
+		return nil, p.authorizeError(ctx, ar, fosite.ErrInvalidRequest.WithHint("This client must push its authorization requests to the pushed_authorization_request_endpoint first (RFC 9126) and send only client_id and request_uri here."))
+	}
+	if a, ok := ar.(*fosite.AuthorizeRequest); ok && pushed != nil {
+		// When the request was made: what fosite checks prompt=login and
+		// max_age against, and the ID token's rat.
+		a.RequestedAt = pushed.at
 	}
 	api, err := p.checkTarget(c.c, targets, ar.GetRequestedScopes())
 	if err != nil {
@@ -146,7 +175,11 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 		MaxAge:    maxAge,
 		LoginHint: form.Get("login_hint"),
 		ACRValues: strings.Fields(form.Get("acr_values")),
+		pushed:    pushed,
 		ar:        ar,
+	}
+	if pushed != nil {
+		areq.measureFromPush(p.now(), pushed.at)
 	}
 	if api != nil {
 		areq.API = api.Identifier
@@ -180,6 +213,7 @@ var maxParamLen = map[string]int{
 	"display":       64,
 	"audience":      2048,
 	"resource":      2048,
+	"request_uri":   256,
 }
 
 // MaxIDTokenHintLen is the longest id_token_hint pixie reads, at the
@@ -390,6 +424,13 @@ func (p *Provider) IssueCode(ctx context.Context, areq *AuthorizeRequest, login 
 	}
 	maps.Copy(sess.Claims.Extra, rules.IDToken)
 	sess.AccessClaims.Extra = rules.AccessToken
+	// A pushed request is used once: of concurrent uses, the one that
+	// consumes it gets the code.
+	if ok, err := p.consumePushed(ctx, areq); err != nil {
+		return "", p.authorizeError(ctx, ar, &internalError{fmt.Errorf("provider: consume pushed request: %w", err)})
+	} else if !ok {
+		return "", p.authorizeError(ctx, ar, errPushedRequestUsed)
+	}
 	resp, err := p.newAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
 		return "", p.authorizeError(ctx, ar, err)
@@ -437,8 +478,13 @@ func withQuery(u *url.URL, params url.Values) string {
 
 // Refuse ends the request with an OAuth error chosen by the caller, such as
 // login_required for prompt=none without a session (OIDC Core §3.1.2.6),
-// and returns the URL to redirect the browser to.
+// and returns the URL to redirect the browser to. A pushed request's
+// request_uri is used up by it.
 func (p *Provider) Refuse(ctx context.Context, areq *AuthorizeRequest, code, description string) string {
+	if _, err := p.consumePushed(ctx, areq); err != nil {
+		// The request ends all the same; its request_uri expires soon.
+		p.log().WarnContext(ctx, "consume pushed request", "error", err)
+	}
 	e := &fosite.RFC6749Error{ErrorField: code, DescriptionField: description, CodeField: http.StatusBadRequest}
 	return p.authorizeError(ctx, areq.ar, e).RedirectURL
 }

@@ -162,6 +162,17 @@ type Config struct {
 	// ones. Default 10,000.
 	UserInfoCacheSize int
 
+	// PushedRequestLifespan is how long a pushed authorization request
+	// (RFC 9126) may be used at the authorization endpoint, its login and
+	// consent steps included: the request_uri expires after it. Default 60
+	// seconds; at least 5 seconds and at most 10 minutes.
+	PushedRequestLifespan time.Duration
+	// RequirePAR makes every client push its authorization requests (RFC
+	// 9126): the authorization endpoint refuses a request without a
+	// request_uri, and discovery says require_pushed_authorization_requests.
+	// Default false: [store.Client.RequirePAR] requires it of one client.
+	RequirePAR bool
+
 	// ACRValues are the authentication context class references (acr, OIDC
 	// Core §2) that the host app's own login may report in [Login.ACR],
 	// besides [ACRPassword] and [ACRUnspecified], which pixie produces
@@ -294,6 +305,12 @@ func (c *Config) validate() error {
 		c.UserInfoCacheSize = DefaultUserInfoCacheSize
 	case c.UserInfoCacheSize < 0:
 		return errors.New("provider: Config.UserInfoCacheSize is negative")
+	}
+	switch {
+	case c.PushedRequestLifespan == 0:
+		c.PushedRequestLifespan = defaultPushedRequestLifespan
+	case c.PushedRequestLifespan < minPushedRequestLifespan || c.PushedRequestLifespan > maxPushedRequestLifespan:
+		return fmt.Errorf("provider: Config.PushedRequestLifespan %v is not between %v and %v", c.PushedRequestLifespan, minPushedRequestLifespan, maxPushedRequestLifespan)
 	}
 	for _, l := range []struct {
 		name string

@@ -15,8 +15,9 @@
 //
 //   - only the authorization code grant (with PKCE required for every client,
 //     S256 only unless AllowPlainPKCE), refresh tokens with rotation, OpenID
-//     Connect, revocation (RFC 7009) and introspection (RFC 7662); never the
-//     implicit, hybrid, password or client-credentials grants;
+//     Connect, revocation (RFC 7009), introspection (RFC 7662) and pushed
+//     authorization requests (RFC 9126, PKCE checked at the push); never
+//     the implicit, hybrid, password or client-credentials grants;
 //   - the RFC 9207 iss parameter on every authorization response;
 //   - single use of codes and refresh tokens under concurrency: fosite's
 //     storage calls are adapted onto store.Grants, whose Consume and Delete

@@ -55,8 +55,9 @@ type Provider struct {
 
 // New validates cfg, loads (or on first start generates and stores) the
 // signing keys, and composes the protocol engine: authorization code with
-// PKCE, OpenID Connect, refresh tokens with rotation, revocation (RFC 7009)
-// and introspection (RFC 7662). Nothing else: no implicit, hybrid, password
+// PKCE, OpenID Connect, refresh tokens with rotation, revocation (RFC 7009),
+// introspection (RFC 7662) and pushed authorization requests (RFC 9126).
+// Nothing else: no implicit, hybrid, password
 // or client-credentials grant.
 func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if err := cfg.validate(); err != nil {
@@ -103,6 +104,11 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		ClientSecretsHasher:            secretHasher{},
 		MinParameterEntropy:            fosite.MinParameterEntropy,
 		SendDebugMessagesToClients:     false,
+		// RFC 9126. pixie resolves request_uri itself (see resolvePushed)
+		// and enforces Config.RequirePAR per client, so fosite's own
+		// enforcement stays off.
+		PushedAuthorizeRequestURIPrefix: requestURIPrefix,
+		PushedAuthorizeContextLifespan:  cfg.PushedRequestLifespan,
 	}
 	idTokens := map[string]openid.OpenIDConnectTokenStrategy{}
 	for _, alg := range signingAlgs() {
@@ -135,6 +141,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		compose.OAuth2TokenIntrospectionFactory,
 		compose.OAuth2TokenRevocationFactory,
 		compose.OAuth2PKCEFactory,
+		compose.PushedAuthorizeHandlerFactory,
 	)
 	return p, nil
 }
@@ -197,6 +204,10 @@ func (p *Provider) JWKSMaxAge() time.Duration { return p.cfg.KeyRefreshInterval 
 
 // AllowsPlainPKCE reports whether Config.AllowPlainPKCE is set.
 func (p *Provider) AllowsPlainPKCE() bool { return p.cfg.AllowPlainPKCE }
+
+// RequiresPAR reports whether Config.RequirePAR is set: every client must
+// push its authorization requests (RFC 9126).
+func (p *Provider) RequiresPAR() bool { return p.cfg.RequirePAR }
 
 // IDTokenAlgs lists the JWS algorithms the provider signs ID tokens with.
 func (p *Provider) IDTokenAlgs() []string { return signingAlgs() }

@@ -39,6 +39,7 @@ var (
 	_ pkce.PKCERequestStorage            = (*fositeStorage)(nil)
 	_ openid.OpenIDConnectRequestStorage = (*fositeStorage)(nil)
 	_ storage.Transactional              = (*fositeStorage)(nil)
+	_ fosite.PARStorage                  = (*fositeStorage)(nil)
 )
 
 // storedForm lists the request parameters kept with a grant: what fosite
@@ -651,6 +652,65 @@ func (s *fositeStorage) Rollback(ctx context.Context) error {
 		return tx.Rollback(ctx)
 	}
 	return nil
+}
+
+// pushedKey is the storage key of a pushed request: a digest of its
+// request_uri, which is a bearer credential until it is used.
+func pushedKey(requestURI string) string { return digest(requestURI) }
+
+// CreatePARSession stores a pushed request: every parameter but the
+// client's credentials, so that the authorization endpoint sees exactly
+// what a direct request would have carried, and the time it was pushed (to
+// the second, as auth_time), which prompt=login and max_age are measured
+// from.
+func (s *fositeStorage) CreatePARSession(ctx context.Context, requestURI string, r fosite.AuthorizeRequester) error {
+	form := url.Values{}
+	for k, v := range r.GetRequestForm() {
+		if !slices.Contains(pushedSecretParams, k) {
+			form[k] = slices.Clone(v)
+		}
+	}
+	now := s.p.now()
+	head, err := json.Marshal(storedRequest{
+		ID:          r.GetID(),
+		RequestedAt: now.UTC().Truncate(time.Second),
+		Form:        form,
+	})
+	if err != nil {
+		return fmt.Errorf("provider: encode pushed request: %w", err)
+	}
+	data := append([]byte(dataVersion), head...)
+	data = append(data, '\n')
+	return s.p.grants.CreateGrant(ctx, &store.Grant{
+		Kind:      store.KindPushedRequest,
+		Signature: pushedKey(requestURI),
+		RequestID: r.GetID(),
+		ClientID:  r.GetClient().GetID(),
+		ExpiresAt: now.Add(s.p.cfg.PushedRequestLifespan).UTC(),
+		Active:    true,
+		Data:      data,
+	})
+}
+
+// GetPARSession returns the pushed request, with its parameters in its
+// form, or fosite.ErrNotFound when it is unknown, used or expired.
+func (s *fositeStorage) GetPARSession(ctx context.Context, requestURI string) (fosite.AuthorizeRequester, error) {
+	r, g, _, err := s.getMeta(ctx, store.KindPushedRequest, pushedKey(requestURI), skipSession{})
+	if err != nil {
+		return nil, err
+	}
+	if !g.Active || !s.p.now().Before(g.ExpiresAt) {
+		return nil, fosite.ErrNotFound
+	}
+	ar := fosite.NewAuthorizeRequest()
+	ar.Request = *r
+	return ar, nil
+}
+
+// DeletePARSession consumes the pushed request: of concurrent calls
+// exactly one succeeds, the others get fosite.ErrNotFound.
+func (s *fositeStorage) DeletePARSession(ctx context.Context, requestURI string) error {
+	return s.remove(ctx, store.KindPushedRequest, pushedKey(requestURI))
 }
 
 // pendingCode is the authorization code being issued, held back by

@@ -105,12 +105,16 @@ const (
 	// replica. Its CreateGrant failing with [ErrAlreadyExists] is the
 	// replay check.
 	KindDPoPProof Kind = "dpop_proof"
+	// KindPushedRequest is a pushed authorization request (RFC 9126),
+	// under a digest of its request_uri: the request's parameters, kept
+	// until it is used once at the authorization endpoint or expires.
+	KindPushedRequest Kind = "pushed_request"
 )
 
 // Valid reports whether k is one of the defined kinds.
 func (k Kind) Valid() bool {
 	switch k {
-	case KindAuthorizeCode, KindPKCE, KindOIDC, KindAccessToken, KindRefreshToken, KindRefreshGrace, KindDPoPProof:
+	case KindAuthorizeCode, KindPKCE, KindOIDC, KindAccessToken, KindRefreshToken, KindRefreshGrace, KindDPoPProof, KindPushedRequest:
 		return true
 	}
 	return false
@@ -182,6 +186,11 @@ type Client struct {
 	// bound to the key. provider.Config.RequireDPoP sets it for every
 	// public client.
 	RequireDPoP bool
+	// RequirePAR makes this client push every authorization request first
+	// (RFC 9126): the authorization endpoint refuses its requests that
+	// come without a request_uri. provider.Config.RequirePAR requires it
+	// of every client.
+	RequirePAR bool
 }
 
 // Public reports whether the client has no secret.

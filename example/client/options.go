@@ -41,6 +41,10 @@ type options struct {
 	// the token endpoint, UserInfo and the API, so that the tokens are bound
 	// to it.
 	dpop bool
+	// par, if true, pushes the authorization request to the server's
+	// pushed_authorization_request_endpoint first (RFC 9126) and sends the
+	// browser with only client_id and the request_uri it returns.
+	par bool
 	// onAuthURL is called with the authorize URL once the loopback listener
 	// is ready. nil means: print the URL to the output and, if openBrowser,
 	// try to open it in the system browser. A test sets it to drive the
@@ -95,6 +99,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.BoolVar(&o.dpop, "dpop", false, "make an ES256 key and bind the tokens to it with DPoP (RFC 9449): proofs at the token endpoint, UserInfo, the refresh and the API")
 	fs.BoolVar(&o.openBrowser, "open", true, "try to open the authorize URL in the system browser")
 	fs.DurationVar(&o.timeout, "timeout", defaultTimeout, "how long to wait for the browser redirect")
+	fs.BoolVar(&o.par, "par", false, "push the authorization request first (RFC 9126): the browser gets only client_id and a request_uri")
 	fs.StringVar(&o.api, "api", envOr("PIXIE_API", defaultAPI), "base URL of example/api, called with the access token after the login; \"\" skips it (env PIXIE_API)")
 
 	if err := fs.Parse(args); err != nil {

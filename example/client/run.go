@@ -5,11 +5,13 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -31,6 +33,8 @@ type discoveryMetadata struct {
 	CodeChallengeMethodsSupported []string `json:"code_challenge_methods_supported"`
 	IssParameterSupported         bool     `json:"authorization_response_iss_parameter_supported"`
 	DPoPAlgs                      []string `json:"dpop_signing_alg_values_supported"`
+	PAREndpoint                   string   `json:"pushed_authorization_request_endpoint"` // RFC 9126 §5
+	RequirePAR                    bool     `json:"require_pushed_authorization_requests"`
 }
 
 // run logs in like a native app and writes a transcript to out:
@@ -80,6 +84,10 @@ func run(ctx context.Context, opts options, out io.Writer) error {
 		p.field("RFC 9207 iss", "advertised: the redirect must carry iss")
 	} else {
 		p.field("RFC 9207 iss", "not advertised: iss is checked if sent")
+	}
+	p.field("PAR", orNone(meta.PAREndpoint))
+	if meta.RequirePAR && !opts.par {
+		p.line("  warning: the server requires pushed authorization requests; run with -par")
 	}
 	if !slices.Contains(meta.CodeChallengeMethodsSupported, "S256") {
 		p.line("  warning: discovery does not list S256 in code_challenge_methods_supported; sending PKCE S256 anyway")
@@ -150,6 +158,11 @@ func run(ctx context.Context, opts options, out io.Writer) error {
 		authOpts = append(authOpts, oauth2.SetAuthURLParam("dpop_jkt", key.jkt))
 	}
 	authURL := cfg.AuthCodeURL(state, authOpts...)
+	if opts.par {
+		if authURL, err = push(ctx, p, httpClient, meta.PAREndpoint, opts.clientID, authURL); err != nil {
+			return err
+		}
+	}
 	onAuthURL := opts.onAuthURL
 	if onAuthURL == nil {
 		onAuthURL = func(u string) { showAuthURL(p, u, opts.openBrowser) }
@@ -242,6 +255,48 @@ func run(ctx context.Context, opts options, out io.Writer) error {
 	p.line("")
 	p.line("Done.")
 	return nil
+}
+
+// push sends the parameters of authURL to the pushed authorization request
+// endpoint (RFC 9126 §2: a form POST; a public client identifies itself by
+// client_id) and returns the authorization URL the browser gets instead:
+// client_id and the request_uri, nothing else (§4).
+func push(ctx context.Context, p printer, client *http.Client, endpoint, clientID, authURL string) (string, error) {
+	if endpoint == "" {
+		return "", errors.New("-par: discovery has no pushed_authorization_request_endpoint")
+	}
+	u, err := url.Parse(authURL)
+	if err != nil {
+		return "", fmt.Errorf("-par: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(u.Query().Encode()))
+	if err != nil {
+		return "", fmt.Errorf("-par: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("-par: %w", err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		RequestURI       string `json:"request_uri"`
+		ExpiresIn        int    `json:"expires_in"`
+		Error            string `json:"error"`
+		ErrorDescription string `json:"error_description"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&body); err != nil {
+		return "", fmt.Errorf("-par: %s: unreadable answer (status %s): %w", endpoint, resp.Status, err)
+	}
+	if resp.StatusCode != http.StatusCreated || body.RequestURI == "" {
+		return "", fmt.Errorf("-par: %s answered %s: %s %s", endpoint, resp.Status, body.Error, body.ErrorDescription)
+	}
+	p.line("Pushed the authorization request (RFC 9126)")
+	p.field("request_uri", redact(body.RequestURI))
+	p.field("expires_in", fmt.Sprintf("%d s, usable once", body.ExpiresIn))
+	p.line("")
+	u.RawQuery = url.Values{"client_id": {clientID}, "request_uri": {body.RequestURI}}.Encode()
+	return u.String(), nil
 }
 
 // showAuthURL is the default onAuthURL: print the URL and, if open, try the

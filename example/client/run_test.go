@@ -39,7 +39,9 @@ type pixie struct {
 	secrets []string // codes, access, refresh and ID tokens
 }
 
-func startPixie(t *testing.T) *pixie {
+// startPixie starts the server; edit, if given, changes the demo client's
+// registration first.
+func startPixie(t *testing.T, edit ...func(*store.Client)) *pixie {
 	t.Helper()
 	st := memory.New()
 	err := st.AddUser(&store.User{
@@ -52,7 +54,7 @@ func startPixie(t *testing.T) *pixie {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = st.AddClient(&store.Client{
+	c := &store.Client{
 		ID:           "example-native",
 		Name:         "Example App",
 		RedirectURIs: []string{"http://127.0.0.1/callback", "com.example.app:/oauth2redirect"},
@@ -60,7 +62,11 @@ func startPixie(t *testing.T) *pixie {
 		APIs:         []string{testAudience},
 		Native:       true,
 		FirstParty:   true,
-	})
+	}
+	for _, f := range edit {
+		f(c)
+	}
+	err = st.AddClient(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,8 +198,15 @@ var longRun = regexp.MustCompile(`[A-Za-z0-9_-]{32,}`)
 // listener after passing it through tamper (nil: unchanged). A failure is
 // reported on t and cancels the run, which would otherwise wait for a
 // redirect that never comes.
-func browser(t *testing.T, s *pixie, cancel context.CancelFunc, tamper func(q url.Values)) func(string) {
+func browser(t *testing.T, s *pixie, cancel context.CancelFunc, tamper func(q url.Values), pushed bool) func(string) {
 	return func(authURL string) {
+		if u, err := url.Parse(authURL); err == nil && pushed {
+			// RFC 9126 §4: nothing of the request but client_id and
+			// request_uri goes through the browser.
+			if q := u.Query(); len(q) != 2 || q.Get("client_id") == "" || q.Get("request_uri") == "" {
+				t.Errorf("browser: pushed request's URL %s carries more than client_id and request_uri", authURL)
+			}
+		}
 		client := testbrowser.NewClient()
 		to, err := testbrowser.Login(t.Context(), client, authURL, testUser, testPassword)
 		if err != nil {
@@ -223,8 +236,11 @@ func TestRun(t *testing.T) {
 		dpop     bool             // -dpop
 		api      string           // "api": the resource server of startAPI; "closed": a refused port; "": none
 		tamper   func(url.Values) // how the redirect is altered on its way to the CLI
-		wantErr  string           // "" means success
-		wantOut  []string
+		par      bool             // -par: push the request first
+		// requirePAR registers the client with store.Client.RequirePAR
+		requirePAR bool
+		wantErr    string // "" means success
+		wantOut    []string
 	}{
 		{
 			// Everything: the transcript shows each check passing, the
@@ -356,6 +372,32 @@ func TestRun(t *testing.T) {
 			wantErr: "iss parameter missing",
 		},
 		{
+			// -par with a client that must push: the request goes to the
+			// pushed endpoint, the browser gets only client_id and
+			// request_uri, and the rest of the flow is the same.
+			name:       "pushed authorization request",
+			par:        true,
+			requirePAR: true,
+			refresh:    true,
+			wantOut: []string{
+				"PAR            http://127.0.0.1:",
+				"Pushed the authorization request (RFC 9126)",
+				"request_uri    urn:ietf:pa…",
+				"expires_in     60 s, usable once",
+				`scope          "openid profile email offline_access read:messages"`,
+				"nonce          matches the one sent",
+				"the refresh token was rotated",
+				"Done.",
+			},
+		},
+		{
+			// The same client without -par: pixie refuses the direct
+			// request.
+			name:       "pushed request required, not pushed",
+			requirePAR: true,
+			wantErr:    `authorization server returned error "invalid_request"`,
+		},
+		{
 			// A scope the client is not registered for: pixie sends the
 			// error back to the client, and the CLI reports it.
 			name:    "error response",
@@ -366,7 +408,7 @@ func TestRun(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := startPixie(t)
+			s := startPixie(t, func(c *store.Client) { c.RequirePAR = tt.requirePAR })
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			scopes := tt.scopes
@@ -393,8 +435,9 @@ func TestRun(t *testing.T) {
 				refresh:   tt.refresh,
 				dpop:      tt.dpop,
 				api:       api,
+				par:       tt.par,
 				timeout:   10 * time.Second,
-				onAuthURL: browser(t, s, cancel, tt.tamper),
+				onAuthURL: browser(t, s, cancel, tt.tamper, tt.par),
 			}, &out)
 			if tt.wantErr == "" && err != nil {
 				t.Fatalf("run: got error %v, want nil\ntranscript:\n%s", err, out.String())

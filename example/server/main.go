@@ -98,6 +98,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		AuthorizeCodeLifespan: opts.codeLifespan,
 		AccessTokenLifespan:   opts.accessTokenLifespan,
 		APIs:                  demoAPIs(opts), // the demo API, example/api (demo.go)
+		RequirePAR:            opts.requirePAR,
 		Logger:                logger,
 	})
 	if err != nil {

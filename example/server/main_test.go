@@ -151,6 +151,26 @@ func TestRoutes(t *testing.T) {
 	}
 }
 
+// TestRequirePAR: discovery names the pushed endpoint, and says pushing
+// is required with -require-par and optional without it (the provider's
+// tests cover what RequirePAR then refuses).
+func TestRequirePAR(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string // in the discovery document
+	}{
+		{nil, `"require_pushed_authorization_requests":false`},
+		{[]string{"-require-par"}, `"require_pushed_authorization_requests":true`},
+	} {
+		s := start(t, nil, tc.args...)
+		if _, body := s.get(t, "/.well-known/openid-configuration"); !strings.Contains(body, tc.want) ||
+			!strings.Contains(body, `"pushed_authorization_request_endpoint":"`+s.url+`/oauth/par"`) {
+			t.Errorf("%v: discovery %s, want %s and the pushed endpoint", tc.args, body, tc.want)
+		}
+	}
+}
+
 // TestIssuerFromListener checks that without -issuer the issuer is the
 // address actually listened on, port included, and that discovery and every
 // endpoint agree.

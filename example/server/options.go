@@ -31,6 +31,7 @@ type options struct {
 	keySecret           string
 	login               string
 	apiAudience         string
+	requirePAR          bool
 	logLevel            slog.Level
 }
 
@@ -72,6 +73,7 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (opt
 	fs.BoolVar(&o.memory, "memory", env("PIXIE_MEMORY", "") == "true", "keep everything in memory (instead of -db)")
 	fs.StringVar(&o.keySecret, "key-secret", env("PIXIE_KEY_SECRET", ""), "secret (≥ 32 bytes) encrypting the signing keys in the database (default for SQLite: the file <db>.key, created on first start)")
 	fs.StringVar(&o.login, "login", env("PIXIE_LOGIN", "pixie"), "who logs users in: pixie (its login page) or company (this app's own, through handlers.PendingLogin)")
+	fs.BoolVar(&o.requirePAR, "require-par", env("PIXIE_REQUIRE_PAR", "") == "true", "every client must push its authorization requests to /oauth/par first (RFC 9126)")
 	fs.StringVar(&o.apiAudience, "api-audience", env("PIXIE_API_AUDIENCE", defaultAPIAudience), "identifier (aud) of the demo API, example/api, that the example apps may ask access tokens for")
 	level := env("PIXIE_LOG_LEVEL", "info")
 	fs.Func("log-level", "log level: debug, info, warn, error (default info)", func(s string) error { level = s; return nil })

@@ -28,11 +28,14 @@ var libraryPackages = []string{
 }
 
 // ceiling is the count, by this file's rule (methods of exported types
-// included), on the day the test was written: 298, then 299 with
-// middleware.ErrDPoP (the sentinel of refused DPoP bindings, RFC 9449).
+// included), on the day the test was written: 298; 301 with pushed
+// authorization requests (store.KindPushedRequest and the provider's
+// PushAuthorizeRequest and RequiresPAR, which the PAR endpoint and
+// discovery need) and DPoP (middleware.ErrDPoP, the sentinel of refused
+// DPoP bindings; store.KindDPoPProof took the place of provider.BearerToken).
 // Issue 12 aims at 180. Lower it as the surface shrinks; raising it needs
 // a reason in the commit.
-const ceiling = 299
+const ceiling = 302
 
 type surface struct {
 	idents int // exported types, functions, methods of exported types, vars and consts

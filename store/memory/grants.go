@@ -14,8 +14,9 @@ import (
 )
 
 // MaxGrants is how many grant records a Store holds before it refuses new
-// authorization codes: [Store.CreateGrant] of a [store.KindAuthorizeCode]
-// record beyond it first removes the records that have expired and, if the
+// authorization codes and pushed authorization requests: [Store.CreateGrant]
+// of a [store.KindAuthorizeCode] or [store.KindPushedRequest] record beyond
+// it first removes the records that have expired and, if the
 // Store is still full, fails with an error wrapping [ErrFull], which the
 // provider answers with server_error. The records of grants already issued
 // (tokens, rotated refresh tokens) may take the Store a quarter beyond it,
@@ -41,7 +42,7 @@ var ErrFull = errors.New("memory: grant store full")
 // the same request into equal bytes, keep one copy.
 
 // numKinds is how many kinds of grant record there are.
-const numKinds = 7
+const numKinds = 8
 
 // kindIndex returns the index of k in a record's key, and false if k is
 // not a valid kind.
@@ -61,6 +62,8 @@ func kindIndex(k store.Kind) (byte, bool) {
 		return 5, true
 	case store.KindDPoPProof:
 		return 6, true
+	case store.KindPushedRequest:
+		return 7, true
 	}
 	return 0, false
 }
@@ -71,6 +74,7 @@ func kindOf(i byte) store.Kind {
 		store.KindAuthorizeCode, store.KindPKCE, store.KindOIDC,
 		store.KindAccessToken, store.KindRefreshToken, store.KindRefreshGrace,
 		store.KindDPoPProof,
+		store.KindPushedRequest,
 	}[i]
 }
 
@@ -193,8 +197,8 @@ func checkGrant(g *store.Grant) (byte, error) {
 // held for writing.
 func (s *Store) makeRoom(kind store.Kind, n int) error {
 	limit := s.maxGrants + s.maxGrants/4
-	if kind == store.KindAuthorizeCode {
-		limit = s.maxGrants
+	if kind == store.KindAuthorizeCode || kind == store.KindPushedRequest {
+		limit = s.maxGrants // new authorizations; see MaxGrants
 	}
 	if len(s.grants)+n <= limit {
 		return nil

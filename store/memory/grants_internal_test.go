@@ -392,7 +392,8 @@ func liveHeapBytes() uint64 {
 	return m.HeapAlloc
 }
 
-// TestGrantsBounded: a full Store refuses new authorization codes, still
+// TestGrantsBounded: a full Store refuses new authorization codes and
+// pushed requests, still
 // stores the tokens of grants already issued up to a quarter more, then
 // refuses everything; it evicts nothing, and makes room by removing the
 // records that have expired.
@@ -414,6 +415,9 @@ func TestGrantsBounded(t *testing.T) {
 	}
 	if err := create(store.KindAuthorizeCode, "code-8", live); !errors.Is(err, ErrFull) {
 		t.Fatalf("a code beyond the bound: got %v, want ErrFull", err)
+	}
+	if err := create(store.KindPushedRequest, "pushed-0", live); !errors.Is(err, ErrFull) {
+		t.Fatalf("a pushed request beyond the bound: got %v, want ErrFull (it is a new authorization, like a code)", err)
 	}
 	for i, kind := range []store.Kind{store.KindAccessToken, store.KindRefreshToken} {
 		if err := create(kind, fmt.Sprint("token-", i), live); err != nil {

@@ -51,7 +51,7 @@ func (s *Store) writeClient(ctx context.Context, st *sql.Stmt, c *store.Client, 
 		return fmt.Errorf("sqlstore: %s %q: %w", op, c.ID, err)
 	}
 	res, err := s.stmt(ctx, st).ExecContext(ctx,
-		c.ID, c.Name, c.SecretHash, redirects, scopes, grantTypes, c.Native, c.FirstParty, c.Introspect, c.IDTokenAlg, apis, postLogout, c.RequireDPoP)
+		c.ID, c.Name, c.SecretHash, redirects, scopes, grantTypes, c.Native, c.FirstParty, c.Introspect, c.IDTokenAlg, apis, postLogout, c.RequireDPoP, c.RequirePAR)
 	if err := inserted(res, err); err != nil {
 		return fmt.Errorf("sqlstore: %s %q: %w", op, c.ID, err)
 	}
@@ -64,7 +64,7 @@ func (s *Store) Client(ctx context.Context, id string) (*store.Client, error) {
 	c := &store.Client{ID: id}
 	var redirects, scopes, grantTypes, apis, postLogout string
 	err := s.stmt(ctx, s.stmts.clientGet).QueryRowContext(ctx, id).Scan(
-		&c.Name, &c.SecretHash, &redirects, &scopes, &grantTypes, &c.Native, &c.FirstParty, &c.Introspect, &c.IDTokenAlg, &apis, &postLogout, &c.RequireDPoP)
+		&c.Name, &c.SecretHash, &redirects, &scopes, &grantTypes, &c.Native, &c.FirstParty, &c.Introspect, &c.IDTokenAlg, &apis, &postLogout, &c.RequireDPoP, &c.RequirePAR)
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			err = store.ErrNotFound

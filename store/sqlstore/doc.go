@@ -160,6 +160,11 @@
 // request is of the active records, which grants_active_request_idx serves,
 // and the full index cost a write on every insert.
 //
+// Schema version 11 adds to clients the column require_par BOOLEAN NOT
+// NULL DEFAULT FALSE ([store.Client.RequirePAR]). Pushed authorization
+// requests need no table of their own: they are grants of the kind
+// [store.KindPushedRequest].
+//
 // Schema version 12 adds to clients the column require_dpop (BOOLEAN on
 // PostgreSQL, INTEGER on SQLite; NOT NULL, default false): the client's
 // [store.Client.RequireDPoP]. DPoP proofs already used are grant records of

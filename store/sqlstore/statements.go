@@ -60,18 +60,19 @@ type statements struct {
 // catching a unique violation: no driver-specific error decoding, and on
 // PostgreSQL a duplicate does not abort the surrounding transaction.
 const (
-	qClientGet = `SELECT name, secret_hash, redirect_uris, scopes, grant_types, native, first_party, introspect, id_token_alg, apis, post_logout_redirect_uris, require_dpop
+	qClientGet = `SELECT name, secret_hash, redirect_uris, scopes, grant_types, native, first_party, introspect, id_token_alg, apis, post_logout_redirect_uris, require_dpop, require_par
 FROM {p}clients WHERE id = ?`
 	qClientAdd = `INSERT INTO {p}clients
-(id, name, secret_hash, redirect_uris, scopes, grant_types, native, first_party, introspect, id_token_alg, apis, post_logout_redirect_uris, require_dpop)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+(id, name, secret_hash, redirect_uris, scopes, grant_types, native, first_party, introspect, id_token_alg, apis, post_logout_redirect_uris, require_dpop, require_par)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
 	qClientPut = `INSERT INTO {p}clients
-(id, name, secret_hash, redirect_uris, scopes, grant_types, native, first_party, introspect, id_token_alg, apis, post_logout_redirect_uris, require_dpop)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET
+(id, name, secret_hash, redirect_uris, scopes, grant_types, native, first_party, introspect, id_token_alg, apis, post_logout_redirect_uris, require_dpop, require_par)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET
 name = excluded.name, secret_hash = excluded.secret_hash, redirect_uris = excluded.redirect_uris,
 scopes = excluded.scopes, grant_types = excluded.grant_types, native = excluded.native,
 first_party = excluded.first_party, introspect = excluded.introspect, id_token_alg = excluded.id_token_alg,
-apis = excluded.apis, post_logout_redirect_uris = excluded.post_logout_redirect_uris, require_dpop = excluded.require_dpop`
+apis = excluded.apis, post_logout_redirect_uris = excluded.post_logout_redirect_uris,
+require_dpop = excluded.require_dpop, require_par = excluded.require_par`
 
 	qUserAuth = `SELECT subject, password_hash FROM {p}users WHERE username = ?`
 	qUserGet  = `SELECT preferred_username, name, given_name, family_name, email, email_verified, picture, locale,

@@ -311,6 +311,7 @@ func sampleClient() *store.Client {
 		Introspect:             true,
 		IDTokenAlg:             "ES256",
 		RequireDPoP:            true,
+		RequirePAR:             true,
 	}
 }
 
@@ -458,6 +459,7 @@ func allKinds() []store.Kind {
 		store.KindAuthorizeCode, store.KindPKCE, store.KindOIDC,
 		store.KindAccessToken, store.KindRefreshToken, store.KindRefreshGrace,
 		store.KindDPoPProof,
+		store.KindPushedRequest,
 	}
 }
 

@@ -126,6 +126,9 @@
 // request is of the active records, which grants_active_request_idx serves,
 // and the full index cost a write on every insert.
 //
+// Schema version 11 adds to clients the column require_par INTEGER NOT
+// NULL DEFAULT 0 (0 or 1: store.Client.RequirePAR).
+//
 // Schema version 12 adds to clients the column require_dpop (BOOLEAN on
 // PostgreSQL, INTEGER on SQLite; NOT NULL, default false): the client's
 // [store.Client.RequireDPoP]. DPoP proofs already used are grant records of

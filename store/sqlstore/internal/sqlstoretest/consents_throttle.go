@@ -33,6 +33,7 @@ scopes TEXT NOT NULL DEFAULT '[]', updated_at BIGINT NOT NULL, PRIMARY KEY (subj
 	},
 	9:  {`DROP INDEX grants_active_request_idx`},
 	10: {`CREATE INDEX grants_request_idx ON grants (kind, request_id)`},
+	11: {`ALTER TABLE clients DROP COLUMN require_par`},
 	12: {`ALTER TABLE clients DROP COLUMN require_dpop`},
 }
 
