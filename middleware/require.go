@@ -10,8 +10,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/pixieauth/pixie/internal/httpauth"
 	"github.com/pixieauth/pixie/internal/dpop"
+	"github.com/pixieauth/pixie/internal/httpauth"
 )
 
 // tokenKey is the context key of the validated token.
