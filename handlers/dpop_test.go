@@ -554,3 +554,35 @@ func TestDPoPDiscovery(t *testing.T) {
 		}
 	}
 }
+
+// TestDPoPPushedJKT: dpop_jkt pushed with the authorization request (RFC
+// 9126 and RFC 9449 §10 together) binds the code as it does at /authorize.
+func TestDPoPPushedJKT(t *testing.T) {
+	ts := newTestServer(t, serverOptions{})
+	key, other := newDPoPKey(t), newDPoPKey(t)
+	conf := ts.oauth2Config(nativeClient, ts.loopbackRedirect(), allScopes)
+	ar := newAuthRequest(conf)
+	ar.URL += "&dpop_jkt=" + key.jkt
+	ts.pushed(t, ar, nil)
+	if strings.Contains(ar.URL, "dpop_jkt") {
+		t.Fatalf("the browser's URL %s still carries dpop_jkt", ar.URL)
+	}
+	code := newBrowser(t, ts).code(t, ar)
+	if _, err := conf.Exchange(dpopContext(t, other), code, oauth2.VerifierOption(ar.Verifier)); err == nil {
+		t.Error("pushed bound code with another key: got tokens, want a refusal")
+	} else {
+		wantRetrieveError(t, err, http.StatusBadRequest, "invalid_dpop_proof")
+	}
+	tok, err := conf.Exchange(dpopContext(t, key), code, oauth2.VerifierOption(ar.Verifier))
+	if err != nil {
+		t.Fatalf("pushed bound code with its key: %v", err)
+	}
+	if got := cnfJKT(jwtClaims(t, tok.AccessToken)); got != key.jkt {
+		t.Errorf("got cnf.jkt %q, want %q", got, key.jkt)
+	}
+
+	// A pushed dpop_jkt that is no thumbprint is refused at the push.
+	bad := pushParams(t, newAuthRequest(conf))
+	bad.Set("dpop_jkt", "not-a-thumbprint")
+	ts.push(t, bad, nil).wantOAuthError(t, http.StatusBadRequest, "invalid_request")
+}

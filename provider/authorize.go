@@ -153,10 +153,7 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 		ar.SetRequestedAudience(fosite.Arguments{api.Identifier})
 	}
 	form := ar.GetRequestForm()
-	if err := checkChallenge(form.Get("code_challenge"), form.Get("code_challenge_method"), p.cfg.AllowPlainPKCE); err != nil {
-		return nil, p.authorizeError(ctx, ar, err)
-	}
-	if err := checkJKT(form.Get("dpop_jkt")); err != nil {
+	if err := p.checkProofParams(form); err != nil {
 		return nil, p.authorizeError(ctx, ar, err)
 	}
 	maxAge := time.Duration(-1)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -109,6 +110,16 @@ func (p *Provider) dpopError(ctx context.Context, err error) *Error {
 // jktPattern is an RFC 7638 SHA-256 thumbprint: 32 bytes, base64url without
 // padding.
 var jktPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
+
+// checkProofParams checks the parameters of an authorization request, direct
+// or pushed, that bind the code to what only the client holds: the PKCE
+// challenge (RFC 7636 §4.3) and the DPoP key's thumbprint (RFC 9449 §10).
+func (p *Provider) checkProofParams(form url.Values) error {
+	if err := checkChallenge(form.Get("code_challenge"), form.Get("code_challenge_method"), p.cfg.AllowPlainPKCE); err != nil {
+		return err
+	}
+	return checkJKT(form.Get("dpop_jkt"))
+}
 
 // checkJKT refuses a dpop_jkt parameter of an authorization request (RFC
 // 9449 §10) that is not a thumbprint.

@@ -112,7 +112,7 @@ func (p *Provider) PushAuthorizeRequest(ctx context.Context, r *http.Request) (m
 	}
 	// PKCE for every client, public or confidential: refused here, not
 	// only when the browser arrives.
-	if err := checkChallenge(form.Get("code_challenge"), form.Get("code_challenge_method"), p.cfg.AllowPlainPKCE); err != nil {
+	if err := p.checkProofParams(form); err != nil {
 		return nil, p.oauthError(ctx, "par", err)
 	}
 	if v := form.Get("max_age"); v != "" {

@@ -304,6 +304,18 @@ func TestRun(t *testing.T) {
 			},
 		},
 		{
+			// -dpop with -par: dpop_jkt goes in the pushed request, and
+			// the code is bound to the key all the same.
+			name: "dpop and par",
+			dpop: true,
+			par:  true,
+			wantOut: []string{
+				"token_type     DPoP",
+				"bound to this client's DPoP key: token_type DPoP, cnf.jkt is its thumbprint",
+				"Done.",
+			},
+		},
+		{
 			// With write:messages the same POST is accepted.
 			name:   "token that may write",
 			scopes: "openid read:messages write:messages",

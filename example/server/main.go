@@ -99,6 +99,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		AccessTokenLifespan:   opts.accessTokenLifespan,
 		APIs:                  demoAPIs(opts), // the demo API, example/api (demo.go)
 		RequirePAR:            opts.requirePAR,
+		RequireDPoP:           opts.requireDPoP,
+		DPoPNonce:             opts.dpopNonce,
 		Logger:                logger,
 	})
 	if err != nil {

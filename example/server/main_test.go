@@ -171,6 +171,26 @@ func TestRequirePAR(t *testing.T) {
 	}
 }
 
+// TestRequireDPoP: with -require-dpop the demo's native app gets no
+// tokens without a DPoP proof; discovery lists the proof algorithms
+// either way.
+func TestRequireDPoP(t *testing.T) {
+	t.Parallel()
+	const password = "pw-dpop"
+	s := start(t, nil, "-demo-password", password, "-require-dpop")
+	if _, body := s.get(t, "/.well-known/openid-configuration"); !strings.Contains(body, `"dpop_signing_alg_values_supported":["ES256","RS256","PS256","EdDSA"]`) {
+		t.Errorf("discovery %s: want dpop_signing_alg_values_supported", body)
+	}
+	code, verifier, err := s.login(t, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.app().Exchange(t.Context(), code, oauth2.VerifierOption(verifier))
+	if re := (*oauth2.RetrieveError)(nil); !errors.As(err, &re) || re.ErrorCode != "invalid_dpop_proof" {
+		t.Errorf("exchange without a proof under -require-dpop: got %v, want invalid_dpop_proof", err)
+	}
+}
+
 // TestIssuerFromListener checks that without -issuer the issuer is the
 // address actually listened on, port included, and that discovery and every
 // endpoint agree.

@@ -32,6 +32,8 @@ type options struct {
 	login               string
 	apiAudience         string
 	requirePAR          bool
+	requireDPoP         bool
+	dpopNonce           bool
 	logLevel            slog.Level
 }
 
@@ -73,6 +75,8 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (opt
 	fs.BoolVar(&o.memory, "memory", env("PIXIE_MEMORY", "") == "true", "keep everything in memory (instead of -db)")
 	fs.StringVar(&o.keySecret, "key-secret", env("PIXIE_KEY_SECRET", ""), "secret (≥ 32 bytes) encrypting the signing keys in the database (default for SQLite: the file <db>.key, created on first start)")
 	fs.StringVar(&o.login, "login", env("PIXIE_LOGIN", "pixie"), "who logs users in: pixie (its login page) or company (this app's own, through handlers.PendingLogin)")
+	fs.BoolVar(&o.requireDPoP, "require-dpop", env("PIXIE_REQUIRE_DPOP", "") == "true", "every public client must send DPoP proofs at the token endpoint (RFC 9449): its tokens are always bound to its key")
+	fs.BoolVar(&o.dpopNonce, "dpop-nonce", env("PIXIE_DPOP_NONCE", "") == "true", "the token endpoint asks for a server nonce in DPoP proofs (use_dpop_nonce, RFC 9449 §8)")
 	fs.BoolVar(&o.requirePAR, "require-par", env("PIXIE_REQUIRE_PAR", "") == "true", "every client must push its authorization requests to /oauth/par first (RFC 9126)")
 	fs.StringVar(&o.apiAudience, "api-audience", env("PIXIE_API_AUDIENCE", defaultAPIAudience), "identifier (aud) of the demo API, example/api, that the example apps may ask access tokens for")
 	level := env("PIXIE_LOG_LEVEL", "info")
