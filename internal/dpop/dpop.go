@@ -203,20 +203,61 @@ func (c *Checker) Check(ctx context.Context, headers []string, req Request) (*Pr
 	if err != nil {
 		return nil, fmt.Errorf("dpop: Request.URL is not an absolute http(s) URL")
 	}
-	switch len(headers) {
-	case 0:
-		return nil, refuse("missing DPoP proof")
-	case 1:
-	default:
+	p, derr := parse(headers)
+	if derr != nil {
+		return nil, derr
+	}
+	alg, pub, thumb, derr := checkHeader(p.header)
+	if derr != nil {
+		return nil, derr
+	}
+	verifier, err := jws.NewVerifier(jwa.SignatureAlgorithm(alg))
+	if err != nil {
+		return nil, refuse("DPoP proof alg is not supported")
+	}
+	if err := verifier.Verify(p.signingInput, p.sig, pub); err != nil {
+		return nil, refuse("DPoP proof signature does not verify with its jwk")
+	}
+	proof, derr := c.checkClaims(p.claims, req, want)
+	if derr != nil {
+		return nil, derr
+	}
+	if req.Thumbprint != "" && subtle.ConstantTimeCompare([]byte(thumb), []byte(req.Thumbprint)) != 1 {
+		return nil, refuse("DPoP proof key does not match the key the access token is bound to")
+	}
+	proof.Thumbprint = thumb
+	if c.Replay != nil {
+		first, err := c.Replay(ctx, replayKey(thumb, proof.JTI), proof.IssuedAt.Add(c.window()))
+		if err != nil {
+			return nil, err
+		}
+		if !first {
+			return nil, refuse("DPoP proof replayed")
+		}
+	}
+	return proof, nil
+}
+
+// compact is a DPoP proof split into its parts (RFC 7515 §7.1), not yet
+// verified.
+type compact struct {
+	header, claims []byte // decoded JSON
+	signingInput   []byte // what the signature is over, as received
+	sig            []byte
+}
+
+// parse takes the one DPoP header value of a request apart (RFC 9449 §4.3
+// steps 1 and 2).
+func parse(headers []string) (*compact, *Error) {
+	switch {
+	case len(headers) > 1:
 		return nil, refuse("more than one DPoP header")
-	}
-	raw := headers[0]
-	if raw == "" {
+	case len(headers) == 0 || headers[0] == "":
 		return nil, refuse("missing DPoP proof")
-	}
-	if len(raw) > maxProofLen {
+	case len(headers[0]) > maxProofLen:
 		return nil, refuse("DPoP proof longer than %d bytes", maxProofLen)
 	}
+	raw := headers[0]
 	parts := strings.Split(raw, ".")
 	if len(parts) != 3 || parts[0] == "" || parts[1] == "" {
 		return nil, refuse("DPoP proof is not a compact JWS")
@@ -227,50 +268,50 @@ func (c *Checker) Check(ctx context.Context, headers []string, req Request) (*Pr
 	if err1 != nil || err2 != nil || err3 != nil {
 		return nil, refuse("DPoP proof is not a compact JWS")
 	}
+	return &compact{header: hb, claims: pb, signingInput: []byte(raw[:len(parts[0])+1+len(parts[1])]), sig: sig}, nil
+}
 
+// checkHeader checks a proof's JOSE header (RFC 9449 §4.3 steps 4 to 6)
+// and returns its alg, the public key of its jwk and the key's thumbprint.
+func checkHeader(hb []byte) (alg string, pub any, thumb string, derr *Error) {
 	h, ok := object(hb)
 	if !ok {
-		return nil, refuse("DPoP proof header is not a JSON object")
+		return "", nil, "", refuse("DPoP proof header is not a JSON object")
 	}
 	if typ, _, _ := str(h, "typ"); typ != "dpop+jwt" {
-		return nil, refuse(`DPoP proof typ is not "dpop+jwt"`)
+		return "", nil, "", refuse(`DPoP proof typ is not "dpop+jwt"`)
 	}
-	alg, _, _ := str(h, "alg")
+	alg, _, _ = str(h, "alg")
 	if !algAccepted(alg) {
-		return nil, refuse("DPoP proof alg is not one of %s", strings.Join(Algs(), ", "))
+		return "", nil, "", refuse("DPoP proof alg is not one of %s", strings.Join(Algs(), ", "))
 	}
 	if _, crit := h["crit"]; crit {
-		return nil, refuse("DPoP proof header has crit, which is not supported")
+		return "", nil, "", refuse("DPoP proof header has crit, which is not supported")
 	}
 	if _, b64opt := h["b64"]; b64opt {
-		return nil, refuse("DPoP proof header has b64, which is not supported")
+		return "", nil, "", refuse("DPoP proof header has b64, which is not supported")
 	}
 	jwkRaw, ok := h["jwk"]
 	if !ok || string(jwkRaw) == "null" {
-		return nil, refuse("DPoP proof header has no jwk")
+		return "", nil, "", refuse("DPoP proof header has no jwk")
 	}
-	pub, thumb, derr := publicKey(jwkRaw, alg)
-	if derr != nil {
-		return nil, derr
-	}
-	verifier, err := jws.NewVerifier(jwa.SignatureAlgorithm(alg))
-	if err != nil {
-		return nil, refuse("DPoP proof alg is not supported")
-	}
-	signingInput := raw[:len(parts[0])+1+len(parts[1])]
-	if err := verifier.Verify([]byte(signingInput), sig, pub); err != nil {
-		return nil, refuse("DPoP proof signature does not verify with its jwk")
-	}
+	pub, thumb, derr = publicKey(jwkRaw, alg)
+	return alg, pub, thumb, derr
+}
 
+// checkClaims checks a verified proof's claims (RFC 9449 §4.3 steps 7 to
+// 12, and the nonce of §8) against the request, whose normalized URL is
+// want. The Proof it returns has no thumbprint yet.
+func (c *Checker) checkClaims(pb []byte, req Request, want string) (*Proof, *Error) {
 	cl, ok := object(pb)
 	if !ok {
 		return nil, refuse("DPoP proof claims are not a JSON object")
 	}
 	jti, _, ok := str(cl, "jti")
-	if !ok || jti == "" {
+	switch {
+	case !ok || jti == "":
 		return nil, refuse("DPoP proof has no jti string")
-	}
-	if len(jti) > maxJTILen {
+	case len(jti) > maxJTILen:
 		return nil, refuse("DPoP proof jti is longer than %d characters", maxJTILen)
 	}
 	if htm, _, _ := str(cl, "htm"); htm != req.Method {
@@ -280,8 +321,7 @@ func (c *Checker) Check(ctx context.Context, headers []string, req Request) (*Pr
 	if !present || !ok {
 		return nil, refuse("DPoP proof has no htu string")
 	}
-	got, err := normalizeURL(htu)
-	if err != nil || got != want {
+	if got, err := normalizeURL(htu); err != nil || got != want {
 		return nil, refuse("DPoP proof htu does not match the request URL")
 	}
 	iat, ok := numericDate(cl["iat"])
@@ -289,10 +329,10 @@ func (c *Checker) Check(ctx context.Context, headers []string, req Request) (*Pr
 		return nil, refuse("DPoP proof iat is missing or not a number")
 	}
 	now, win := c.now(), c.window()
-	if iat.Before(now.Add(-win)) {
+	switch {
+	case iat.Before(now.Add(-win)):
 		return nil, refuse("DPoP proof is too old (iat)")
-	}
-	if iat.After(now.Add(win)) {
+	case iat.After(now.Add(win)):
 		return nil, refuse("DPoP proof iat is in the future")
 	}
 	if req.AccessToken != "" {
@@ -305,27 +345,13 @@ func (c *Checker) Check(ctx context.Context, headers []string, req Request) (*Pr
 		}
 	}
 	if len(c.NonceKey) > 0 {
-		nonce, _, _ := str(cl, "nonce")
-		if nonce == "" {
+		if nonce, _, _ := str(cl, "nonce"); nonce == "" {
 			return nil, &Error{Code: CodeUseNonce, Description: "the server requires a nonce in the DPoP proof (see the DPoP-Nonce header)"}
-		}
-		if !c.nonceValid(nonce, now) {
+		} else if !c.nonceValid(nonce, now) {
 			return nil, &Error{Code: CodeUseNonce, Description: "DPoP proof nonce is stale or invalid"}
 		}
 	}
-	if req.Thumbprint != "" && subtle.ConstantTimeCompare([]byte(thumb), []byte(req.Thumbprint)) != 1 {
-		return nil, refuse("DPoP proof key does not match the key the access token is bound to")
-	}
-	if c.Replay != nil {
-		first, err := c.Replay(ctx, replayKey(thumb, jti), iat.Add(win))
-		if err != nil {
-			return nil, err
-		}
-		if !first {
-			return nil, refuse("DPoP proof replayed")
-		}
-	}
-	return &Proof{Thumbprint: thumb, JTI: jti, IssuedAt: iat}, nil
+	return &Proof{JTI: jti, IssuedAt: iat}, nil
 }
 
 func algAccepted(alg string) bool {
