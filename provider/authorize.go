@@ -145,44 +145,56 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 		// max_age against, and the ID token's rat.
 		a.RequestedAt = pushed.at
 	}
-	api, err := p.checkTarget(c.c, targets, ar.GetRequestedScopes())
+	areq, err := p.checkRequest(ar, c.c, targets)
 	if err != nil {
 		return nil, p.authorizeError(ctx, ar, err)
+	}
+	if pushed != nil {
+		areq.pushed = pushed
+		areq.measureFromPush(p.now(), pushed.at)
+	}
+	return areq, nil
+}
+
+// checkRequest runs the checks of an authorization request, direct or
+// pushed, that follow fosite's: the API asked for (audience or RFC 8707
+// resource, targets), PKCE and dpop_jkt, max_age and the claims parameter.
+// It returns the request as pixie works with it.
+func (p *Provider) checkRequest(ar fosite.AuthorizeRequester, c *store.Client, targets []string) (*AuthorizeRequest, error) {
+	api, err := p.checkTarget(c, targets, ar.GetRequestedScopes())
+	if err != nil {
+		return nil, err
 	}
 	if api != nil {
 		ar.SetRequestedAudience(fosite.Arguments{api.Identifier})
 	}
 	form := ar.GetRequestForm()
 	if err := p.checkProofParams(form); err != nil {
-		return nil, p.authorizeError(ctx, ar, err)
+		return nil, err
 	}
 	maxAge := time.Duration(-1)
 	if v := form.Get("max_age"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 31)
 		if err != nil {
-			return nil, p.authorizeError(ctx, ar, fosite.ErrInvalidRequest.WithHint("max_age must be a non-negative integer."))
+			return nil, fosite.ErrInvalidRequest.WithHint("max_age must be a non-negative integer.")
 		}
 		maxAge = time.Duration(n) * time.Second
 	}
 	areq := &AuthorizeRequest{
-		Client:    c.c.Clone(),
+		Client:    c.Clone(),
 		Scopes:    slices.Clone(ar.GetRequestedScopes()),
 		State:     ar.GetState(),
 		Prompt:    strings.Fields(form.Get("prompt")),
 		MaxAge:    maxAge,
 		LoginHint: form.Get("login_hint"),
 		ACRValues: strings.Fields(form.Get("acr_values")),
-		pushed:    pushed,
 		ar:        ar,
-	}
-	if pushed != nil {
-		areq.measureFromPush(p.now(), pushed.at)
 	}
 	if api != nil {
 		areq.API = api.Identifier
 	}
 	if err := areq.applyClaims(form.Get("claims")); err != nil {
-		return nil, p.authorizeError(ctx, ar, err)
+		return nil, err
 	}
 	return areq, nil
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/ory/fosite"
@@ -103,25 +102,10 @@ func (p *Provider) PushAuthorizeRequest(ctx context.Context, r *http.Request) (m
 	if !ok {
 		return nil, p.oauthError(ctx, "par", fosite.ErrServerError.WithDebug("unexpected client type"))
 	}
-	api, err := p.checkTarget(c.c, targets, ar.GetRequestedScopes())
-	if err != nil {
-		return nil, p.oauthError(ctx, "par", err)
-	}
-	if api != nil {
-		ar.SetRequestedAudience(fosite.Arguments{api.Identifier})
-	}
-	// PKCE for every client, public or confidential: refused here, not
-	// only when the browser arrives.
-	if err := p.checkProofParams(form); err != nil {
-		return nil, p.oauthError(ctx, "par", err)
-	}
-	if v := form.Get("max_age"); v != "" {
-		if _, err := strconv.ParseUint(v, 10, 31); err != nil {
-			return nil, bad("max_age must be a non-negative integer.")
-		}
-	}
-	areq := &AuthorizeRequest{Client: c.c, ar: ar}
-	if err := areq.applyClaims(form.Get("claims")); err != nil {
+	// The checks of the authorization endpoint, PKCE included for every
+	// client, public or confidential: refused here, not only when the
+	// browser arrives.
+	if _, err := p.checkRequest(ar, c.c, targets); err != nil {
 		return nil, p.oauthError(ctx, "par", err)
 	}
 	resp, err := p.oauth2.NewPushedAuthorizeResponse(ctx, ar, newSession())
