@@ -197,46 +197,76 @@ func (c IntrospectionConfig) LogValue() slog.Value {
 
 // withDefaults validates c and returns a copy with the defaults filled in.
 func (c Config) withDefaults() (Config, error) {
-	if strings.TrimSpace(c.Issuer) == "" {
-		return c, errors.New("middleware: Config.Issuer is required")
-	}
-	if strings.TrimSpace(c.Audience) == "" {
-		return c, errors.New("middleware: Config.Audience is required")
-	}
-	switch {
-	case c.KeySet != nil && c.JWKSURL != "":
-		return c, errors.New("middleware: set only one of Config.KeySet and Config.JWKSURL")
-	case c.KeySet == nil && c.JWKSURL == "" && c.Introspection == nil:
-		return c, errors.New("middleware: one of Config.KeySet, Config.JWKSURL or Config.Introspection is required")
-	}
-	if c.JWKSURL != "" {
-		if err := checkURL(c.JWKSURL, c.InsecureAllowHTTP); err != nil {
-			return c, fmt.Errorf("middleware: Config.JWKSURL: %w", err)
+	for _, step := range []func(*Config) error{
+		(*Config).checkSources, (*Config).defaultIntervals, (*Config).checkAlgorithms,
+		(*Config).checkRealmAndURL, (*Config).defaultIntrospection,
+	} {
+		if err := step(&c); err != nil {
+			return c, err
 		}
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = defaultHTTPClient()
 	}
+	if c.Introspection != nil && c.Introspection.HTTPClient == nil {
+		c.Introspection.HTTPClient = c.HTTPClient
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c, nil
+}
 
+// checkSources checks Issuer, Audience and where tokens are checked:
+// exactly one key source, or introspection.
+func (c *Config) checkSources() error {
+	if strings.TrimSpace(c.Issuer) == "" {
+		return errors.New("middleware: Config.Issuer is required")
+	}
+	if strings.TrimSpace(c.Audience) == "" {
+		return errors.New("middleware: Config.Audience is required")
+	}
+	switch {
+	case c.KeySet != nil && c.JWKSURL != "":
+		return errors.New("middleware: set only one of Config.KeySet and Config.JWKSURL")
+	case c.KeySet == nil && c.JWKSURL == "" && c.Introspection == nil:
+		return errors.New("middleware: one of Config.KeySet, Config.JWKSURL or Config.Introspection is required")
+	}
+	if c.JWKSURL != "" {
+		if err := checkURL(c.JWKSURL, c.InsecureAllowHTTP); err != nil {
+			return fmt.Errorf("middleware: Config.JWKSURL: %w", err)
+		}
+	}
+	return nil
+}
+
+// defaultIntervals sets and bounds RefreshInterval, MinRefetchInterval and
+// Leeway.
+func (c *Config) defaultIntervals() error {
 	switch {
 	case c.RefreshInterval == 0:
 		c.RefreshInterval = defaultRefreshInterval
 	case c.RefreshInterval < minRefreshInterval:
-		return c, fmt.Errorf("middleware: Config.RefreshInterval %s is below the minimum of %s", c.RefreshInterval, minRefreshInterval)
+		return fmt.Errorf("middleware: Config.RefreshInterval %s is below the minimum of %s", c.RefreshInterval, minRefreshInterval)
 	}
 	switch {
 	case c.MinRefetchInterval == 0:
 		c.MinRefetchInterval = defaultMinRefetchInterval
 	case c.MinRefetchInterval < 0:
-		return c, fmt.Errorf("middleware: Config.MinRefetchInterval %s is negative", c.MinRefetchInterval)
+		return fmt.Errorf("middleware: Config.MinRefetchInterval %s is negative", c.MinRefetchInterval)
 	}
 	switch {
 	case c.Leeway == 0:
 		c.Leeway = defaultLeeway
 	case c.Leeway < 0 || c.Leeway > maxLeeway:
-		return c, fmt.Errorf("middleware: Config.Leeway %s is outside 0 to %s", c.Leeway, maxLeeway)
+		return fmt.Errorf("middleware: Config.Leeway %s is outside 0 to %s", c.Leeway, maxLeeway)
 	}
+	return nil
+}
 
+// checkAlgorithms defaults Algorithms and refuses none, HMAC and anything
+// unsupported.
+func (c *Config) checkAlgorithms() error {
 	if len(c.Algorithms) == 0 {
 		c.Algorithms = []string{"RS256", "ES256"}
 	} else {
@@ -245,64 +275,65 @@ func (c Config) withDefaults() (Config, error) {
 	for _, alg := range c.Algorithms {
 		switch {
 		case strings.EqualFold(alg, "none"):
-			return c, errors.New(`middleware: Config.Algorithms: "none" is never accepted (RFC 8725 §3.2)`)
+			return errors.New(`middleware: Config.Algorithms: "none" is never accepted (RFC 8725 §3.2)`)
 		case strings.HasPrefix(strings.ToUpper(alg), "HS"):
-			return c, fmt.Errorf("middleware: Config.Algorithms: %q is an HMAC algorithm, never accepted by a resource server (RFC 8725 §3.1)", alg)
+			return fmt.Errorf("middleware: Config.Algorithms: %q is an HMAC algorithm, never accepted by a resource server (RFC 8725 §3.1)", alg)
 		case !isSupportedAlg(alg):
-			return c, fmt.Errorf("middleware: Config.Algorithms: unsupported algorithm %q (use %s)", alg, supportedAlgs)
+			return fmt.Errorf("middleware: Config.Algorithms: unsupported algorithm %q (use %s)", alg, supportedAlgs)
 		}
 	}
+	return nil
+}
 
+// checkRealmAndURL defaults Realm and checks it and PublicURL.
+func (c *Config) checkRealmAndURL() error {
 	if c.Realm == "" {
 		c.Realm = c.Audience
 	}
 	for i := 0; i < len(c.Realm); i++ {
 		if ch := c.Realm[i]; ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\' {
-			return c, fmt.Errorf("middleware: Config.Realm %q (by default Config.Audience) may only hold printable ASCII without '\"' and '\\'", c.Realm)
+			return fmt.Errorf("middleware: Config.Realm %q (by default Config.Audience) may only hold printable ASCII without '\"' and '\\'", c.Realm)
 		}
 	}
-
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-			return c, fmt.Errorf("middleware: Config.PublicURL %q is not an absolute http(s) URL without query or fragment", c.PublicURL)
+			return fmt.Errorf("middleware: Config.PublicURL %q is not an absolute http(s) URL without query or fragment", c.PublicURL)
 		}
 		c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	}
+	return nil
+}
 
-	if c.Introspection != nil {
-		in := *c.Introspection
-		if in.Endpoint == "" {
-			return c, errors.New("middleware: Config.Introspection.Endpoint is required")
-		}
-		if err := checkURL(in.Endpoint, c.InsecureAllowHTTP); err != nil {
-			return c, fmt.Errorf("middleware: Config.Introspection.Endpoint: %w", err)
-		}
-		if in.ClientID == "" {
-			return c, errors.New("middleware: Config.Introspection.ClientID is required")
-		}
-		if in.ClientSecret == "" {
-			return c, errors.New("middleware: Config.Introspection.ClientSecret is required")
-		}
-		if in.CacheTTL == 0 {
-			in.CacheTTL = defaultCacheTTL
-		}
-		switch {
-		case in.CacheSize == 0:
-			in.CacheSize = defaultCacheSize
-		case in.CacheSize < 0:
-			return c, fmt.Errorf("middleware: Config.Introspection.CacheSize %d is negative", in.CacheSize)
-		}
-		if in.HTTPClient == nil {
-			in.HTTPClient = c.HTTPClient
-		}
-		c.Introspection = &in
+// defaultIntrospection checks and defaults a copy of Introspection, if set.
+func (c *Config) defaultIntrospection() error {
+	if c.Introspection == nil {
+		return nil
 	}
-	return c, nil
+	in := *c.Introspection
+	if in.Endpoint == "" {
+		return errors.New("middleware: Config.Introspection.Endpoint is required")
+	}
+	if err := checkURL(in.Endpoint, c.InsecureAllowHTTP); err != nil {
+		return fmt.Errorf("middleware: Config.Introspection.Endpoint: %w", err)
+	}
+	if in.ClientID == "" {
+		return errors.New("middleware: Config.Introspection.ClientID is required")
+	}
+	if in.ClientSecret == "" {
+		return errors.New("middleware: Config.Introspection.ClientSecret is required")
+	}
+	if in.CacheTTL == 0 {
+		in.CacheTTL = defaultCacheTTL
+	}
+	switch {
+	case in.CacheSize == 0:
+		in.CacheSize = defaultCacheSize
+	case in.CacheSize < 0:
+		return fmt.Errorf("middleware: Config.Introspection.CacheSize %d is negative", in.CacheSize)
+	}
+	c.Introspection = &in
+	return nil
 }
 
 // checkURL checks that u is an absolute https URL, or http on a loopback
