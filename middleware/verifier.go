@@ -87,22 +87,40 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 		v.algs[alg] = jv
 	}
 
+	if err := v.loadKeys(ctx); err != nil {
+		v.Close()
+		return nil, err
+	}
+	if c.Introspection != nil {
+		v.intro = newIntrospector(c.Introspection)
+	}
+	replay := c.DPoPReplay
+	if replay == nil {
+		replay = dpop.NewMemoryReplay(defaultDPoPReplayMax)
+	}
+	v.dpop = &dpop.Checker{Now: c.Now, Replay: replay}
+	return v, nil
+}
+
+// loadKeys loads the key set of Config.KeySet, or starts the refresh of
+// Config.JWKSURL's, and checks that a key fits one of Config.Algorithms.
+func (v *Verifier) loadKeys(ctx context.Context) error {
+	c := v.cfg
 	var t *keyTable
 	switch {
 	case c.KeySet != nil:
 		set, err := c.KeySet.Keys(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("middleware: Config.KeySet: %w", err)
+			return fmt.Errorf("middleware: Config.KeySet: %w", err)
 		}
 		if t, err = buildTable(set); err != nil {
-			return nil, fmt.Errorf("middleware: Config.KeySet: %w", err)
+			return fmt.Errorf("middleware: Config.KeySet: %w", err)
 		}
 		v.local.Store(t)
 	case c.JWKSURL != "":
 		r, stop, err := newRemoteKeys(ctx, c, v.log)
 		if err != nil {
-			v.Close()
-			return nil, err
+			return err
 		}
 		v.remote, v.stop = r, stop
 		t = r.table.Load()
@@ -115,19 +133,9 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 		}
 		return false
 	}) {
-		v.Close()
-		return nil, fmt.Errorf("middleware: no key in the JWK Set fits Config.Algorithms %v", c.Algorithms)
+		return fmt.Errorf("middleware: no key in the JWK Set fits Config.Algorithms %v", c.Algorithms)
 	}
-
-	if c.Introspection != nil {
-		v.intro = newIntrospector(c.Introspection)
-	}
-	replay := c.DPoPReplay
-	if replay == nil {
-		replay = dpop.NewMemoryReplay(defaultDPoPReplayMax)
-	}
-	v.dpop = &dpop.Checker{Now: c.Now, Replay: replay}
-	return v, nil
+	return nil
 }
 
 // Close stops the background refresh of a remote key set and drops the
