@@ -59,7 +59,7 @@
 //
 // # Keys and rotation
 //
-// A remote JWK Set (Config.JWKSURL) is kept by a jwk.Cache: fetched when
+// A remote JWK Set (Config.JWKSURL) is fetched when
 // the Verifier is made (it fails fast if it cannot), refreshed in the
 // background every Config.RefreshInterval until [Verifier.Close], and
 // refetched when a token names an unknown kid, at most once per

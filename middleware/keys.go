@@ -12,7 +12,6 @@ import (
 	"reflect"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 )
@@ -134,8 +133,7 @@ type keyTable struct {
 	src        jwk.Set // what it was built from (KeySet mode)
 	comparable bool    // src may be compared with ==
 	byKID      map[string]*verifyKey
-	skipped    int           // keys left out: no kid, not for signatures, symmetric, too weak, duplicate kid
-	fetched    time.Duration // remote: when its fetch started, since remoteKeys.epoch
+	skipped    int // keys left out: no kid, not for signatures, symmetric, too weak, duplicate kid
 }
 
 // from reports whether t was built from set.
