@@ -16,6 +16,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/pixieauth/pixie/internal/telemetry"
 	"github.com/pixieauth/pixie/store"
 )
 
@@ -80,7 +81,10 @@ func (e *AuthorizeError) Unwrap() error { return e.Err }
 // limits (state 2048 bytes, nonce 512, id_token_hint MaxIDTokenHintLen, …);
 // the redirect URI registered for the client. On failure it returns an
 // *AuthorizeError.
-func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (*AuthorizeRequest, error) {
+func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (_ *AuthorizeRequest, err error) {
+	ctx, span := p.endpoint(ctx, r, "authorize")
+	defer span.End()
+	defer func() { p.authorizeDone(ctx, span, "", false, err) }()
 	ctx = withMemo(ctx)
 	shown := func(description string) *AuthorizeError {
 		// Before the client is known, or about a value that must not be
@@ -321,7 +325,10 @@ func checkChallenge(challenge, method string, allowPlain bool) error {
 // may only ask for scopes it is registered for); offline_access, and with it a
 // refresh token, only if the client may use refresh tokens. On failure it
 // returns an *AuthorizeError.
-func (p *Provider) IssueCode(ctx context.Context, areq *AuthorizeRequest, login Login) (string, error) {
+func (p *Provider) IssueCode(ctx context.Context, areq *AuthorizeRequest, login Login) (_ string, err error) {
+	ctx, span := p.endpoint(ctx, nil, "authorize")
+	defer span.End()
+	defer func() { p.authorizeDone(ctx, span, areq.Client.ID, true, err) }()
 	ar := areq.ar
 	if login.Subject == "" {
 		return "", p.authorizeError(ctx, ar, fosite.ErrServerError.WithDebug("login has no subject"))
@@ -440,5 +447,6 @@ func withQuery(u *url.URL, params url.Values) string {
 // and returns the URL to redirect the browser to.
 func (p *Provider) Refuse(ctx context.Context, areq *AuthorizeRequest, code, description string) string {
 	e := &fosite.RFC6749Error{ErrorField: code, DescriptionField: description, CodeField: http.StatusBadRequest}
+	p.tel.AuthorizeOutcome(ctx, telemetry.OutcomeError, areq.Client.ID)
 	return p.authorizeError(ctx, areq.ar, e).RedirectURL
 }

@@ -29,10 +29,12 @@ var libraryPackages = []string{
 
 // ceiling is the count, by this file's rule (methods of exported types
 // included), on the day the test was written: 298, then 299 with
-// middleware.ErrDPoP (the sentinel of refused DPoP bindings, RFC 9449).
+// middleware.ErrDPoP (the sentinel of refused DPoP bindings, RFC 9449),
+// then 312 with issue 11's observability: provider.Event, EventType and its
+// ten constants, and Provider.Telemetry (for package handlers).
 // Issue 12 aims at 180. Lower it as the surface shrinks; raising it needs
 // a reason in the commit.
-const ceiling = 299
+const ceiling = 312
 
 type surface struct {
 	idents int // exported types, functions, methods of exported types, vars and consts

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pixieauth/pixie/internal/telemetry"
 	"github.com/pixieauth/pixie/store"
 )
 
@@ -56,13 +57,34 @@ func Value[T any](ctx context.Context, d time.Duration, op string, f func(contex
 		var zero T
 		return zero, &Error{Op: op, Timeout: d, err: errEarlier}
 	}
+	ctx, call := telemetry.StartStore(ctx, op)
 	if d > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
 	v, err := f(ctx)
-	return v, classify(ctx, op, d, err)
+	err = classify(ctx, op, d, err)
+	call.End(ctx, outcome(err))
+	return v, err
+}
+
+// outcome names the outcome of a store call for its span and the latency
+// histogram (see internal/telemetry).
+func outcome(err error) string {
+	switch {
+	case err == nil:
+		return telemetry.StoreOK
+	case errors.Is(err, store.ErrNotFound):
+		return telemetry.StoreNotFound
+	case errors.Is(err, store.ErrConsumed):
+		return telemetry.StoreConsumed
+	case errors.Is(err, store.ErrInvalidCredentials):
+		return telemetry.StoreRefused
+	case Is(err):
+		return telemetry.StoreTimeout
+	}
+	return telemetry.StoreError
 }
 
 // skip reports whether an earlier store call of ctx's request timed out
