@@ -145,6 +145,7 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.PostForm.Get("decision") != "allow" {
 		s.p.Logger().InfoContext(r.Context(), "user denied consent", "client_id", areq.Client.ID, "subject", sub)
+		s.emit(r.Context(), provider.EventConsentDenied, sub, areq.Client.ID)
 		http.Redirect(w, r, s.p.Refuse(r.Context(), areq, provider.ErrCodeAccessDenied, "The user denied the request."), http.StatusSeeOther)
 		return
 	}
@@ -173,6 +174,7 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, failureStatus(err), provider.ErrCodeServerError, "")
 		return
 	}
+	s.emit(r.Context(), provider.EventConsentGiven, sub, areq.Client.ID)
 	to, _ := s.resumeURL(request, "consent")
 	http.Redirect(w, r, to, http.StatusSeeOther)
 }

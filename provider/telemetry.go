@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/pixieauth/pixie/internal/storetimeout"
 	"github.com/pixieauth/pixie/internal/telemetry"
 	"github.com/pixieauth/pixie/store"
 )
@@ -194,4 +196,20 @@ func (p *Provider) authorizeDone(ctx context.Context, span telemetry.Span, clien
 	case issued:
 		p.tel.AuthorizeOutcome(ctx, telemetry.OutcomeCodeIssued, clientID)
 	}
+}
+
+// Ready reports whether the provider can serve requests, for a readiness
+// check (package handlers' Server.Ready): every configured store that is a
+// [store.Pinger] answers within Config.StoreTimeout, and a signing key of
+// each algorithm is loaded. It returns the first failure.
+func (p *Provider) Ready(ctx context.Context) error {
+	if err := storetimeout.Ping(ctx, p.cfg.StoreTimeout, p.cfg.Clients, p.cfg.Users, p.cfg.Grants, p.cfg.Keys); err != nil {
+		return fmt.Errorf("provider: store: %w", err)
+	}
+	for _, alg := range p.IDTokenAlgs() {
+		if p.keys.signer(alg) == nil {
+			return fmt.Errorf("provider: no %s signing key loaded", alg)
+		}
+	}
+	return nil
 }

@@ -31,10 +31,11 @@ var libraryPackages = []string{
 // included), on the day the test was written: 298, then 299 with
 // middleware.ErrDPoP (the sentinel of refused DPoP bindings, RFC 9449),
 // then 312 with issue 11's observability: provider.Event, EventType and its
-// ten constants, and Provider.Telemetry (for package handlers).
+// ten constants, Provider.Telemetry (for package handlers), Provider.Ready
+// and handlers.Server.Ready (readiness checks).
 // Issue 12 aims at 180. Lower it as the surface shrinks; raising it needs
 // a reason in the commit.
-const ceiling = 312
+const ceiling = 314
 
 type surface struct {
 	idents int // exported types, functions, methods of exported types, vars and consts

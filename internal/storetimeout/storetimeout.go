@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -363,4 +365,58 @@ func (b sessions) RevokeSession(ctx context.Context, id string) error {
 
 func (b sessions) RevokeSessions(ctx context.Context, subject string) error {
 	return Call(ctx, b.d, "Sessions.RevokeSessions", func(ctx context.Context) error { return b.s.RevokeSessions(ctx, subject) })
+}
+
+// Ping pings, each bounded by d, those of stores that are [store.Pinger]s
+// (seen through this package's wrappers), for readiness checks; the same
+// store given twice is pinged once. It returns the first failure.
+func Ping(ctx context.Context, d time.Duration, stores ...any) error {
+	var seen []store.Pinger
+	for _, s := range stores {
+		p, ok := unwrap(s).(store.Pinger)
+		if !ok || slices.ContainsFunc(seen, func(q store.Pinger) bool { return samePinger(p, q) }) {
+			continue
+		}
+		seen = append(seen, p)
+		if err := Call(ctx, d, "Pinger.Ping", p.Ping); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// samePinger reports whether p and q are the same store, without
+// comparing values other than pointers (which could panic).
+func samePinger(p, q store.Pinger) bool {
+	if reflect.TypeOf(p) != reflect.TypeOf(q) || reflect.TypeOf(p).Kind() != reflect.Pointer {
+		return false
+	}
+	return p == q
+}
+
+// unwrap returns the store one of this package's wrappers bounds.
+func unwrap(s any) any {
+	switch w := s.(type) {
+	case clients:
+		return w.c
+	case users:
+		return w.u
+	case keys:
+		return w.k
+	case grants:
+		return w.g
+	case txGrants:
+		return w.g
+	case batchGrants:
+		return w.g
+	case txBatchGrants:
+		return w.g
+	case consents:
+		return w.c
+	case throttle:
+		return w.t
+	case sessions:
+		return w.s
+	}
+	return s
 }

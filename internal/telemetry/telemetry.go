@@ -100,7 +100,7 @@ type T struct {
 	now      func() time.Time
 
 	tokens, tokenErrors, authorize, logins, refreshReuse, codeReplay, dpopRejections metric.Int64Counter
-	storeDuration                                                                   metric.Float64Histogram
+	storeDuration                                                                    metric.Float64Histogram
 }
 
 // New makes the instruments from the given providers (both required). It
