@@ -472,4 +472,3 @@ func TestTelemetryNoClientID(t *testing.T) {
 		t.Error("no tokens counted: the check above checked nothing")
 	}
 }
-
