@@ -347,7 +347,7 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 			page("POST "+PathLogin, forms.Handler(http.HandlerFunc(s.loginSubmit))))
 	}
 	for i := range s.routes {
-		s.routes[i].h = s.observed(s.routes[i].pattern, storetimeout.PerRequest(s.routes[i].h))
+		s.routes[i].h = s.perRequest(s.routes[i].pattern, s.routes[i].h)
 		s.mux.Handle(s.routes[i].pattern, s.routes[i].h)
 	}
 	return s, nil

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/pixieauth/pixie/internal/storetimeout"
 	"github.com/pixieauth/pixie/internal/telemetry"
 	"github.com/pixieauth/pixie/provider"
 )
@@ -26,13 +27,15 @@ var endpointNames = map[string]string{
 	PathConsent:             "consent",
 }
 
-// observed starts each request's span (nested under the host's HTTP span
-// in the request's context) and gives the request the scope the provider's
-// spans, store spans and audit events read: the address (Config.ClientIP)
-// and request ID. Without instruments it returns h itself.
-func (s *Server) observed(pattern string, h http.Handler) http.Handler {
+// perRequest gives each request the store-timeout budget of
+// storetimeout.PerRequest and, with instruments, starts its span (nested
+// under the host's HTTP span in the request's context) and gives it the
+// scope the provider's spans, store spans and audit events read: the
+// address (Config.ClientIP) and request ID. One context and one request
+// copy for both.
+func (s *Server) perRequest(pattern string, h http.Handler) http.Handler {
 	if s.tel == nil {
-		return h
+		return storetimeout.PerRequest(h)
 	}
 	path := pattern
 	if i := strings.IndexByte(pattern, ' '); i >= 0 {
@@ -45,7 +48,7 @@ func (s *Server) observed(pattern string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, span := s.tel.Endpoint(r.Context(), name, s.clientIP(r), telemetry.RequestID(r))
 		defer span.End()
-		h.ServeHTTP(w, r.WithContext(ctx))
+		h.ServeHTTP(w, r.WithContext(storetimeout.Request(ctx)))
 	})
 }
 

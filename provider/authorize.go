@@ -84,7 +84,7 @@ func (e *AuthorizeError) Unwrap() error { return e.Err }
 func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (_ *AuthorizeRequest, err error) {
 	ctx, span := p.endpoint(ctx, r, "authorize")
 	defer span.End()
-	defer func() { p.authorizeDone(ctx, span, "", false, err) }()
+	defer p.authorizeDone(ctx, span, "", false, &err)
 	ctx = withMemo(ctx)
 	shown := func(description string) *AuthorizeError {
 		// Before the client is known, or about a value that must not be
@@ -328,7 +328,7 @@ func checkChallenge(challenge, method string, allowPlain bool) error {
 func (p *Provider) IssueCode(ctx context.Context, areq *AuthorizeRequest, login Login) (_ string, err error) {
 	ctx, span := p.endpoint(ctx, nil, "authorize")
 	defer span.End()
-	defer func() { p.authorizeDone(ctx, span, areq.Client.ID, true, err) }()
+	defer p.authorizeDone(ctx, span, areq.Client.ID, true, &err)
 	ar := areq.ar
 	if login.Subject == "" {
 		return "", p.authorizeError(ctx, ar, fosite.ErrServerError.WithDebug("login has no subject"))

@@ -87,11 +87,13 @@ func clientType(c fosite.Client) attribute.KeyValue {
 	return telemetry.KeyClientType.String("confidential")
 }
 
-// tokenFailed records a refusal of the token endpoint.
-func (p *Provider) tokenFailed(ctx context.Context, span telemetry.Span, r *http.Request, err error) {
-	if p.tel == nil || err == nil {
+// tokenFailed records a refusal of the token endpoint, if *errp is set
+// (deferred with Token's named result).
+func (p *Provider) tokenFailed(ctx context.Context, span telemetry.Span, r *http.Request, errp *error) {
+	if p.tel == nil || *errp == nil {
 		return
 	}
+	err := *errp
 	code := ErrCodeServerError
 	var e *Error
 	if errors.As(err, &e) {
@@ -131,11 +133,13 @@ func (p *Provider) tokensIssued(ctx context.Context, ar fosite.AccessRequester, 
 	}
 }
 
-// failed marks an endpoint's span failed with err's OAuth error code.
-func (p *Provider) failed(span telemetry.Span, err error) {
-	if err == nil || !span.Recording() {
+// failed marks an endpoint's span failed with *errp's OAuth error code,
+// if it is set (deferred with the endpoint's named result).
+func (p *Provider) failed(span telemetry.Span, errp *error) {
+	if *errp == nil || !span.Recording() {
 		return
 	}
+	err := *errp
 	code := ErrCodeServerError
 	var e *Error
 	var ae *AuthorizeError
@@ -185,13 +189,13 @@ func (p *Provider) replayed(ctx context.Context, g *store.Grant, grantType, reus
 
 // authorizeDone records the end of ParseAuthorizeRequest (issued false:
 // only its failure is an outcome) or of IssueCode.
-func (p *Provider) authorizeDone(ctx context.Context, span telemetry.Span, clientID string, issued bool, err error) {
+func (p *Provider) authorizeDone(ctx context.Context, span telemetry.Span, clientID string, issued bool, errp *error) {
 	if p.tel == nil {
 		return
 	}
 	switch {
-	case err != nil:
-		p.failed(span, err)
+	case *errp != nil:
+		p.failed(span, errp)
 		p.tel.AuthorizeOutcome(ctx, telemetry.OutcomeError, clientID)
 	case issued:
 		p.tel.AuthorizeOutcome(ctx, telemetry.OutcomeCodeIssued, clientID)

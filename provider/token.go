@@ -28,7 +28,7 @@ import (
 func (p *Provider) Token(ctx context.Context, r *http.Request) (_ map[string]any, err error) {
 	ctx, span := p.endpoint(ctx, r, "token")
 	defer span.End()
-	defer func() { p.tokenFailed(ctx, span, r, err) }()
+	defer p.tokenFailed(ctx, span, r, &err)
 	if err := parseForm(r); err != nil {
 		return nil, err
 	}
@@ -38,7 +38,9 @@ func (p *Provider) Token(ctx context.Context, r *http.Request) (_ map[string]any
 	gt := r.PostForm.Get("grant_type")
 	switch gt {
 	case grantAuthorizationCode, grantRefreshToken:
-		span.SetAttributes(telemetry.KeyGrantType.String(gt))
+		if span.Recording() {
+			span.SetAttributes(telemetry.KeyGrantType.String(gt))
+		}
 	case "":
 		return nil, &Error{Code: ErrCodeInvalidRequest, Description: "The grant_type parameter is missing.", Status: http.StatusBadRequest}
 	default:
@@ -245,7 +247,7 @@ func parseForm(r *http.Request) *Error {
 func (p *Provider) Revoke(ctx context.Context, r *http.Request) (err error) {
 	ctx, span := p.endpoint(ctx, r, "revoke")
 	defer span.End()
-	defer func() { p.failed(span, err) }()
+	defer p.failed(span, &err)
 	if _, _, err := clientCredentials(r); err != nil {
 		return err
 	}

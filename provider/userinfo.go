@@ -64,7 +64,7 @@ func (p *Provider) UserInfo(ctx context.Context, accessToken string) (map[string
 func (p *Provider) UserInfoJSON(ctx context.Context, r *http.Request) (_ []byte, err error) {
 	ctx, span := p.endpoint(ctx, r, "userinfo")
 	defer span.End()
-	defer func() { p.failed(span, err) }()
+	defer p.failed(span, &err)
 	scheme, token, err := userInfoToken(r)
 	var e *userInfoEntry
 	if err == nil {

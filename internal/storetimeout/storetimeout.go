@@ -137,8 +137,14 @@ type requestKey struct{}
 // answers within about one timeout of a hung database, not several.
 func PerRequest(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey{}, new(atomic.Bool))))
+		h.ServeHTTP(w, r.WithContext(Request(r.Context())))
 	})
+}
+
+// Request returns ctx with the budget [PerRequest] gives a request, for a
+// handler that makes the request's context itself.
+func Request(ctx context.Context) context.Context {
+	return context.WithValue(ctx, requestKey{}, new(atomic.Bool))
 }
 
 // Clients bounds every call to c by d.

@@ -164,11 +164,23 @@ type scope struct {
 
 // From returns the instruments ctx carries (see Endpoint), or nil.
 func From(ctx context.Context) *T {
-	if s, ok := ctx.Value(scopeKey{}).(*scope); ok {
+	switch s := ctx.Value(scopeKey{}).(type) {
+	case *scope:
 		return s.t
+	case *T:
+		return s // without an event sink, the scope is the instruments alone
 	}
 	return nil
 }
+
+// spanNames are the span names of the endpoints, made once.
+var spanNames = func() map[string]string {
+	m := map[string]string{}
+	for _, e := range []string{"authorize", "token", "userinfo", "revoke", "introspect", "discovery", "jwks", "login", "logout", "consent", "other"} {
+		m[e] = "pixie." + e
+	}
+	return m
+}()
 
 // Span is an endpoint's span, as Endpoint returns it. Its zero value does
 // nothing.
@@ -186,12 +198,25 @@ func (t *T) Endpoint(ctx context.Context, endpoint, address, requestID string) (
 	if t == nil {
 		return ctx, Span{}
 	}
-	if s, ok := ctx.Value(scopeKey{}).(*scope); ok && s.t == t {
+	if From(ctx) == t {
 		return ctx, Span{span: trace.SpanFromContext(ctx)}
 	}
-	ctx, sp := t.tracer.Start(ctx, "pixie."+endpoint, trace.WithSpanKind(trace.SpanKindInternal))
+	name, ok := spanNames[endpoint]
+	if !ok {
+		name = "pixie." + endpoint
+	}
+	spanCtx, sp := t.tracer.Start(ctx, name)
 	if sp.IsRecording() {
 		sp.SetAttributes(KeyEndpoint.String(endpoint))
+	}
+	if sp.IsRecording() || sp.SpanContext().IsValid() {
+		ctx = spanCtx
+	}
+	// Else no SDK is behind the tracer (a sampled-out span would still have
+	// a valid context): the span carries nothing, and leaving it out of ctx
+	// keeps what runs under it (fosite's spans) on the cheaper no-op path.
+	if t.events == nil {
+		return context.WithValue(ctx, scopeKey{}, t), Span{span: sp, owned: true}
 	}
 	if requestID == "" {
 		if sc := sp.SpanContext(); sc.HasTraceID() {
@@ -347,17 +372,20 @@ type StoreCall struct {
 }
 
 // StartStore starts the span of a store call (op: "Grants.Consume", …)
-// under the request's span, when ctx carries a request's scope.
+// under the request's span, when ctx carries a request's scope and that
+// span records (a request the host's sampler left out gets no store spans:
+// they would cost without being kept), and times the call when the
+// latency histogram is listened to.
 func StartStore(ctx context.Context, op string) (context.Context, StoreCall) {
 	t := From(ctx)
 	if t == nil {
 		return ctx, StoreCall{}
 	}
-	ctx, sp := t.tracer.Start(ctx, "pixie.store "+op, trace.WithSpanKind(trace.SpanKindClient))
-	if sp.IsRecording() {
-		sp.SetAttributes(KeyStoreOp.String(op))
+	c := StoreCall{t: t, op: op}
+	if trace.SpanFromContext(ctx).IsRecording() {
+		ctx, c.span = t.tracer.Start(ctx, "pixie.store "+op, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(KeyStoreOp.String(op)))
 	}
-	c := StoreCall{t: t, span: sp, op: op}
 	if t.storeDuration.Enabled(ctx) {
 		c.start = time.Now()
 	}
@@ -372,6 +400,9 @@ func (c StoreCall) End(ctx context.Context, outcome string) {
 	if !c.start.IsZero() {
 		c.t.storeDuration.Record(ctx, time.Since(c.start).Seconds(),
 			metric.WithAttributes(KeyStoreOp.String(c.op), KeyStoreOut.String(outcome)))
+	}
+	if c.span == nil {
+		return
 	}
 	if c.span.IsRecording() {
 		c.span.SetAttributes(KeyStoreOut.String(outcome))
