@@ -32,6 +32,8 @@ type options struct {
 	login               string
 	apiAudience         string
 	logLevel            slog.Level
+	metricsAddr         string
+	trace               string
 }
 
 func parseOptions(args []string, getenv func(string) string, out io.Writer) (options, error) {
@@ -73,6 +75,8 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (opt
 	fs.StringVar(&o.keySecret, "key-secret", env("PIXIE_KEY_SECRET", ""), "secret (≥ 32 bytes) encrypting the signing keys in the database (default for SQLite: the file <db>.key, created on first start)")
 	fs.StringVar(&o.login, "login", env("PIXIE_LOGIN", "pixie"), "who logs users in: pixie (its login page) or company (this app's own, through handlers.PendingLogin)")
 	fs.StringVar(&o.apiAudience, "api-audience", env("PIXIE_API_AUDIENCE", defaultAPIAudience), "identifier (aud) of the demo API, example/api, that the example apps may ask access tokens for")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", env("PIXIE_METRICS_ADDR", ""), "serve Prometheus metrics at http://<this address>/metrics, a loopback address only (default: off)")
+	fs.StringVar(&o.trace, "trace", env("PIXIE_TRACE", ""), "export traces: stdout, or otlp (OTLP/HTTP, set by the OTEL_EXPORTER_OTLP_* variables) (default: off)")
 	level := env("PIXIE_LOG_LEVEL", "info")
 	fs.Func("log-level", "log level: debug, info, warn, error (default info)", func(s string) error { level = s; return nil })
 	if err := fs.Parse(args); err != nil {
@@ -84,6 +88,14 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (opt
 	}
 	if o.login != "pixie" && o.login != "company" {
 		return o, fmt.Errorf("-login %q: want pixie or company", o.login)
+	}
+	if o.trace != "" && o.trace != "stdout" && o.trace != "otlp" {
+		return o, fmt.Errorf("-trace %q: want stdout or otlp", o.trace)
+	}
+	if o.metricsAddr != "" {
+		if err := checkMetricsAddr(o.metricsAddr); err != nil {
+			return o, err
+		}
 	}
 	if err := o.logLevel.UnmarshalText([]byte(level)); err != nil {
 		return o, fmt.Errorf("-log-level: %w", err)
