@@ -324,6 +324,15 @@ func TestTelemetrySpans(t *testing.T) {
 func TestTelemetryMetrics(t *testing.T) {
 	o := newObservedServer(t, true)
 	o.scenario(t)
+	// And a code redeemed with a DPoP header that is no proof.
+	conf := o.oauth2Config(nativeClient, o.loopbackRedirect(), allScopes)
+	ar := newAuthRequest(conf)
+	code := newBrowser(t, o.testServer).code(t, ar)
+	res := o.postForm(t, handlers.PathToken, url.Values{
+		"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {ar.Verifier},
+		"redirect_uri": {conf.RedirectURL}, "client_id": {nativeClient},
+	}, http.Header{"Dpop": {"not-a-proof"}})
+	res.wantOAuthError(t, http.StatusBadRequest, "invalid_dpop_proof")
 	var rm metricdata.ResourceMetrics
 	if err := o.reader.Collect(t.Context(), &rm); err != nil {
 		t.Fatal(err)
@@ -337,14 +346,16 @@ func TestTelemetryMetrics(t *testing.T) {
 		{"pixie.tokens.issued", map[string]string{"pixie.grant_type": "authorization_code", "pixie.token_kind": "id_token"}, 2},
 		{"pixie.tokens.issued", map[string]string{"pixie.grant_type": "refresh_token", "pixie.token_kind": "refresh_token"}, 1},
 		{"pixie.token.errors", map[string]string{"pixie.error_code": "invalid_grant"}, 2},
-		{"pixie.authorize.outcomes", map[string]string{"pixie.outcome": "login_shown"}, 1},
+		{"pixie.authorize.outcomes", map[string]string{"pixie.outcome": "login_shown"}, 2},
 		{"pixie.authorize.outcomes", map[string]string{"pixie.outcome": "consent_shown"}, 2},
-		{"pixie.authorize.outcomes", map[string]string{"pixie.outcome": "code_issued"}, 2},
+		{"pixie.authorize.outcomes", map[string]string{"pixie.outcome": "code_issued"}, 3},
 		{"pixie.authorize.outcomes", map[string]string{"pixie.outcome": "error"}, 1}, // the consent denied
 		{"pixie.login.attempts", map[string]string{"pixie.result": "wrong_credentials"}, 1},
-		{"pixie.login.attempts", map[string]string{"pixie.result": "success"}, 1},
+		{"pixie.login.attempts", map[string]string{"pixie.result": "success"}, 2},
 		{"pixie.refresh.reuse", map[string]string{"pixie.reuse": "replay", "oauth.client_id": nativeClient}, 1},
 		{"pixie.code.replay", map[string]string{"oauth.client_id": nativeClient}, 1},
+		{"pixie.dpop.rejections", map[string]string{"pixie.endpoint": "token", "pixie.error_code": "invalid_dpop_proof"}, 1},
+		{"pixie.token.errors", map[string]string{"pixie.error_code": "invalid_dpop_proof", "oauth.client_id": nativeClient}, 1},
 		{"pixie.store.duration", map[string]string{"pixie.store.operation": "Batcher.ApplyGrants", "pixie.store.outcome": "ok"}, 3},
 		{"pixie.store.duration", map[string]string{"pixie.store.operation": "Users.Authenticate", "pixie.store.outcome": "refused"}, 1},
 	}
