@@ -333,6 +333,16 @@ func TestTelemetryMetrics(t *testing.T) {
 		"redirect_uri": {conf.RedirectURL}, "client_id": {nativeClient},
 	}, http.Header{"Dpop": {"not-a-proof"}})
 	res.wantOAuthError(t, http.StatusBadRequest, "invalid_dpop_proof")
+	// And client IDs nobody registered, which must not become attributes
+	// (anyone could make series without end).
+	const unknown = "client-nobody-registered"
+	res = o.postForm(t, handlers.PathToken, url.Values{
+		"grant_type": {"authorization_code"}, "code": {"x"}, "code_verifier": {ar.Verifier}, "client_id": {unknown},
+	}, nil)
+	res.wantOAuthError(t, http.StatusUnauthorized, "invalid_client")
+	if p := newBrowser(t, o.testServer).get(t, o.authorizeURL(url.Values{"client_id": {unknown}, "response_type": {"code"}})); p.Status != http.StatusBadRequest {
+		t.Fatalf("authorize for an unknown client: got %d, want the error page", p.Status)
+	}
 	var rm metricdata.ResourceMetrics
 	if err := o.reader.Collect(t.Context(), &rm); err != nil {
 		t.Fatal(err)
@@ -349,7 +359,11 @@ func TestTelemetryMetrics(t *testing.T) {
 		{"pixie.authorize.outcomes", map[string]string{"pixie.outcome": "login_shown"}, 2},
 		{"pixie.authorize.outcomes", map[string]string{"pixie.outcome": "consent_shown"}, 2},
 		{"pixie.authorize.outcomes", map[string]string{"pixie.outcome": "code_issued"}, 3},
-		{"pixie.authorize.outcomes", map[string]string{"pixie.outcome": "error"}, 1}, // the consent denied
+		{"pixie.authorize.outcomes", map[string]string{"pixie.outcome": "error"}, 2}, // the consent denied, the unknown client
+		{"pixie.authorize.outcomes", map[string]string{"pixie.outcome": "error", "oauth.client_id": otherClient}, 1},
+		{"pixie.token.errors", map[string]string{"pixie.error_code": "invalid_client"}, 1},
+		{"pixie.token.errors", map[string]string{"oauth.client_id": unknown}, 0},
+		{"pixie.authorize.outcomes", map[string]string{"oauth.client_id": unknown}, 0},
 		{"pixie.login.attempts", map[string]string{"pixie.result": "wrong_credentials"}, 1},
 		{"pixie.login.attempts", map[string]string{"pixie.result": "success"}, 2},
 		{"pixie.refresh.reuse", map[string]string{"pixie.reuse": "replay", "oauth.client_id": nativeClient}, 1},

@@ -84,8 +84,8 @@ func (e *AuthorizeError) Unwrap() error { return e.Err }
 func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (_ *AuthorizeRequest, err error) {
 	ctx, span := p.endpoint(ctx, r, "authorize")
 	defer span.End()
-	defer p.authorizeDone(ctx, span, "", false, &err)
 	ctx = withMemo(ctx)
+	defer p.authorizeFailed(ctx, span, r, &err)
 	shown := func(description string) *AuthorizeError {
 		// Before the client is known, or about a value that must not be
 		// echoed: shown to the user, not redirected.

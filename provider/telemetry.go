@@ -100,11 +100,22 @@ func (p *Provider) tokenFailed(ctx context.Context, span telemetry.Span, r *http
 		code = e.Code
 	}
 	span.Fail(code)
-	var id string
+	id := ""
 	if _, ok := p.tel.ClientAttr("x"); ok {
 		id, _, _ = clientCredentials(r)
 	}
-	p.tel.TokenError(ctx, code, id)
+	p.tel.TokenError(ctx, code, p.knownClient(ctx, id))
+}
+
+// knownClient returns id, a client ID a request names, when the host opted
+// in to client IDs in metrics and the request's memo holds that client (it
+// was looked up and is registered), else "": an unknown client_id, which
+// anyone may send, must not make a new time series.
+func (p *Provider) knownClient(ctx context.Context, id string) string {
+	if _, ok := p.tel.ClientAttr(id); !ok || memoFrom(ctx).client(id) == nil {
+		return ""
+	}
+	return id
 }
 
 // tokensIssued records a token response.
@@ -185,6 +196,15 @@ func (p *Provider) replayed(ctx context.Context, g *store.Grant, grantType, reus
 	if reuse != telemetry.ReuseGrace {
 		p.tel.Emit(ctx, telemetry.Event{Type: string(typ), Subject: g.Subject, ClientID: g.ClientID, GrantType: grantType})
 	}
+}
+
+// authorizeFailed records a refusal of ParseAuthorizeRequest, if *errp is
+// set.
+func (p *Provider) authorizeFailed(ctx context.Context, span telemetry.Span, r *http.Request, errp *error) {
+	if p.tel == nil || *errp == nil {
+		return
+	}
+	p.authorizeDone(ctx, span, p.knownClient(ctx, r.Form.Get("client_id")), false, errp)
 }
 
 // authorizeDone records the end of ParseAuthorizeRequest (issued false:

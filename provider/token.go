@@ -28,6 +28,7 @@ import (
 func (p *Provider) Token(ctx context.Context, r *http.Request) (_ map[string]any, err error) {
 	ctx, span := p.endpoint(ctx, r, "token")
 	defer span.End()
+	ctx = withMemo(ctx)
 	defer p.tokenFailed(ctx, span, r, &err)
 	if err := parseForm(r); err != nil {
 		return nil, err
@@ -48,7 +49,6 @@ func (p *Provider) Token(ctx context.Context, r *http.Request) (_ map[string]any
 		return nil, &Error{Code: "unsupported_grant_type", Description: "Only the authorization_code and refresh_token grants are supported.", Status: http.StatusBadRequest}
 	}
 	p.maybeCleanup(ctx)
-	ctx = withMemo(ctx)
 	if err := p.equalizeClientAuth(ctx, r, "token"); err != nil {
 		return nil, err
 	}
