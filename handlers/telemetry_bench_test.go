@@ -37,11 +37,13 @@ func BenchmarkFlowTelemetry(b *testing.B) {
 		})
 	}
 	// Both flows in turn, each timed, the one going first alternating:
-	// what the machine does meanwhile (other processes, the heap the
-	// earlier sub-benchmarks left) falls on both alike, where -count runs
-	// "off" six times and then "noop" six times, and the later runs are
-	// slower whichever goes second. It reports each one's ns per flow and
-	// the overhead of noop in percent.
+	// what the machine does meanwhile falls on both alike. Run one after
+	// the other, the later runs are slower whichever goes second: -count
+	// runs "off" six times and then "noop" six times, and every run's
+	// memory store stays alive (its janitor's timer holds it while it has
+	// grants), so each run starts with a larger heap for the garbage
+	// collector to mark than the one before. It reports each one's ns per
+	// flow and the overhead of noop in percent.
 	b.Run("alternating", func(b *testing.B) {
 		flows := [2]*benchFlow{newFlow(b, true), newFlow(b, false)}
 		var spent [2]time.Duration
