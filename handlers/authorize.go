@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pixieauth/pixie/internal/telemetry"
 	"github.com/pixieauth/pixie/provider"
 )
 
@@ -33,6 +34,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// r.Form holds the query and, for POST, the body: resume with all of it.
+		s.tel.AuthorizeOutcome(ctx, telemetry.OutcomeLoginShown, areq.Client.ID)
 		http.Redirect(w, r, s.loginURL+"?"+r.Form.Encode(), http.StatusSeeOther)
 		return
 	}
@@ -47,6 +49,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, s.p.Refuse(ctx, areq, "consent_required", "The user has not allowed this client these scopes."), http.StatusSeeOther)
 			return
 		}
+		s.tel.AuthorizeOutcome(ctx, telemetry.OutcomeConsentShown, areq.Client.ID)
 		http.Redirect(w, r, s.link(PathConsent)+"?"+r.Form.Encode(), http.StatusSeeOther)
 		return
 	}

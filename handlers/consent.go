@@ -146,6 +146,7 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.PostForm.Get("decision") != "allow" {
 		s.p.Logger().InfoContext(r.Context(), "user denied consent", "client_id", areq.Client.ID, "subject", sub)
+		s.emit(r.Context(), provider.EventConsentDenied, sub, areq.Client.ID)
 		http.Redirect(w, r, s.p.Refuse(r.Context(), areq, provider.ErrCodeAccessDenied, "The user denied the request."), http.StatusSeeOther)
 		return
 	}
@@ -174,6 +175,7 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, failureStatus(err), provider.ErrCodeServerError, "")
 		return
 	}
+	s.emit(r.Context(), provider.EventConsentGiven, sub, areq.Client.ID)
 	if q, _ := url.ParseQuery(request); q.Has("request_uri") && slices.Contains(areq.Prompt, "consent") {
 		// A pushed request (RFC 9126) is resumed as it was pushed, so its
 		// prompt=consent cannot be dropped from it as resumeURL does: the

@@ -26,5 +26,11 @@
 // CSRF token bound to the session and sit behind http.CrossOriginProtection;
 // pages send a nonce-based Content-Security-Policy with frame-ancestors 'none'.
 //
+// Each route's request gets a span, a child of the span in its context
+// (the host's HTTP span), made by the provider's provider.Config.TracerProvider;
+// the login, consent and logout pages emit the provider's audit events
+// (provider.Event). [Server.Ready] is a readiness check for the host's
+// /readyz.
+//
 // A [Server] is safe for concurrent use.
 package handlers

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pixieauth/pixie/internal/paths"
 	"github.com/pixieauth/pixie/internal/storetimeout"
+	"github.com/pixieauth/pixie/internal/telemetry"
 	"github.com/pixieauth/pixie/provider"
 	"github.com/pixieauth/pixie/store"
 	"github.com/pixieauth/pixie/store/memory"
@@ -162,6 +163,8 @@ type Server struct {
 	sessions   store.Sessions
 	idle       time.Duration
 	touchEvery time.Duration
+
+	tel *telemetry.T // the provider's instruments; nil: none (see telemetry.go)
 }
 
 type route struct {
@@ -252,6 +255,7 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 		base:     strings.TrimSuffix(iss.Path, "/"),
 		mux:      http.NewServeMux(),
 		lifetime: cfg.SessionLifetime,
+		tel:      p.Telemetry(),
 	}
 	s.idle = cfg.SessionIdleTimeout
 	// A tenth of the idle timeout at most, so that recording uses less
@@ -350,7 +354,7 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 			page("POST "+PathLogin, forms.Handler(http.HandlerFunc(s.loginSubmit))))
 	}
 	for i := range s.routes {
-		s.routes[i].h = storetimeout.PerRequest(s.routes[i].h)
+		s.routes[i].h = s.perRequest(s.routes[i].pattern, s.routes[i].h)
 		s.mux.Handle(s.routes[i].pattern, s.routes[i].h)
 	}
 	return s, nil

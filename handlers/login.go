@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/pixieauth/pixie/internal/telemetry"
 	"github.com/pixieauth/pixie/store"
 )
 
@@ -74,6 +75,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	if wait > 0 {
 		secs := retryAfter(w, wait)
 		s.p.Logger().WarnContext(ctx, "login throttled", "retry_after", secs)
+		s.loginAttempt(ctx, telemetry.LoginThrottled, "", request)
 		page.Error = "Too many failed attempts. Try again in " + waitText(secs) + "."
 		page.CSRFToken, _ = sess.csrfToken()
 		s.showLogin(w, r, http.StatusTooManyRequests, page)
@@ -90,6 +92,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.p.Logger().InfoContext(ctx, "login failed")
+		s.loginAttempt(ctx, telemetry.LoginWrongCredentials, "", request)
 		page.Error = "The username or password is incorrect."
 		page.CSRFToken, _ = sess.csrfToken()
 		s.showLogin(w, r, http.StatusOK, page)
@@ -105,6 +108,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.p.Logger().InfoContext(ctx, "user logged in", "subject", sub)
+	s.loginAttempt(ctx, telemetry.LoginSuccess, sub, request)
 	to, ok := s.resumeURL(request, "login")
 	if !ok {
 		to = s.link("/")

@@ -138,6 +138,11 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request, sess loginSe
 	}
 	if sub, _, _ := sess.subject(); sub != "" {
 		s.p.Logger().InfoContext(r.Context(), "user logged out", "subject", sub)
+		client := ""
+		if lr.client != nil {
+			client = lr.client.ID
+		}
+		s.emit(r.Context(), eventLogout, sub, client)
 	}
 	sess.end()
 	if err := s.save(w, r, sess); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/pixieauth/pixie/internal/telemetry"
 	"github.com/pixieauth/pixie/store"
 )
 
@@ -89,8 +90,11 @@ func (e *AuthorizeError) Unwrap() error { return e.Err }
 // when it was pushed: a login since then satisfies them. A client with
 // store.Client.RequirePAR, or any client with Config.RequirePAR, must send
 // pushed requests.
-func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (*AuthorizeRequest, error) {
+func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (_ *AuthorizeRequest, err error) {
+	ctx, span := p.endpoint(ctx, r, "authorize")
+	defer span.End()
 	ctx = withMemo(ctx)
+	defer p.authorizeFailed(ctx, span, r, &err)
 	shown := func(description string) *AuthorizeError {
 		// Before the client is known, or about a value that must not be
 		// echoed: shown to the user, not redirected.
@@ -103,7 +107,7 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 			return nil, shown("The request body must be application/x-www-form-urlencoded.")
 		}
 	}
-	err := r.ParseForm()
+	err = r.ParseForm()
 	if err != nil {
 		return nil, shown("The request could not be parsed.")
 	}
@@ -364,7 +368,10 @@ func checkChallenge(challenge, method string, allowPlain bool) error {
 // may only ask for scopes it is registered for); offline_access, and with it a
 // refresh token, only if the client may use refresh tokens. On failure it
 // returns an *AuthorizeError.
-func (p *Provider) IssueCode(ctx context.Context, areq *AuthorizeRequest, login Login) (string, error) {
+func (p *Provider) IssueCode(ctx context.Context, areq *AuthorizeRequest, login Login) (_ string, err error) {
+	ctx, span := p.endpoint(ctx, nil, "authorize")
+	defer span.End()
+	defer p.authorizeDone(ctx, span, areq.Client.ID, true, &err)
 	ar := areq.ar
 	if login.Subject == "" {
 		return "", p.authorizeError(ctx, ar, fosite.ErrServerError.WithDebug("login has no subject"))
@@ -495,5 +502,6 @@ func (p *Provider) Refuse(ctx context.Context, areq *AuthorizeRequest, code, des
 		p.log().WarnContext(ctx, "consume pushed request", "error", err)
 	}
 	e := &fosite.RFC6749Error{ErrorField: code, DescriptionField: description, CodeField: http.StatusBadRequest}
+	p.tel.AuthorizeOutcome(ctx, telemetry.OutcomeError, areq.Client.ID)
 	return p.authorizeError(ctx, areq.ar, e).RedirectURL
 }

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,9 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pixieauth/pixie/store"
 
@@ -205,6 +209,30 @@ type Config struct {
 	// Never set it in production: tokens and passwords would cross the network
 	// in clear text.
 	InsecureAllowHTTPIssuer bool
+
+	// TracerProvider makes the spans of pixie's endpoints and store calls
+	// (see the README's Observability section), each nested under the span
+	// the request's context carries, such as the host's HTTP span. Nil
+	// means otel.GetTracerProvider(), looked up once in New: a no-op until
+	// the host registers an SDK with otel.SetTracerProvider (which it may
+	// do after New: the global provider delegates).
+	TracerProvider trace.TracerProvider
+	// MeterProvider makes pixie's metrics (pixie.tokens.issued, …; see the
+	// README). Nil means otel.GetMeterProvider(), looked up once in New: a
+	// no-op until the host registers an SDK with otel.SetMeterProvider.
+	MeterProvider metric.MeterProvider
+	// MetricsClientID adds the client ID (oauth.client_id) to the metrics
+	// and spans that concern one client. Default false: every client's
+	// counts are summed, so the number of time series does not grow with
+	// the number of clients. Turn it on when the clients are few.
+	MetricsClientID bool
+	// Events receives the audit events ([Event]): logins, consents, tokens
+	// issued, replays detected, revocations, logouts and key rotations. It
+	// is called synchronously, on the request's goroutine, so it must be
+	// quick: hand the event to a log or a buffered queue (see the README).
+	// An event never holds a token, code, secret, password or e-mail
+	// address. Default nil: none.
+	Events func(context.Context, Event)
 
 	// Logger receives the provider's logs. Nil means [slog.Default], looked up
 	// at each call. Tokens, codes, secrets and passwords are never logged.

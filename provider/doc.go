@@ -39,7 +39,12 @@
 //     per verified access token, at most Config.UserInfoCacheSize of them:
 //     a revocation shows at once on the replica that made it and within the
 //     TTL on the others, as does a changed profile; an expired token is
-//     refused on every request.
+//     refused on every request;
+//   - OpenTelemetry spans and metrics through the API only (Config.TracerProvider,
+//     Config.MeterProvider: the global ones, no-ops until the host sets
+//     up an SDK) and audit events ([Event], Config.Events), never with a
+//     token, code, secret, password or e-mail address in them; and a
+//     readiness check, [Provider.Ready].
 //
 // A Provider is safe for concurrent use.
 package provider

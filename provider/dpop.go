@@ -103,6 +103,7 @@ func (p *Provider) dpopError(ctx context.Context, err error) *Error {
 	if de.Code == dpop.CodeUseNonce {
 		e.DPoPNonce = p.dpopToken.Nonce()
 	}
+	p.tel.DPoPRejection(ctx, "token", e.Code)
 	p.log().DebugContext(ctx, "request refused", "op", "token", "error_code", e.Code, "description", e.Description)
 	return e
 }

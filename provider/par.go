@@ -52,7 +52,10 @@ var pushedSecretParams = []string{"client_secret", "client_assertion", "client_a
 // members of the 201 response, request_uri and expires_in. The client then
 // sends the browser to the authorization endpoint with only client_id and
 // request_uri, which can be used once. On failure it returns an *Error.
-func (p *Provider) PushAuthorizeRequest(ctx context.Context, r *http.Request) (map[string]any, error) {
+func (p *Provider) PushAuthorizeRequest(ctx context.Context, r *http.Request) (_ map[string]any, err error) {
+	ctx, span := p.endpoint(ctx, r, "par")
+	defer span.End()
+	defer p.failed(span, &err)
 	bad := func(description string) *Error {
 		return &Error{Code: ErrCodeInvalidRequest, Description: description, Status: http.StatusBadRequest}
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pixieauth/pixie/internal/dpop"
 	"github.com/pixieauth/pixie/internal/storetimeout"
+	"github.com/pixieauth/pixie/internal/telemetry"
 	"github.com/pixieauth/pixie/store"
 )
 
@@ -44,6 +45,9 @@ type Provider struct {
 	// dpopToken checks the DPoP proofs of token requests, dpopResource
 	// those at /userinfo (see newDPoPCheckers).
 	dpopToken, dpopResource *dpop.Checker
+	// tel records spans, metrics and audit events (see telemetry.go); nil
+	// records nothing.
+	tel *telemetry.T
 
 	cleanMu   sync.Mutex
 	cleaning  bool      // a cleanup is running
@@ -78,6 +82,11 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		return nil, err
 	}
 	p.keys = ring
+	tel, err := p.newTelemetry()
+	if err != nil {
+		return nil, fmt.Errorf("provider: telemetry: %w", err)
+	}
+	p.tel = tel
 	dt, dr, err := p.newDPoPCheckers()
 	if err != nil {
 		return nil, err
@@ -196,7 +205,11 @@ func (p *Provider) JWKS(ctx context.Context) []byte {
 // at most an interval (the JWKS's Cache-Control max-age) has them. The
 // replaced keys stay published until every token they signed has expired.
 func (p *Provider) RotateKeys(ctx context.Context) error {
-	return p.keys.rotate(ctx)
+	if err := p.keys.rotate(ctx); err != nil {
+		return err
+	}
+	p.tel.Emit(ctx, telemetry.Event{Type: string(EventKeyRotated)})
+	return nil
 }
 
 // JWKSMaxAge is how long clients may cache the JWKS: Config.KeyRefreshInterval.

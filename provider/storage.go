@@ -300,6 +300,7 @@ func (s *fositeStorage) GetAuthorizeCodeSession(ctx context.Context, signature s
 	if !g.Active {
 		s.p.log().WarnContext(ctx, "authorization code replayed; revoking the tokens issued from it",
 			"client_id", g.ClientID, "request_id", g.RequestID)
+		s.p.replayed(ctx, g, grantAuthorizationCode, "")
 		return r, fosite.ErrInvalidatedAuthorizeCode
 	}
 	return r, nil
@@ -470,10 +471,12 @@ func (s *fositeStorage) GetRefreshTokenSession(ctx context.Context, signature st
 		if s.inGrace(ctx, signature) {
 			s.p.log().InfoContext(ctx, "rotated refresh token used again within the grace period",
 				"client_id", g.ClientID, "request_id", g.RequestID)
+			s.p.replayed(ctx, g, grantRefreshToken, reuseGrace)
 			return r, nil
 		}
 		s.p.log().WarnContext(ctx, "inactive refresh token used; revoking its family",
 			"client_id", g.ClientID, "request_id", g.RequestID)
+		s.p.replayed(ctx, g, grantRefreshToken, reuseReplay)
 		return r, fosite.ErrInactiveToken
 	}
 	return r, nil

@@ -12,6 +12,7 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/pixieauth/pixie/internal/telemetry"
 	"github.com/pixieauth/pixie/store"
 )
 
@@ -24,15 +25,23 @@ import (
 //
 // Of concurrent redemptions of one code or refresh token exactly one
 // succeeds; the others get invalid_grant.
-func (p *Provider) Token(ctx context.Context, r *http.Request) (map[string]any, error) {
+func (p *Provider) Token(ctx context.Context, r *http.Request) (_ map[string]any, err error) {
+	ctx, span := p.endpoint(ctx, r, "token")
+	defer span.End()
+	ctx = withMemo(ctx)
+	defer p.tokenFailed(ctx, span, r, &err)
 	if err := parseForm(r); err != nil {
 		return nil, err
 	}
 	if k := repeated(r.PostForm); k != "" {
 		return nil, &Error{Code: ErrCodeInvalidRequest, Description: "The parameter " + k + " is included more than once (RFC 6749 §3.2).", Status: http.StatusBadRequest}
 	}
-	switch gt := r.PostForm.Get("grant_type"); gt {
+	gt := r.PostForm.Get("grant_type")
+	switch gt {
 	case grantAuthorizationCode, grantRefreshToken:
+		if span.Recording() {
+			span.SetAttributes(telemetry.KeyGrantType.String(gt))
+		}
 	case "":
 		return nil, &Error{Code: ErrCodeInvalidRequest, Description: "The grant_type parameter is missing.", Status: http.StatusBadRequest}
 	default:
@@ -40,13 +49,15 @@ func (p *Provider) Token(ctx context.Context, r *http.Request) (map[string]any, 
 		return nil, &Error{Code: "unsupported_grant_type", Description: "Only the authorization_code and refresh_token grants are supported.", Status: http.StatusBadRequest}
 	}
 	p.maybeCleanup(ctx)
-	ctx = withMemo(ctx)
 	if err := p.equalizeClientAuth(ctx, r, "token"); err != nil {
 		return nil, err
 	}
 	ar, err := p.oauth2.NewAccessRequest(ctx, r, newSession())
 	if err != nil {
 		return nil, p.oauthError(ctx, "token", err)
+	}
+	if span.Recording() {
+		span.SetAttributes(clientType(ar.GetClient()))
 	}
 	if ar.GetGrantTypes().ExactOne(grantRefreshToken) {
 		if err := p.refreshClaims(ctx, ar); err != nil {
@@ -64,6 +75,7 @@ func (p *Provider) Token(ctx context.Context, r *http.Request) (map[string]any, 
 	if sess, err := sessionFrom(ar); err == nil && sess.JKT != "" {
 		m["token_type"] = "DPoP" // RFC 9449 §5
 	}
+	p.tokensIssued(ctx, ar, gt, m)
 	return m, nil
 }
 
@@ -242,7 +254,10 @@ func parseForm(r *http.Request) *Error {
 // Revoke serves a revocation request (RFC 7009). Revoking a refresh token
 // revokes the access tokens of its grant too. An unknown token is not an
 // error (RFC 7009 §2.2). On failure it returns an *Error.
-func (p *Provider) Revoke(ctx context.Context, r *http.Request) error {
+func (p *Provider) Revoke(ctx context.Context, r *http.Request) (err error) {
+	ctx, span := p.endpoint(ctx, r, "revoke")
+	defer span.End()
+	defer p.failed(span, &err)
 	if _, _, err := clientCredentials(r); err != nil {
 		return err
 	}
@@ -262,6 +277,7 @@ func (p *Provider) Revoke(ctx context.Context, r *http.Request) error {
 		}
 		return p.oauthError(ctx, "revoke", err)
 	}
+	p.revoked(ctx, r)
 	return nil
 }
 
@@ -272,6 +288,8 @@ func (p *Provider) Revoke(ctx context.Context, r *http.Request) error {
 // form (client_secret_post). It returns the JSON members of the response.
 // On failure it returns an *Error.
 func (p *Provider) Introspect(ctx context.Context, r *http.Request) (map[string]any, error) {
+	ctx, span := p.endpoint(ctx, r, "introspect")
+	defer span.End()
 	if err := parseForm(r); err != nil {
 		return nil, err
 	}

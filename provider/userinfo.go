@@ -62,7 +62,10 @@ func (p *Provider) UserInfo(ctx context.Context, accessToken string) (map[string
 // it comes with the DPoP scheme and a valid proof; an unbound one with the
 // DPoP scheme too. On failure it returns an *Error whose WWWAuthenticate
 // is the challenge to send.
-func (p *Provider) UserInfoJSON(ctx context.Context, r *http.Request) ([]byte, error) {
+func (p *Provider) UserInfoJSON(ctx context.Context, r *http.Request) (_ []byte, err error) {
+	ctx, span := p.endpoint(ctx, r, "userinfo")
+	defer span.End()
+	defer p.failed(span, &err)
 	scheme, token, err := userInfoToken(r)
 	var e *userInfoEntry
 	if err == nil {
@@ -114,6 +117,7 @@ func (p *Provider) checkResourceProof(ctx context.Context, r *http.Request, sche
 	case errors.As(err, &de):
 		e := &Error{Code: de.Code, Description: de.Description, Status: http.StatusUnauthorized, cause: err}
 		e.WWWAuthenticate = dpopChallenge(e)
+		p.tel.DPoPRejection(ctx, "userinfo", e.Code)
 		p.log().DebugContext(ctx, "request refused", "op", "userinfo", "error_code", e.Code, "description", e.Description)
 		return e
 	case err != nil:

@@ -89,6 +89,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	}
 	defer st.Close()
 
+	// Traces and metrics, when -trace or -metrics-addr asks (observability.go).
+	tel, err := setupTelemetry(ctx, opts, out, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tel.shutdown(shutdownCtx); err != nil {
+			logger.Warn("stop telemetry", "error", err)
+		}
+	}()
+
 	// The provider: the issuer and the stores. Everything else has a secure default.
 	p, err := provider.New(ctx, provider.Config{
 		Issuer:  opts.issuer,
@@ -102,6 +115,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		RequireDPoP:           opts.requireDPoP,
 		DPoPNonce:             opts.dpopNonce,
 		Logger:                logger,
+		TracerProvider:        tel.tracer, // nil: the global one, a no-op
+		MeterProvider:         tel.meter,  // nil: the global one, a no-op
+		Events:                auditLog(logger),
 	})
 	if err != nil {
 		return err
@@ -125,6 +141,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		return err
 	}
 	pixie.Register(mux)
+	// Readiness, for a load balancer or Kubernetes: the database answers
+	// and the signing keys are loaded. /healthz stays the liveness check.
+	mux.Handle("GET /readyz", pixie.Ready())
 	if opts.login == "company" {
 		mountCompanyLogin(mux, pixie, opts)
 	}

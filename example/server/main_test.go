@@ -138,6 +138,7 @@ func TestRoutes(t *testing.T) {
 		wantBody   string // a substring
 	}{
 		{"/healthz", http.StatusOK, "ok\n"},
+		{"/readyz", http.StatusOK, "ok\n"},
 		{"/", http.StatusOK, "This is the example app."},
 		{"/nothing-here", http.StatusNotFound, ""}, // "/" matches only itself
 		{"/.well-known/openid-configuration", http.StatusOK, `"issuer":"` + s.url + `"`},
@@ -358,6 +359,18 @@ func TestStartErrors(t *testing.T) {
 			name:    "bad log level",
 			args:    []string{"-log-level", "loud"},
 			wantErr: "-log-level",
+		},
+		{
+			// The metrics tell who uses the server how: not on every
+			// interface.
+			name:    "metrics on a non-loopback address",
+			args:    []string{"-metrics-addr", ":9090"},
+			wantErr: "only a loopback address",
+		},
+		{
+			name:    "unknown trace exporter",
+			args:    []string{"-trace", "jaeger"},
+			wantErr: `-trace "jaeger"`,
 		},
 		{
 			// Not silently the default.

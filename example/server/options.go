@@ -35,6 +35,8 @@ type options struct {
 	requireDPoP         bool
 	dpopNonce           bool
 	logLevel            slog.Level
+	metricsAddr         string
+	trace               string
 }
 
 func parseOptions(args []string, getenv func(string) string, out io.Writer) (options, error) {
@@ -79,6 +81,8 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (opt
 	fs.BoolVar(&o.dpopNonce, "dpop-nonce", env("PIXIE_DPOP_NONCE", "") == "true", "the token endpoint asks for a server nonce in DPoP proofs (use_dpop_nonce, RFC 9449 §8)")
 	fs.BoolVar(&o.requirePAR, "require-par", env("PIXIE_REQUIRE_PAR", "") == "true", "every client must push its authorization requests to /oauth/par first (RFC 9126)")
 	fs.StringVar(&o.apiAudience, "api-audience", env("PIXIE_API_AUDIENCE", defaultAPIAudience), "identifier (aud) of the demo API, example/api, that the example apps may ask access tokens for")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", env("PIXIE_METRICS_ADDR", ""), "serve Prometheus metrics at http://<this address>/metrics, a loopback address only (default: off)")
+	fs.StringVar(&o.trace, "trace", env("PIXIE_TRACE", ""), "export traces: stdout, or otlp (OTLP/HTTP, set by the OTEL_EXPORTER_OTLP_* variables) (default: off)")
 	level := env("PIXIE_LOG_LEVEL", "info")
 	fs.Func("log-level", "log level: debug, info, warn, error (default info)", func(s string) error { level = s; return nil })
 	if err := fs.Parse(args); err != nil {
@@ -90,6 +94,14 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (opt
 	}
 	if o.login != "pixie" && o.login != "company" {
 		return o, fmt.Errorf("-login %q: want pixie or company", o.login)
+	}
+	if o.trace != "" && o.trace != "stdout" && o.trace != "otlp" {
+		return o, fmt.Errorf("-trace %q: want stdout or otlp", o.trace)
+	}
+	if o.metricsAddr != "" {
+		if err := checkMetricsAddr(o.metricsAddr); err != nil {
+			return o, err
+		}
 	}
 	if err := o.logLevel.UnmarshalText([]byte(level)); err != nil {
 		return o, fmt.Errorf("-log-level: %w", err)

@@ -28,14 +28,17 @@ var libraryPackages = []string{
 }
 
 // ceiling is the count, by this file's rule (methods of exported types
-// included), on the day the test was written: 298; 301 with pushed
+// included), on the day the test was written: 298; 302 with pushed
 // authorization requests (store.KindPushedRequest and the provider's
 // PushAuthorizeRequest and RequiresPAR, which the PAR endpoint and
 // discovery need) and DPoP (middleware.ErrDPoP, the sentinel of refused
-// DPoP bindings; store.KindDPoPProof took the place of provider.BearerToken).
+// DPoP bindings; store.KindDPoPProof took the place of provider.BearerToken);
+// 317 with issue 11's observability: provider.Event, EventType and its ten
+// constants, Provider.Telemetry (for package handlers), Provider.Ready and
+// handlers.Server.Ready (readiness checks).
 // Issue 12 aims at 180. Lower it as the surface shrinks; raising it needs
 // a reason in the commit.
-const ceiling = 302
+const ceiling = 317
 
 type surface struct {
 	idents int // exported types, functions, methods of exported types, vars and consts

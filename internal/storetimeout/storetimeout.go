@@ -14,9 +14,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
+	"slices"
 	"sync/atomic"
 	"time"
 
+	"github.com/pixieauth/pixie/internal/telemetry"
 	"github.com/pixieauth/pixie/store"
 )
 
@@ -56,13 +59,34 @@ func Value[T any](ctx context.Context, d time.Duration, op string, f func(contex
 		var zero T
 		return zero, &Error{Op: op, Timeout: d, err: errEarlier}
 	}
+	ctx, call := telemetry.StartStore(ctx, op)
 	if d > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
 	v, err := f(ctx)
-	return v, classify(ctx, op, d, err)
+	err = classify(ctx, op, d, err)
+	call.End(ctx, outcome(err))
+	return v, err
+}
+
+// outcome names the outcome of a store call for its span and the latency
+// histogram (see internal/telemetry).
+func outcome(err error) string {
+	switch {
+	case err == nil:
+		return telemetry.StoreOK
+	case errors.Is(err, store.ErrNotFound):
+		return telemetry.StoreNotFound
+	case errors.Is(err, store.ErrConsumed):
+		return telemetry.StoreConsumed
+	case errors.Is(err, store.ErrInvalidCredentials):
+		return telemetry.StoreRefused
+	case Is(err):
+		return telemetry.StoreTimeout
+	}
+	return telemetry.StoreError
 }
 
 // skip reports whether an earlier store call of ctx's request timed out
@@ -113,8 +137,14 @@ type requestKey struct{}
 // answers within about one timeout of a hung database, not several.
 func PerRequest(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey{}, new(atomic.Bool))))
+		h.ServeHTTP(w, r.WithContext(Request(r.Context())))
 	})
+}
+
+// Request returns ctx with the budget [PerRequest] gives a request, for a
+// handler that makes the request's context itself.
+func Request(ctx context.Context) context.Context {
+	return context.WithValue(ctx, requestKey{}, new(atomic.Bool))
 }
 
 // Clients bounds every call to c by d.
@@ -341,4 +371,58 @@ func (b sessions) RevokeSession(ctx context.Context, id string) error {
 
 func (b sessions) RevokeSessions(ctx context.Context, subject string) error {
 	return Call(ctx, b.d, "Sessions.RevokeSessions", func(ctx context.Context) error { return b.s.RevokeSessions(ctx, subject) })
+}
+
+// Ping pings, each bounded by d, those of stores that are [store.Pinger]s
+// (seen through this package's wrappers), for readiness checks; the same
+// store given twice is pinged once. It returns the first failure.
+func Ping(ctx context.Context, d time.Duration, stores ...any) error {
+	var seen []store.Pinger
+	for _, s := range stores {
+		p, ok := unwrap(s).(store.Pinger)
+		if !ok || slices.ContainsFunc(seen, func(q store.Pinger) bool { return samePinger(p, q) }) {
+			continue
+		}
+		seen = append(seen, p)
+		if err := Call(ctx, d, "Pinger.Ping", p.Ping); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// samePinger reports whether p and q are the same store, without
+// comparing values other than pointers (which could panic).
+func samePinger(p, q store.Pinger) bool {
+	if reflect.TypeOf(p) != reflect.TypeOf(q) || reflect.TypeOf(p).Kind() != reflect.Pointer {
+		return false
+	}
+	return p == q
+}
+
+// unwrap returns the store one of this package's wrappers bounds.
+func unwrap(s any) any {
+	switch w := s.(type) {
+	case clients:
+		return w.c
+	case users:
+		return w.u
+	case keys:
+		return w.k
+	case grants:
+		return w.g
+	case txGrants:
+		return w.g
+	case batchGrants:
+		return w.g
+	case txBatchGrants:
+		return w.g
+	case consents:
+		return w.c
+	case throttle:
+		return w.t
+	case sessions:
+		return w.s
+	}
+	return s
 }
