@@ -107,8 +107,8 @@ type benchStore struct {
 		store.Grants
 		store.Keys
 	}
-	addClient func(*store.Client) error
-	addUser   func(u *store.User, username, password string) error
+	addClient func(context.Context, *store.Client) error
+	addUser   func(ctx context.Context, u *store.User, username, password string) error
 }
 
 var benchBackends = []struct {
@@ -143,12 +143,8 @@ var benchBackends = []struct {
 
 var benchKeySecret = []byte("benchmark key-encryption secret, 32+ bytes")
 
-func sqlBenchStore(b *testing.B, st *sqlstore.Store) benchStore {
-	ctx := b.Context()
-	return benchStore{st,
-		func(c *store.Client) error { return st.AddClient(ctx, c) },
-		func(u *store.User, username, password string) error { return st.AddUser(ctx, u, username, password) },
-	}
+func sqlBenchStore(_ *testing.B, st *sqlstore.Store) benchStore {
+	return benchStore{st, st.AddClient, st.AddUser}
 }
 
 // benchSchema creates a fresh PostgreSQL schema, dropped after the
@@ -196,10 +192,10 @@ func newBenchFlow(b *testing.B, alg string, bs benchStore) *benchFlow {
 	ctx := context.Background()
 	const issuer = "http://127.0.0.1:8080"
 	st := bs.st
-	if err := bs.addUser(&store.User{Subject: "alice", Name: "Alice", Email: "alice@example.com"}, "alice", "correct horse"); err != nil {
+	if err := bs.addUser(ctx, &store.User{Subject: "alice", Name: "Alice", Email: "alice@example.com"}, "alice", "correct horse"); err != nil {
 		b.Fatal(err)
 	}
-	if err := bs.addClient(&store.Client{
+	if err := bs.addClient(ctx, &store.Client{
 		ID: "app", Native: true, FirstParty: true,
 		RedirectURIs: []string{"http://127.0.0.1/callback"},
 		Scopes:       []string{"openid", "profile", "email", "offline_access"},

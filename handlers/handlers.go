@@ -3,6 +3,7 @@ package handlers
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"strings"
@@ -72,7 +73,7 @@ type Config struct {
 	// ([ErrorPage]), logout.html
 	// ([LogoutPage]) and base.html (the shared "head" template). Files it
 	// does not have fall back to the embedded defaults. Default nil.
-	Templates TemplateFS
+	Templates fs.FS
 	// SessionLifetime is how long a login session lasts before the user must
 	// sign in again, counted from the login however much the session is
 	// used meanwhile (the absolute timeout). At least a minute. Default 12

@@ -252,7 +252,7 @@ func addDemoRegistrations(ctx context.Context, st *memory.Store, extra []*store.
 			return fmt.Errorf("add key: %w", err)
 		}
 	}
-	if err := st.AddUser(&store.User{
+	if err := st.AddUser(ctx, &store.User{
 		Subject:           "alice",
 		PreferredUsername: aliceUsername,
 		Name:              aliceName,
@@ -277,7 +277,7 @@ func addDemoRegistrations(ctx context.Context, st *memory.Store, extra []*store.
 		{ID: webClient, Name: "Web App", SecretHash: hash, RedirectURIs: []string{"https://app.example.com/callback"}, Scopes: scopes},
 	}
 	for _, c := range append(clients, extra...) {
-		if err := st.AddClient(c); err != nil {
+		if err := st.AddClient(ctx, c); err != nil {
 			return fmt.Errorf("add client %s: %w", c.ID, err)
 		}
 	}

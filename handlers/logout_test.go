@@ -158,7 +158,7 @@ func TestLogout(t *testing.T) {
 // testLogoutOtherUser: an id_token_hint for someone else than the
 // logged-in user proves nothing about this session: the user is asked.
 func testLogoutOtherUser(t *testing.T, ts *testServer) {
-	if err := ts.Store.AddUser(&store.User{Subject: "bob", PreferredUsername: "bob"}, "bob", "bob's password"); err != nil {
+	if err := ts.Store.AddUser(t.Context(), &store.User{Subject: "bob", PreferredUsername: "bob"}, "bob", "bob's password"); err != nil {
 		t.Fatal(err)
 	}
 	bob := newBrowser(t, ts)

@@ -55,7 +55,7 @@ func newOIDCServer(t *testing.T, opts serverOptions) *testServer {
 		&store.Client{ID: narrowClient, Name: "Narrow App", RedirectURIs: native, Scopes: []string{"openid", "offline_access"}, Native: true, FirstParty: true},
 	)
 	ts := newTestServer(t, opts)
-	if err := ts.Store.AddUser(&store.User{
+	if err := ts.Store.AddUser(t.Context(), &store.User{
 		Subject: "bob", PreferredUsername: bobUsername, Name: "Bob Example",
 		Address: bobAddress, PhoneNumber: bobPhone, PhoneNumberVerified: true,
 	}, bobUsername, bobPassword); err != nil {
@@ -246,7 +246,7 @@ func newHostACRApp(t *testing.T) *hostACRApp {
 			app.pending[state] = p
 			acr := app.acr[state]
 			app.mu.Unlock()
-			p.Complete(w, r, handlers.Login{Subject: "alice", AMR: []string{"pwd", "otp"}, ACR: acr})
+			p.Complete(w, r, provider.Login{Subject: "alice", AMR: []string{"pwd", "otp"}, ACR: acr})
 		})
 	}
 	app.testServer = newOIDCServer(t, serverOptions{

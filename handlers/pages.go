@@ -15,10 +15,6 @@ import (
 //go:embed templates/*.html
 var defaultTemplates embed.FS
 
-// TemplateFS is a file system holding page templates by file name, such as
-// os.DirFS("templates") or an embed.FS subtree.
-type TemplateFS = fs.FS
-
 // pageNames are the files a template set consists of.
 var pageNames = []string{"base.html", "login.html", "consent.html", "error.html", "logout.html"}
 

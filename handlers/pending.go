@@ -40,13 +40,6 @@ type Pending struct {
 	s       *Server
 }
 
-// Login is who logged in, as the host app tells pixie in [Pending.Complete]:
-// Subject (required: the sub of the tokens), AuthTime (zero means now),
-// AMR (RFC 8176, e.g. ["pwd", "otp"]) and ACR (the acr of the ID token: one
-// of provider.Config.ACRValues; empty means provider.ACRPassword when AMR is
-// ["pwd"], else provider.ACRUnspecified).
-type Login = provider.Login
-
 // ErrNoPending is returned by [Server.PendingLogin] when the request carries
 // no authorization request.
 var ErrNoPending = errors.New("handlers: no pending authorization request")
@@ -113,8 +106,12 @@ func (p *Pending) Request() string { return p.request }
 // Complete logs the user in to pixie (a fresh login session: nothing of the
 // session before it survives) and sends the browser back to the
 // authorization endpoint, which issues the code. Call it only once the app
-// has authenticated the user.
-func (p *Pending) Complete(w http.ResponseWriter, r *http.Request, login Login) {
+// has authenticated the user. login says who logged in: Subject (required:
+// the sub of the tokens), AuthTime (zero means now), AMR (RFC 8176, e.g.
+// ["pwd", "otp"]) and ACR (the acr of the ID token: one of
+// provider.Config.ACRValues; empty means provider.ACRPassword when AMR is
+// ["pwd"], else provider.ACRUnspecified).
+func (p *Pending) Complete(w http.ResponseWriter, r *http.Request, login provider.Login) {
 	if login.Subject == "" {
 		p.s.p.Logger().ErrorContext(r.Context(), "pending login completed without a subject")
 		p.s.renderError(w, r, http.StatusInternalServerError, provider.ErrCodeServerError, "")

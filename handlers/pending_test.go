@@ -108,7 +108,7 @@ func newCompanyApp(t *testing.T) *companyApp {
 			case r.PostFormValue("username") != aliceUsername || r.PostFormValue("password") != employeePassword:
 				http.Error(w, "wrong badge", http.StatusUnauthorized)
 			default:
-				p.Complete(w, r, handlers.Login{Subject: "alice", AMR: []string{"pwd", "otp"}, AuthTime: app.authTime})
+				p.Complete(w, r, provider.Login{Subject: "alice", AMR: []string{"pwd", "otp"}, AuthTime: app.authTime})
 			}
 		})
 	}

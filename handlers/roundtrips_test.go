@@ -327,10 +327,10 @@ func newCountedFlow(t *testing.T, st *sqlstore.Store, appInSQL bool) *countedFlo
 		clients, users = st, st
 	} else {
 		demo := memory.New() // the app's own clients and users
-		if err := demo.AddUser(alice, aliceUsername, alicePassword); err != nil {
+		if err := demo.AddUser(t.Context(), alice, aliceUsername, alicePassword); err != nil {
 			t.Fatal(err)
 		}
-		if err := demo.AddClient(client); err != nil {
+		if err := demo.AddClient(t.Context(), client); err != nil {
 			t.Fatal(err)
 		}
 		clients, users = demo, demo

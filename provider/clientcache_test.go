@@ -101,7 +101,7 @@ func TestClientCacheBounds(t *testing.T) {
 	e := newTestEnv(t, nil)
 	ctx := t.Context()
 	for _, id := range []string{"c1", "c2", "c3", "c4", "c5"} {
-		if err := e.mem.AddClient(&store.Client{ID: id, Native: true, RedirectURIs: []string{"http://127.0.0.1/cb"}}); err != nil {
+		if err := e.mem.AddClient(t.Context(), &store.Client{ID: id, Native: true, RedirectURIs: []string{"http://127.0.0.1/cb"}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -27,7 +27,7 @@ func ExampleNew() {
 	if err := provider.ValidateClient(app); err != nil {
 		log.Fatal(err)
 	}
-	if err := s.AddClient(app); err != nil {
+	if err := s.AddClient(context.Background(), app); err != nil {
 		log.Fatal(err)
 	}
 

@@ -369,7 +369,7 @@ func TestIDTokenAlg(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newTestEnv(t, func(c *Config) { c.IDTokenAlg = tc.configAlg })
-			err := e.mem.AddClient(&store.Client{ID: "alg-client", Native: true, IDTokenAlg: tc.clientAlg,
+			err := e.mem.AddClient(t.Context(), &store.Client{ID: "alg-client", Native: true, IDTokenAlg: tc.clientAlg,
 				RedirectURIs: []string{nativeRedirect}, Scopes: []string{"openid"}})
 			if err != nil {
 				t.Fatal(err)

@@ -34,7 +34,7 @@ func TestPushedRequestRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	const api = "https://api.example.com"
-	if err := mem.AddClient(&store.Client{ID: webID, SecretHash: hash, RedirectURIs: []string{webRedirect},
+	if err := mem.AddClient(t.Context(), &store.Client{ID: webID, SecretHash: hash, RedirectURIs: []string{webRedirect},
 		Scopes: []string{"openid", "profile", "read"}, APIs: []string{api}}); err != nil {
 		t.Fatal(err)
 	}

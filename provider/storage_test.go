@@ -69,12 +69,12 @@ func newTestEnv(t testing.TB, edit func(*Config)) *testEnv {
 		Scopes:       []string{"openid", "profile", "email", "offline_access"},
 		Introspect:   true,
 	}} {
-		if err := mem.AddClient(c); err != nil {
+		if err := mem.AddClient(t.Context(), c); err != nil {
 			t.Fatalf("AddClient: %v", err)
 		}
 	}
 	u := &store.User{Subject: testSubject, PreferredUsername: "alice", Name: "Alice Example", Email: "alice@example.com", EmailVerified: true}
-	if err := mem.AddUser(u, "alice", "correct horse battery staple"); err != nil {
+	if err := mem.AddUser(t.Context(), u, "alice", "correct horse battery staple"); err != nil {
 		t.Fatalf("AddUser: %v", err)
 	}
 	return newTestEnvOn(t, mem, edit)
@@ -930,7 +930,7 @@ func TestStoreFailureIsInternal(t *testing.T) {
 	if err := s.CreateRefreshTokenSession(ctx, "rt", "at", req); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.mem.AddClient(&store.Client{ID: "broken", RedirectURIs: []string{"http://app.example.com/cb"}}); err != nil {
+	if err := e.mem.AddClient(t.Context(), &store.Client{ID: "broken", RedirectURIs: []string{"http://app.example.com/cb"}}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -14,7 +14,8 @@
 //	func TestMyStore(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T) storetest.Stores {
 //			s := mystore.New(...)
-//			return storetest.Stores{Clients: s, Grants: s, Keys: s}
+//			return storetest.Stores{Clients: s, Users: s, Grants: s, Keys: s,
+//				AddClient: s.AddClient, AddUser: s.AddUser}
 //		})
 //	}
 //

@@ -66,10 +66,10 @@ type pixie struct {
 func startPixie(t *testing.T) *pixie {
 	t.Helper()
 	st := memory.New()
-	if err := st.AddUser(&store.User{Subject: "alice", PreferredUsername: "alice", Name: "Alice Example"}, testUser, testPassword); err != nil {
+	if err := st.AddUser(t.Context(), &store.User{Subject: "alice", PreferredUsername: "alice", Name: "Alice Example"}, testUser, testPassword); err != nil {
 		t.Fatal(err)
 	}
-	err := st.AddClient(&store.Client{
+	err := st.AddClient(t.Context(), &store.Client{
 		ID:           testClientID,
 		Name:         "Example App",
 		RedirectURIs: []string{"http://127.0.0.1/callback"},

@@ -44,7 +44,7 @@ type pixie struct {
 func startPixie(t *testing.T, edit ...func(*store.Client)) *pixie {
 	t.Helper()
 	st := memory.New()
-	err := st.AddUser(&store.User{
+	err := st.AddUser(t.Context(), &store.User{
 		Subject:           "alice",
 		PreferredUsername: "alice",
 		Name:              "Alice Example",
@@ -66,7 +66,7 @@ func startPixie(t *testing.T, edit ...func(*store.Client)) *pixie {
 	for _, f := range edit {
 		f(c)
 	}
-	err = st.AddClient(c)
+	err = st.AddClient(t.Context(), c)
 	if err != nil {
 		t.Fatal(err)
 	}

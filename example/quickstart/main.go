@@ -14,13 +14,14 @@ import (
 )
 
 func main() {
+	ctx := context.Background()
 	st := memory.New() // clients, grants and keys; users too, in this demo
-	st.AddClient(&store.Client{ID: "my-app", Native: true, FirstParty: true,
+	st.AddClient(ctx, &store.Client{ID: "my-app", Native: true, FirstParty: true,
 		RedirectURIs: []string{"com.example.app:/oauth2redirect", "http://127.0.0.1/callback"},
 		Scopes:       []string{"openid", "profile", "email", "offline_access"}})
-	st.AddUser(&store.User{Subject: "u-1", Name: "Alice"}, "alice", "correct horse battery staple")
+	st.AddUser(ctx, &store.User{Subject: "u-1", Name: "Alice"}, "alice", "correct horse battery staple")
 
-	p, err := provider.New(context.Background(), provider.Config{
+	p, err := provider.New(ctx, provider.Config{
 		Issuer:  "http://127.0.0.1:8080", // https://… in production
 		Clients: st, Grants: st, Keys: st,
 		Users: st, // or your own user database: see "Your own users"

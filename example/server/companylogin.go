@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/pixieauth/pixie/handlers"
+	"github.com/pixieauth/pixie/provider"
 )
 
 // mountCompanyLogin mounts the app's own login ("company login", -login
@@ -45,7 +46,7 @@ func mountCompanyLogin(mux *http.ServeMux, srv *handlers.Server, o options) {
 			show(w, pending, "Unknown employee or wrong password.")
 			return
 		}
-		pending.Complete(w, r, handlers.Login{Subject: "alice", AMR: []string{"pwd"}})
+		pending.Complete(w, r, provider.Login{Subject: "alice", AMR: []string{"pwd"}})
 	})))
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -32,7 +33,7 @@ func demoAPIs(o options) []provider.API {
 // other's. It prints their credentials once: they are this demo's to show,
 // and never logged.
 func registerDemo(st *memory.Store, o options, out io.Writer) error {
-	err := st.AddUser(&store.User{
+	err := st.AddUser(context.Background(), &store.User{
 		Subject:           "alice",
 		PreferredUsername: "alice",
 		Name:              "Alice Example",
@@ -61,7 +62,7 @@ func registerDemo(st *memory.Store, o options, out io.Writer) error {
 		{ID: "example-other", Name: "Other App", RedirectURIs: native, Scopes: scopes, APIs: apis, Native: true},
 		{ID: "example-api", Name: "Example API", SecretHash: apiSecret, Introspect: true},
 	} {
-		if err := st.AddClient(c); err != nil {
+		if err := st.AddClient(context.Background(), c); err != nil {
 			return err
 		}
 	}

@@ -35,10 +35,12 @@ var libraryPackages = []string{
 // DPoP bindings; store.KindDPoPProof took the place of provider.BearerToken);
 // 317 with issue 11's observability: provider.Event, EventType and its ten
 // constants, Provider.Telemetry (for package handlers), Provider.Ready and
-// handlers.Server.Ready (readiness checks).
+// handlers.Server.Ready (readiness checks); 316 with memory.Store.PutClient
+// (the backends' one registration API) and without handlers.TemplateFS and
+// handlers.Login, aliases of fs.FS and provider.Login.
 // Issue 12 aims at 180. Lower it as the surface shrinks; raising it needs
 // a reason in the commit.
-const ceiling = 317
+const ceiling = 316
 
 type surface struct {
 	idents int // exported types, functions, methods of exported types, vars and consts

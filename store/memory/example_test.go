@@ -19,7 +19,7 @@ func ExampleNew() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	err = s.AddClient(&store.Client{
+	err = s.AddClient(ctx, &store.Client{
 		ID:           "web",
 		Name:         "Example Web App",
 		SecretHash:   secretHash,
@@ -31,7 +31,7 @@ func ExampleNew() {
 	}
 
 	// A user who logs in as alice; AddUser hashes the password.
-	err = s.AddUser(&store.User{
+	err = s.AddUser(ctx, &store.User{
 		Subject:           "248289761001",
 		PreferredUsername: "alice",
 		Name:              "Alice Example",

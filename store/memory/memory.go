@@ -92,16 +92,28 @@ func New() *Store {
 }
 
 // AddClient registers a copy of c. A client with the same ID already present
-// yields an error wrapping [store.ErrAlreadyExists]. c.SecretHash must be
-// empty (a public client) or made with [store.HashSecret].
-func (s *Store) AddClient(c *store.Client) error {
+// yields an error wrapping [store.ErrAlreadyExists], so that a program may
+// register its clients on every start and ignore that error. c.SecretHash
+// must be empty (a public client) or made with [store.HashSecret]. The
+// signature is sqlstore.Store.AddClient's; ctx is not used.
+func (s *Store) AddClient(_ context.Context, c *store.Client) error {
+	return s.putClient(c, false)
+}
+
+// PutClient registers a copy of c, replacing the client with the same ID if
+// there is one, as sqlstore.Store.PutClient does.
+func (s *Store) PutClient(_ context.Context, c *store.Client) error {
+	return s.putClient(c, true)
+}
+
+func (s *Store) putClient(c *store.Client, replace bool) error {
 	if c == nil || c.ID == "" {
 		return errors.New("memory: add client: missing client or client ID")
 	}
 	c = c.Clone()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.clients[c.ID]; ok {
+	if _, ok := s.clients[c.ID]; ok && !replace {
 		return fmt.Errorf("memory: add client %q: %w", c.ID, store.ErrAlreadyExists)
 	}
 	s.clients[c.ID] = c
@@ -112,8 +124,9 @@ func (s *Store) AddClient(c *store.Client) error {
 // (matched exactly, case included). The password is hashed with
 // [store.HashSecret], which takes tens of milliseconds. A user with the same
 // subject or username already present yields an error wrapping
-// [store.ErrAlreadyExists].
-func (s *Store) AddUser(u *store.User, username, password string) error {
+// [store.ErrAlreadyExists]. The signature is sqlstore.Store.AddUser's; ctx
+// is not used.
+func (s *Store) AddUser(_ context.Context, u *store.User, username, password string) error {
 	if u == nil || u.Subject == "" || username == "" {
 		return errors.New("memory: add user: missing user, subject or username")
 	}

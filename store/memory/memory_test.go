@@ -32,7 +32,7 @@ func TestConformance(t *testing.T) {
 func TestAddClient(t *testing.T) {
 	s := memory.New()
 	c := &store.Client{ID: "web", RedirectURIs: []string{"https://app.example.com/cb"}}
-	if err := s.AddClient(c); err != nil {
+	if err := s.AddClient(t.Context(), c); err != nil {
 		t.Fatalf("AddClient: got error %v, want nil", err)
 	}
 	// The store keeps its own copy.
@@ -56,7 +56,7 @@ func TestAddClient(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := s.AddClient(tc.client)
+			err := s.AddClient(t.Context(), tc.client)
 			if err == nil || tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
 				t.Errorf("got error %v, want %v", err, tc.wantErr)
 			}
@@ -68,7 +68,7 @@ func TestAddClient(t *testing.T) {
 // password hash except for the one user registered.
 func TestAddUser(t *testing.T) {
 	s := memory.New()
-	if err := s.AddUser(&store.User{Subject: "sub-1"}, "alice", "pw"); err != nil {
+	if err := s.AddUser(t.Context(), &store.User{Subject: "sub-1"}, "alice", "pw"); err != nil {
 		t.Fatalf("AddUser: got error %v, want nil", err)
 	}
 	tests := []struct {
@@ -85,7 +85,7 @@ func TestAddUser(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := s.AddUser(tc.user, tc.username, "pw")
+			err := s.AddUser(t.Context(), tc.user, tc.username, "pw")
 			if err == nil || tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
 				t.Errorf("got error %v, want %v", err, tc.wantErr)
 			}

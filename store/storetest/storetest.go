@@ -28,10 +28,13 @@ type Stores struct {
 
 	// AddClient registers a client, so that Clients can find it. The
 	// interfaces have no such method: seeding is the backend's business.
-	AddClient func(c *store.Client) error
+	// Both of pixie's backends have it (memory.Store.AddClient,
+	// sqlstore.Store.AddClient). Required.
+	AddClient func(ctx context.Context, c *store.Client) error
 	// AddUser registers a user who logs in with username and password, so
-	// that Users can authenticate and find them.
-	AddUser func(u *store.User, username, password string) error
+	// that Users can authenticate and find them (memory.Store.AddUser,
+	// sqlstore.Store.AddUser). Required.
+	AddUser func(ctx context.Context, u *store.User, username, password string) error
 }
 
 // racers is the number of goroutines that race to consume or delete one
@@ -190,13 +193,19 @@ func mustErrIs(t *testing.T, err, target error) {
 	}
 }
 
+// The required stores (provider.Config needs Clients, Users, Grants and
+// Keys) and the seeding functions fail a test when they are missing: a
+// suite that skipped them would pass without having checked anything. The
+// optional ones (Consents, Throttle, Sessions; Batcher and ExpiredDeleter
+// on Grants) skip theirs, saying so.
+
 func needClients(t *testing.T, s Stores, seed bool) store.Clients {
 	t.Helper()
 	if s.Clients == nil {
-		t.Skip("Stores.Clients is nil")
+		t.Fatal("Stores.Clients is nil: it is required (provider.Config.Clients)")
 	}
 	if seed && s.AddClient == nil {
-		t.Skip("Stores.AddClient is nil")
+		t.Fatal("Stores.AddClient is nil: it is required, to register the clients the tests look up")
 	}
 	return s.Clients
 }
@@ -204,10 +213,10 @@ func needClients(t *testing.T, s Stores, seed bool) store.Clients {
 func needUsers(t *testing.T, s Stores, seed bool) store.Users {
 	t.Helper()
 	if s.Users == nil {
-		t.Skip("Stores.Users is nil")
+		t.Fatal("Stores.Users is nil: it is required (provider.Config.Users)")
 	}
 	if seed && s.AddUser == nil {
-		t.Skip("Stores.AddUser is nil")
+		t.Fatal("Stores.AddUser is nil: it is required, to register the users the tests authenticate")
 	}
 	return s.Users
 }
@@ -215,7 +224,7 @@ func needUsers(t *testing.T, s Stores, seed bool) store.Users {
 func needGrants(t *testing.T, s Stores) store.Grants {
 	t.Helper()
 	if s.Grants == nil {
-		t.Skip("Stores.Grants is nil")
+		t.Fatal("Stores.Grants is nil: it is required (provider.Config.Grants)")
 	}
 	return s.Grants
 }
@@ -223,7 +232,7 @@ func needGrants(t *testing.T, s Stores) store.Grants {
 func needKeys(t *testing.T, s Stores) store.Keys {
 	t.Helper()
 	if s.Keys == nil {
-		t.Skip("Stores.Keys is nil")
+		t.Fatal("Stores.Keys is nil: it is required (provider.Config.Keys)")
 	}
 	return s.Keys
 }
@@ -231,7 +240,7 @@ func needKeys(t *testing.T, s Stores) store.Keys {
 func needConsents(t *testing.T, s Stores) store.Consents {
 	t.Helper()
 	if s.Consents == nil {
-		t.Skip("Stores.Consents is nil")
+		t.Skip("Stores.Consents is nil: optional (handlers.Config.Consents)")
 	}
 	return s.Consents
 }
@@ -239,7 +248,7 @@ func needConsents(t *testing.T, s Stores) store.Consents {
 func needThrottle(t *testing.T, s Stores) store.Throttle {
 	t.Helper()
 	if s.Throttle == nil {
-		t.Skip("Stores.Throttle is nil")
+		t.Skip("Stores.Throttle is nil: optional (handlers.Config.Throttle)")
 	}
 	return s.Throttle
 }
@@ -247,7 +256,7 @@ func needThrottle(t *testing.T, s Stores) store.Throttle {
 func needSessions(t *testing.T, s Stores) store.Sessions {
 	t.Helper()
 	if s.Sessions == nil {
-		t.Skip("Stores.Sessions is nil")
+		t.Skip("Stores.Sessions is nil: optional (handlers.Config.Sessions)")
 	}
 	return s.Sessions
 }
@@ -318,7 +327,7 @@ func sampleClient() *store.Client {
 func testClientNotFound(t *testing.T, s Stores) {
 	clients := needClients(t, s, false)
 	if s.AddClient != nil {
-		mustOK(t, s.AddClient(sampleClient()))
+		mustOK(t, s.AddClient(t.Context(), sampleClient()))
 	}
 	c, err := clients.Client(t.Context(), "no-such-client")
 	mustErrIs(t, err, store.ErrNotFound)
@@ -330,7 +339,7 @@ func testClientNotFound(t *testing.T, s Stores) {
 func testClientRoundTrip(t *testing.T, s Stores) {
 	clients := needClients(t, s, true)
 	want := sampleClient()
-	mustOK(t, s.AddClient(sampleClient()))
+	mustOK(t, s.AddClient(t.Context(), sampleClient()))
 	got, err := clients.Client(t.Context(), want.ID)
 	mustOK(t, err)
 	if !reflect.DeepEqual(got, want) {
@@ -341,7 +350,7 @@ func testClientRoundTrip(t *testing.T, s Stores) {
 func testClientReturnsCopy(t *testing.T, s Stores) {
 	clients := needClients(t, s, true)
 	want := sampleClient()
-	mustOK(t, s.AddClient(sampleClient()))
+	mustOK(t, s.AddClient(t.Context(), sampleClient()))
 	got, err := clients.Client(t.Context(), want.ID)
 	mustOK(t, err)
 	got.Name = "Changed"
@@ -407,7 +416,7 @@ func testAuthenticate(t *testing.T, newStores func(*testing.T) Stores) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStores(t)
 			users := needUsers(t, s, true)
-			mustOK(t, s.AddUser(sampleUser(), sampleUsername, samplePassword))
+			mustOK(t, s.AddUser(t.Context(), sampleUser(), sampleUsername, samplePassword))
 			sub, err := users.Authenticate(t.Context(), tc.username, tc.password)
 			if tc.wantErr != nil {
 				mustErrIs(t, err, tc.wantErr)
@@ -433,7 +442,7 @@ func testUserNotFound(t *testing.T, s Stores) {
 func testUserRoundTripAndCopy(t *testing.T, s Stores) {
 	users := needUsers(t, s, true)
 	want := sampleUser()
-	mustOK(t, s.AddUser(sampleUser(), sampleUsername, samplePassword))
+	mustOK(t, s.AddUser(t.Context(), sampleUser(), sampleUsername, samplePassword))
 	got, err := users.User(t.Context(), want.Subject)
 	mustOK(t, err)
 	if !reflect.DeepEqual(got, want) {

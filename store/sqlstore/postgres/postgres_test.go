@@ -12,7 +12,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/pixieauth/pixie/store"
 	"github.com/pixieauth/pixie/store/sqlstore"
 	"github.com/pixieauth/pixie/store/sqlstore/internal/sqlstoretest"
 	"github.com/pixieauth/pixie/store/sqlstore/postgres"
@@ -109,19 +108,15 @@ func TestConformance(t *testing.T) {
 			t.Fatalf("Open: got error %v, want nil", err)
 		}
 		return storetest.Stores{
-			Clients:  s,
-			Users:    s,
-			Grants:   s,
-			Keys:     s,
-			Consents: s,
-			Throttle: s,
-			Sessions: s,
-			AddClient: func(c *store.Client) error {
-				return s.AddClient(t.Context(), c)
-			},
-			AddUser: func(u *store.User, username, password string) error {
-				return s.AddUser(t.Context(), u, username, password)
-			},
+			Clients:   s,
+			Users:     s,
+			Grants:    s,
+			Keys:      s,
+			Consents:  s,
+			Throttle:  s,
+			Sessions:  s,
+			AddClient: s.AddClient,
+			AddUser:   s.AddUser,
 		}
 	})
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pixieauth/pixie/store"
 	"github.com/pixieauth/pixie/store/sqlstore"
 	"github.com/pixieauth/pixie/store/sqlstore/internal/sqlstoretest"
 	"github.com/pixieauth/pixie/store/sqlstore/sqlite"
@@ -50,19 +49,15 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Stores {
 		s := openTemp(t)
 		return storetest.Stores{
-			Clients:  s,
-			Users:    s,
-			Grants:   s,
-			Keys:     s,
-			Consents: s,
-			Throttle: s,
-			Sessions: s,
-			AddClient: func(c *store.Client) error {
-				return s.AddClient(t.Context(), c)
-			},
-			AddUser: func(u *store.User, username, password string) error {
-				return s.AddUser(t.Context(), u, username, password)
-			},
+			Clients:   s,
+			Users:     s,
+			Grants:    s,
+			Keys:      s,
+			Consents:  s,
+			Throttle:  s,
+			Sessions:  s,
+			AddClient: s.AddClient,
+			AddUser:   s.AddUser,
 		}
 	})
 }

@@ -38,10 +38,10 @@ const (
 // caller closes the verifier.
 func New(ctx context.Context, issuer string) (*provider.Provider, *middleware.Verifier, error) {
 	st := memory.New()
-	if err := st.AddUser(&store.User{Subject: Subject, PreferredUsername: Username, Name: "Alice", Email: "alice@example.com"}, Username, Password); err != nil {
+	if err := st.AddUser(ctx, &store.User{Subject: Subject, PreferredUsername: Username, Name: "Alice", Email: "alice@example.com"}, Username, Password); err != nil {
 		return nil, nil, err
 	}
-	if err := st.AddClient(&store.Client{
+	if err := st.AddClient(ctx, &store.Client{
 		ID: ClientID, Name: "My App", Native: true, FirstParty: true,
 		RedirectURIs: []string{RedirectURI},
 		Scopes:       []string{"openid", "profile", "email", "read:messages", "write:messages"},
