@@ -96,7 +96,7 @@ func (s *Server) admitClient(w http.ResponseWriter, r *http.Request) (*attempt, 
 	wait, err := s.clients.check(ctx, att)
 	if err != nil {
 		s.p.Logger().ErrorContext(ctx, "read client throttle", "error", err)
-		s.writeError(w, r, &provider.Error{Code: provider.ErrCodeServerError, Description: "The server could not complete the request.", Status: http.StatusInternalServerError})
+		s.writeError(w, r, &provider.Error{Code: provider.CodeServerError, Description: "The server could not complete the request.", Status: http.StatusInternalServerError})
 		return nil, false
 	}
 	if wait > 0 {
@@ -132,7 +132,7 @@ func (s *Server) clientOutcome(r *http.Request, att *attempt, err error) {
 		if err := s.clients.succeeded(ctx, att); err != nil {
 			s.p.Logger().ErrorContext(ctx, "record client authentication in throttle", "error", err)
 		}
-	case errors.As(err, &e) && e.Code == provider.ErrCodeInvalidClient:
+	case errors.As(err, &e) && e.Code == provider.CodeInvalidClient:
 		if err := s.clients.failed(ctx, att); err != nil {
 			s.p.Logger().ErrorContext(ctx, "record client authentication failure", "error", err)
 		}
@@ -158,9 +158,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *provider.Error
 	if !errors.As(err, &e) {
 		s.p.Logger().ErrorContext(r.Context(), "unexpected error", "error", err)
-		e = &provider.Error{Code: provider.ErrCodeServerError, Status: http.StatusInternalServerError}
+		e = &provider.Error{Code: provider.CodeServerError, Status: http.StatusInternalServerError}
 	}
-	if e.Code == provider.ErrCodeInvalidClient && e.Status == http.StatusUnauthorized {
+	if e.Code == provider.CodeInvalidClient && e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="pixie"`)
 	}
 	if e.WWWAuthenticate != "" {

@@ -24,7 +24,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	sess := s.session(r)
 	if sess.err != nil {
-		http.Redirect(w, r, s.p.Refuse(ctx, areq, provider.ErrCodeServerError, "The server could not complete the request."), http.StatusSeeOther)
+		http.Redirect(w, r, s.p.Refuse(ctx, areq, provider.CodeServerError, "The server could not complete the request."), http.StatusSeeOther)
 		return
 	}
 	sub, authTime, _ := sess.subject()
@@ -41,7 +41,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	consent, err := s.needsConsent(r, areq, sub)
 	if err != nil {
 		s.p.Logger().ErrorContext(ctx, "read consent", "error", err)
-		http.Redirect(w, r, s.p.Refuse(ctx, areq, provider.ErrCodeServerError, "The server could not complete the request."), http.StatusSeeOther)
+		http.Redirect(w, r, s.p.Refuse(ctx, areq, provider.CodeServerError, "The server could not complete the request."), http.StatusSeeOther)
 		return
 	}
 	if consent {
@@ -88,7 +88,7 @@ func (s *Server) needsLogin(areq *provider.AuthorizeRequest, sub string, authTim
 func (s *Server) authorizeFailed(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *provider.AuthorizeError
 	if !errors.As(err, &ae) {
-		s.renderError(w, r, http.StatusInternalServerError, provider.ErrCodeServerError, "")
+		s.renderError(w, r, http.StatusInternalServerError, provider.CodeServerError, "")
 		return
 	}
 	if ae.RedirectURL != "" {

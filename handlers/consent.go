@@ -147,7 +147,7 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	if r.PostForm.Get("decision") != "allow" {
 		s.p.Logger().InfoContext(r.Context(), "user denied consent", "client_id", areq.Client.ID, "subject", sub)
 		s.emit(r.Context(), provider.EventConsentDenied, sub, areq.Client.ID)
-		http.Redirect(w, r, s.p.Refuse(r.Context(), areq, provider.ErrCodeAccessDenied, "The user denied the request."), http.StatusSeeOther)
+		http.Redirect(w, r, s.p.Refuse(r.Context(), areq, provider.CodeAccessDenied, "The user denied the request."), http.StatusSeeOther)
 		return
 	}
 	// What the user allowed before, for this audience and unexpired, is
@@ -172,7 +172,7 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		s.p.Logger().ErrorContext(r.Context(), "save consent", "error", err)
-		s.renderError(w, r, failureStatus(err), provider.ErrCodeServerError, "")
+		s.renderError(w, r, failureStatus(err), provider.CodeServerError, "")
 		return
 	}
 	s.emit(r.Context(), provider.EventConsentGiven, sub, areq.Client.ID)

@@ -27,10 +27,10 @@ func (s *Server) bounded(h http.Handler, api bool) http.Handler {
 		refuse := func(status int, description string) {
 			noStore(w.Header())
 			if api {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": provider.ErrCodeInvalidRequest, "error_description": description})
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": provider.CodeInvalidRequest, "error_description": description})
 				return
 			}
-			s.renderError(w, r, status, provider.ErrCodeInvalidRequest, description)
+			s.renderError(w, r, status, provider.CodeInvalidRequest, description)
 		}
 		if r.ContentLength > MaxRequestBytes || len(r.URL.RawQuery) > MaxRequestBytes {
 			// Nothing of the body is read: close rather than drain it.

@@ -114,7 +114,7 @@ func (p *Pending) Request() string { return p.request }
 func (p *Pending) Complete(w http.ResponseWriter, r *http.Request, login provider.Login) {
 	if login.Subject == "" {
 		p.s.p.Logger().ErrorContext(r.Context(), "pending login completed without a subject")
-		p.s.renderError(w, r, http.StatusInternalServerError, provider.ErrCodeServerError, "")
+		p.s.renderError(w, r, http.StatusInternalServerError, provider.CodeServerError, "")
 		return
 	}
 	at := login.AuthTime
@@ -126,7 +126,7 @@ func (p *Pending) Complete(w http.ResponseWriter, r *http.Request, login provide
 	sess.setACR(login.ACR)
 	if err := p.s.save(w, r, sess); err != nil {
 		p.s.p.Logger().ErrorContext(r.Context(), "save login session", "error", err)
-		p.s.renderError(w, r, http.StatusInternalServerError, provider.ErrCodeServerError, "")
+		p.s.renderError(w, r, http.StatusInternalServerError, provider.CodeServerError, "")
 		return
 	}
 	p.s.p.Logger().InfoContext(r.Context(), "user logged in", "subject", login.Subject)
@@ -142,5 +142,5 @@ func (p *Pending) Complete(w http.ResponseWriter, r *http.Request, login provide
 
 // Deny ends the request: the app receives access_denied.
 func (p *Pending) Deny(w http.ResponseWriter, r *http.Request, description string) {
-	http.Redirect(w, r, p.s.p.Refuse(r.Context(), p.areq, provider.ErrCodeAccessDenied, description), http.StatusSeeOther)
+	http.Redirect(w, r, p.s.p.Refuse(r.Context(), p.areq, provider.CodeAccessDenied, description), http.StatusSeeOther)
 }

@@ -178,7 +178,7 @@ func TestRules(t *testing.T) {
 		Run: func(_ context.Context, rc *provider.RuleContext) error {
 			mu.Lock()
 			seen = append(seen, rc.Protocol)
-			deny := denyRefresh && rc.Protocol == provider.ProtocolRefreshToken
+			deny := denyRefresh && rc.Protocol == provider.ProtocolOAuth2RefreshToken
 			mu.Unlock()
 			if rc.User.Subject != "alice" || rc.Client.ID != nativeClient || !slices.Contains(rc.Scopes, "openid") {
 				return errors.New("unexpected rule context")
@@ -209,8 +209,8 @@ func TestRules(t *testing.T) {
 		t.Errorf("ID token: got roles %v, want [admin]", idClaims["https://example.com/roles"])
 	}
 	at := accessClaims(t, ts, tok.AccessToken)
-	if at["https://example.com/tier"] != "gold" || at["https://example.com/protocol"] != provider.ProtocolAuthorizationCode {
-		t.Errorf("access token: got %v, want the rule's claims for %s", at, provider.ProtocolAuthorizationCode)
+	if at["https://example.com/tier"] != "gold" || at["https://example.com/protocol"] != provider.ProtocolOIDCBasicProfile {
+		t.Errorf("access token: got %v, want the rule's claims for %s", at, provider.ProtocolOIDCBasicProfile)
 	}
 	if _, ok := at["https://example.com/roles"]; ok {
 		t.Error("access token carries the ID-token-only claim")
@@ -221,12 +221,12 @@ func TestRules(t *testing.T) {
 	if err != nil {
 		t.Fatalf("refresh: %v", err)
 	}
-	if p := accessClaims(t, ts, tok2.AccessToken)["https://example.com/protocol"]; p != provider.ProtocolRefreshToken {
-		t.Errorf("after refresh: got protocol claim %v, want %s", p, provider.ProtocolRefreshToken)
+	if p := accessClaims(t, ts, tok2.AccessToken)["https://example.com/protocol"]; p != provider.ProtocolOAuth2RefreshToken {
+		t.Errorf("after refresh: got protocol claim %v, want %s", p, provider.ProtocolOAuth2RefreshToken)
 	}
 	mu.Lock()
-	if !slices.Equal(seen, []string{provider.ProtocolAuthorizationCode, provider.ProtocolRefreshToken}) {
-		t.Errorf("rule ran in %v, want [%s %s]", seen, provider.ProtocolAuthorizationCode, provider.ProtocolRefreshToken)
+	if !slices.Equal(seen, []string{provider.ProtocolOIDCBasicProfile, provider.ProtocolOAuth2RefreshToken}) {
+		t.Errorf("rule ran in %v, want [%s %s]", seen, provider.ProtocolOIDCBasicProfile, provider.ProtocolOAuth2RefreshToken)
 	}
 	denyRefresh = true
 	mu.Unlock()

@@ -98,7 +98,7 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 	shown := func(description string) *AuthorizeError {
 		// Before the client is known, or about a value that must not be
 		// echoed: shown to the user, not redirected.
-		return &AuthorizeError{Err: &Error{Code: ErrCodeInvalidRequest, Description: description, Status: http.StatusBadRequest}}
+		return &AuthorizeError{Err: &Error{Code: CodeInvalidRequest, Description: description, Status: http.StatusBadRequest}}
 	}
 	if r.Method == http.MethodPost {
 		// OIDC Core §3.1.2.1: form serialization. fosite would parse a
@@ -270,7 +270,7 @@ func (p *Provider) checkRedirectURI(ctx context.Context, form url.Values) *Autho
 	if !ok || redirectURIRegistered(c.c, requested) {
 		return nil
 	}
-	return &AuthorizeError{Err: &Error{Code: ErrCodeInvalidRequest, Status: http.StatusBadRequest,
+	return &AuthorizeError{Err: &Error{Code: CodeInvalidRequest, Status: http.StatusBadRequest,
 		Description: "The redirect_uri is not registered for this client. Only the port of a native app's loopback redirect URI may differ (RFC 8252 §7.3)."}}
 }
 
@@ -334,7 +334,7 @@ func (p *Provider) newAuthorizeResponse(ctx context.Context, ar fosite.Authorize
 // the user is asked to log in: fosite checks the method only when it issues
 // the code, and the form of the challenge never. Every request needs a
 // challenge; the method must be S256, or plain (also when absent, RFC 7636
-// §4.3) only with AllowPlainPKCE. An S256 challenge is the 43-character
+// §4.3) only with InsecureAllowPlainPKCE. An S256 challenge is the 43-character
 // base64url encoding of a SHA-256 digest; a plain one is a verifier, 43 to
 // 128 unreserved characters (§4.1, §4.2).
 func checkChallenge(challenge, method string, allowPlain bool) error {
@@ -384,7 +384,7 @@ func (p *Provider) IssueCode(ctx context.Context, areq *AuthorizeRequest, login 
 		// OIDC Core §5.5.1.1: an essential acr that cannot be met is a
 		// failed authentication, answered as the OpenID Connect Core Error
 		// Code unmet_authentication_requirements specification says.
-		e := &fosite.RFC6749Error{ErrorField: ErrCodeUnmetAuthenticationRequirements, DescriptionField: "The login does not meet the authentication context class the client requires (acr).", CodeField: http.StatusBadRequest}
+		e := &fosite.RFC6749Error{ErrorField: CodeUnmetAuthenticationRequirements, DescriptionField: "The login does not meet the authentication context class the client requires (acr).", CodeField: http.StatusBadRequest}
 		return "", p.authorizeError(ctx, ar, e)
 	}
 	if areq.subject != "" && subtle.ConstantTimeCompare([]byte(areq.subject), []byte(login.Subject)) != 1 {
@@ -430,7 +430,7 @@ func (p *Provider) IssueCode(ctx context.Context, areq *AuthorizeRequest, login 
 	sess.RequestedIDTokenClaims, sess.RequestedUserInfoClaims = areq.idTokenClaims, areq.userInfoClaims
 	sess.JKT = ar.GetRequestForm().Get("dpop_jkt") // checked by ParseAuthorizeRequest (RFC 9449 §10)
 	sess.Claims.Extra = userClaims(user, ar.GetGrantedScopes(), sess.RequestedIDTokenClaims)
-	rules, err := p.runRules(ctx, ProtocolAuthorizationCode, areq.Client, user, ar.GetGrantedScopes(), areq.API)
+	rules, err := p.runRules(ctx, ProtocolOIDCBasicProfile, areq.Client, user, ar.GetGrantedScopes(), areq.API)
 	if err != nil {
 		var deny *DenyError
 		if errors.As(err, &deny) {

@@ -29,7 +29,7 @@ func FuzzClaimsParam(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw string) {
 		cr, err := parseClaimsParam(raw)
 		if err != nil {
-			if rfc := fosite.ErrorToRFC6749Error(err); rfc.ErrorField != ErrCodeInvalidRequest {
+			if rfc := fosite.ErrorToRFC6749Error(err); rfc.ErrorField != CodeInvalidRequest {
 				t.Fatalf("parseClaimsParam(%q): got error %q, want invalid_request", raw, rfc.ErrorField)
 			}
 			return

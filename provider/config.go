@@ -200,11 +200,11 @@ type Config struct {
 	// jti replay check alone bound its use. Nonces need no storage; every
 	// replica sharing the key store accepts those of the others.
 	DPoPNonce bool
-	// AllowPlainPKCE accepts code_challenge_method=plain. Default false: only
+	// InsecureAllowPlainPKCE accepts code_challenge_method=plain. Default false: only
 	// S256 is accepted. plain gives no protection when the authorization
 	// request can be observed; enable it only for legacy clients that cannot
 	// compute SHA-256.
-	AllowPlainPKCE bool
+	InsecureAllowPlainPKCE bool
 	// InsecureAllowHTTPIssuer accepts an http issuer on a non-loopback host.
 	// Never set it in production: tokens and passwords would cross the network
 	// in clear text.

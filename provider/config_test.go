@@ -167,7 +167,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"CleanupInterval", c.CleanupInterval, time.Hour},
 		{"RefreshTokenGraceReuses", c.RefreshTokenGraceReuses, 1},
 		{"StoreTimeout", c.StoreTimeout, 5 * time.Second},
-		{"AllowPlainPKCE", c.AllowPlainPKCE, false},
+		{"InsecureAllowPlainPKCE", c.InsecureAllowPlainPKCE, false},
 		{"InsecureAllowHTTPIssuer", c.InsecureAllowHTTPIssuer, false},
 	} {
 		if d.got != d.want {

@@ -14,7 +14,7 @@
 // What it composes, and what it adds to fosite:
 //
 //   - only the authorization code grant (with PKCE required for every client,
-//     S256 only unless AllowPlainPKCE), refresh tokens with rotation, OpenID
+//     S256 only unless InsecureAllowPlainPKCE), refresh tokens with rotation, OpenID
 //     Connect, revocation (RFC 7009), introspection (RFC 7662) and pushed
 //     authorization requests (RFC 9126, PKCE checked at the push); never
 //     the implicit, hybrid, password or client-credentials grants;

@@ -116,7 +116,7 @@ var jktPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 // or pushed, that bind the code to what only the client holds: the PKCE
 // challenge (RFC 7636 §4.3) and the DPoP key's thumbprint (RFC 9449 §10).
 func (p *Provider) checkProofParams(form url.Values) error {
-	if err := checkChallenge(form.Get("code_challenge"), form.Get("code_challenge_method"), p.cfg.AllowPlainPKCE); err != nil {
+	if err := checkChallenge(form.Get("code_challenge"), form.Get("code_challenge_method"), p.cfg.InsecureAllowPlainPKCE); err != nil {
 		return err
 	}
 	return checkJKT(form.Get("dpop_jkt"))

@@ -39,17 +39,17 @@ func (e *Error) Unwrap() error { return e.cause }
 
 // OAuth error codes pixie answers with, besides fosite's own.
 const (
-	ErrCodeInvalidToken      = "invalid_token"      // RFC 6750 §3.1
-	ErrCodeInsufficientScope = "insufficient_scope" // RFC 6750 §3.1
-	ErrCodeServerError       = "server_error"
-	ErrCodeInvalidClient     = "invalid_client"
-	ErrCodeInvalidRequest    = "invalid_request"
-	ErrCodeInvalidGrant      = "invalid_grant"
-	ErrCodeAccessDenied      = "access_denied"
-	// ErrCodeUnmetAuthenticationRequirements: the login cannot meet an
+	CodeInvalidToken      = "invalid_token"      // RFC 6750 §3.1
+	CodeInsufficientScope = "insufficient_scope" // RFC 6750 §3.1
+	CodeServerError       = "server_error"
+	CodeInvalidClient     = "invalid_client"
+	CodeInvalidRequest    = "invalid_request"
+	CodeInvalidGrant      = "invalid_grant"
+	CodeAccessDenied      = "access_denied"
+	// CodeUnmetAuthenticationRequirements: the login cannot meet an
 	// essential acr (OpenID Connect Core Error Code
 	// unmet_authentication_requirements 1.0, §1; OIDC Core §5.5.1.1).
-	ErrCodeUnmetAuthenticationRequirements = "unmet_authentication_requirements"
+	CodeUnmetAuthenticationRequirements = "unmet_authentication_requirements"
 )
 
 // oauthError turns a fosite or storage error into an *Error, logging what the
@@ -59,7 +59,7 @@ const (
 func (p *Provider) oauthError(ctx context.Context, op string, err error) *Error {
 	if errors.Is(err, store.ErrConsumed) {
 		p.log().WarnContext(ctx, "grant redeemed twice; refused", "op", op)
-		return &Error{Code: ErrCodeInvalidGrant, Description: "The authorization code or refresh token has already been used.", Status: http.StatusBadRequest, cause: err}
+		return &Error{Code: CodeInvalidGrant, Description: "The authorization code or refresh token has already been used.", Status: http.StatusBadRequest, cause: err}
 	}
 	if storetimeout.Is(err) {
 		// Before fosite's classification: whatever error fosite folded it
@@ -70,7 +70,7 @@ func (p *Provider) oauthError(ctx context.Context, op string, err error) *Error 
 	var internal *internalError
 	if errors.As(err, &internal) {
 		p.log().ErrorContext(ctx, "request failed", "op", op, "error", internal.err)
-		return &Error{Code: ErrCodeServerError, Description: "The server could not complete the request.", Status: http.StatusInternalServerError, cause: err}
+		return &Error{Code: CodeServerError, Description: "The server could not complete the request.", Status: http.StatusInternalServerError, cause: err}
 	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	e := &Error{Code: rfc.ErrorField, Description: rfc.GetDescription(), Status: rfc.CodeField, cause: err}
@@ -82,7 +82,7 @@ func (p *Provider) oauthError(ctx context.Context, op string, err error) *Error 
 			cause = c.Error() // the message: slog would print fosite's stack trace
 		}
 		p.log().ErrorContext(ctx, "request failed", "op", op, "error", rfc.Debug(), "cause", cause)
-		return &Error{Code: ErrCodeServerError, Description: "The server could not complete the request.", Status: http.StatusInternalServerError, cause: err}
+		return &Error{Code: CodeServerError, Description: "The server could not complete the request.", Status: http.StatusInternalServerError, cause: err}
 	}
 	p.log().DebugContext(ctx, "request refused", "op", op, "error_code", e.Code, "description", e.Description)
 	return e
@@ -91,7 +91,7 @@ func (p *Provider) oauthError(ctx context.Context, op string, err error) *Error 
 // unavailable is the answer to a store that timed out: 503 server_error.
 // It carries no Retry-After: how long the database will hang is unknown.
 func unavailable(cause error) *Error {
-	return &Error{Code: ErrCodeServerError, Description: "The server could not complete the request in time.", Status: http.StatusServiceUnavailable, cause: cause}
+	return &Error{Code: CodeServerError, Description: "The server could not complete the request in time.", Status: http.StatusServiceUnavailable, cause: cause}
 }
 
 // storeCause returns the message of the storage error within err, without

@@ -206,7 +206,7 @@ func assertPKCERefusal(t *testing.T, err error) {
 	if !errors.As(err, &ae) {
 		t.Fatalf("got error %v (%T), want an *AuthorizeError", err, err)
 	}
-	if ae.Err.Code != ErrCodeInvalidRequest {
+	if ae.Err.Code != CodeInvalidRequest {
 		t.Errorf("got %s, want invalid_request", ae.Err.Code)
 	}
 	if !strings.HasPrefix(ae.RedirectURL, nativeRedirect+"?") || !strings.Contains(ae.RedirectURL, "state="+testState) {
@@ -216,7 +216,7 @@ func assertPKCERefusal(t *testing.T, err error) {
 
 // FuzzPKCEParameters sends authorization requests with arbitrary
 // code_challenge and code_challenge_method through the real provider, with
-// and without AllowPlainPKCE. What ParseAuthorizeRequest accepts must be
+// and without InsecureAllowPlainPKCE. What ParseAuthorizeRequest accepts must be
 // PKCE as configured: method S256 (or plain, when allowed) and a challenge
 // of RFC 7636 §4.2's form; an S256 challenge is moreover the 43-character
 // base64url encoding of a SHA-256 digest. And what it accepts, IssueCode
@@ -225,7 +225,7 @@ func assertPKCERefusal(t *testing.T, err error) {
 func FuzzPKCEParameters(f *testing.F) {
 	quiet := func(c *Config) { c.Logger = slog.New(slog.DiscardHandler) }
 	strict := newTestEnv(f, quiet)
-	plain := newTestEnv(f, func(c *Config) { quiet(c); c.AllowPlainPKCE = true })
+	plain := newTestEnv(f, func(c *Config) { quiet(c); c.InsecureAllowPlainPKCE = true })
 	for _, c := range pkceCases {
 		f.Add(c.challenge, c.method, false)
 		f.Add(c.challenge, c.method, true)
@@ -250,7 +250,7 @@ func FuzzPKCEParameters(f *testing.F) {
 				t.Errorf("accepted plain challenge %q: want 43 to 128 of [A-Za-z0-9-._~]", challenge)
 			}
 		default:
-			t.Errorf("accepted code_challenge_method %q (AllowPlainPKCE %v)", method, allowPlain)
+			t.Errorf("accepted code_challenge_method %q (InsecureAllowPlainPKCE %v)", method, allowPlain)
 		}
 		if got.issueErr != nil {
 			t.Errorf("challenge %q method %q: ParseAuthorizeRequest accepted it but IssueCode refused it after the login: %v", challenge, method, got.issueErr)
@@ -264,7 +264,7 @@ var pkceCases = []struct {
 	name              string
 	challenge, method string
 	wantStrict        bool // accepted by default
-	wantPlain         bool // accepted with AllowPlainPKCE
+	wantPlain         bool // accepted with InsecureAllowPlainPKCE
 }{
 	{"S256", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "S256", true, true},
 	{"S256TooShort", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-c", "S256", false, false},
@@ -288,12 +288,12 @@ var pkceCases = []struct {
 }
 
 // TestPKCEParameters runs the seeds of FuzzPKCEParameters as a table, with
-// and without AllowPlainPKCE: each request is accepted or refused by
+// and without InsecureAllowPlainPKCE: each request is accepted or refused by
 // ParseAuthorizeRequest, before the user is asked to log in, and what is
 // accepted is also issued a code.
 func TestPKCEParameters(t *testing.T) {
 	strict := newTestEnv(t, nil)
-	plain := newTestEnv(t, func(c *Config) { c.AllowPlainPKCE = true })
+	plain := newTestEnv(t, func(c *Config) { c.InsecureAllowPlainPKCE = true })
 	for _, tc := range pkceCases {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, run := range []struct {
@@ -304,11 +304,11 @@ func TestPKCEParameters(t *testing.T) {
 				got := checkPKCE(t, run.e, tc.challenge, tc.method)
 				switch {
 				case run.want && got.parseErr != nil:
-					t.Errorf("AllowPlainPKCE %v: ParseAuthorizeRequest: got error %v, want nil", run.allowPlain, got.parseErr)
+					t.Errorf("InsecureAllowPlainPKCE %v: ParseAuthorizeRequest: got error %v, want nil", run.allowPlain, got.parseErr)
 				case run.want && got.issueErr != nil:
-					t.Errorf("AllowPlainPKCE %v: IssueCode: got error %v, want nil", run.allowPlain, got.issueErr)
+					t.Errorf("InsecureAllowPlainPKCE %v: IssueCode: got error %v, want nil", run.allowPlain, got.issueErr)
 				case !run.want && got.parseErr == nil:
-					t.Errorf("AllowPlainPKCE %v: ParseAuthorizeRequest accepted it (IssueCode then returned %v), want invalid_request", run.allowPlain, got.issueErr)
+					t.Errorf("InsecureAllowPlainPKCE %v: ParseAuthorizeRequest accepted it (IssueCode then returned %v), want invalid_request", run.allowPlain, got.issueErr)
 				case !run.want:
 					assertPKCERefusal(t, got.parseErr)
 				}
@@ -317,10 +317,10 @@ func TestPKCEParameters(t *testing.T) {
 	}
 }
 
-// TestPlainPKCEFlow: with AllowPlainPKCE, a plain challenge is redeemed with
+// TestPlainPKCEFlow: with InsecureAllowPlainPKCE, a plain challenge is redeemed with
 // the same string as verifier, and not with another.
 func TestPlainPKCEFlow(t *testing.T) {
-	e := newTestEnv(t, func(c *Config) { c.AllowPlainPKCE = true })
+	e := newTestEnv(t, func(c *Config) { c.InsecureAllowPlainPKCE = true })
 	const verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
 	issue := func() issued {
 		areq, err := e.p.ParseAuthorizeRequest(t.Context(), authorizeRequest(authorizeQuery(verifier, "plain")))
@@ -342,7 +342,7 @@ func TestPlainPKCEFlow(t *testing.T) {
 	}
 	c := issue()
 	c.verifier = strings.Repeat("x", 43)
-	if _, err := e.redeem(t.Context(), c); err == nil || asError(t, err).Code != ErrCodeInvalidGrant {
+	if _, err := e.redeem(t.Context(), c); err == nil || asError(t, err).Code != CodeInvalidGrant {
 		t.Errorf("redeem with another verifier: got error %v, want invalid_grant", err)
 	}
 }

@@ -57,7 +57,7 @@ func (p *Provider) PushAuthorizeRequest(ctx context.Context, r *http.Request) (_
 	defer span.End()
 	defer p.failed(span, &err)
 	bad := func(description string) *Error {
-		return &Error{Code: ErrCodeInvalidRequest, Description: description, Status: http.StatusBadRequest}
+		return &Error{Code: CodeInvalidRequest, Description: description, Status: http.StatusBadRequest}
 	}
 	id, _, cerr := clientCredentials(r) // parses the form POST
 	if cerr != nil {
@@ -138,7 +138,7 @@ func (p *Provider) resolvePushed(ctx context.Context, form url.Values) (url.Valu
 	}
 	uri, clientID := form.Get("request_uri"), form.Get("client_id")
 	if clientID == "" {
-		return nil, nil, shown(ErrCodeInvalidRequest, "The client_id parameter is missing.")
+		return nil, nil, shown(CodeInvalidRequest, "The client_id parameter is missing.")
 	}
 	st := &fositeStorage{p: p}
 	pr, err := st.GetPARSession(ctx, uri)

@@ -105,7 +105,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		RefreshTokenLifespan:           cfg.RefreshTokenLifespan,
 		EnforcePKCE:                    true,
 		EnforcePKCEForPublicClients:    true,
-		EnablePKCEPlainChallengeMethod: cfg.AllowPlainPKCE,
+		EnablePKCEPlainChallengeMethod: cfg.InsecureAllowPlainPKCE,
 		ScopeStrategy:                  fosite.ExactScopeStrategy,
 		AudienceMatchingStrategy:       fosite.DefaultAudienceMatchingStrategy,
 		RedirectSecureChecker:          fosite.IsRedirectURISecure,
@@ -215,8 +215,8 @@ func (p *Provider) RotateKeys(ctx context.Context) error {
 // JWKSMaxAge is how long clients may cache the JWKS: Config.KeyRefreshInterval.
 func (p *Provider) JWKSMaxAge() time.Duration { return p.cfg.KeyRefreshInterval }
 
-// AllowsPlainPKCE reports whether Config.AllowPlainPKCE is set.
-func (p *Provider) AllowsPlainPKCE() bool { return p.cfg.AllowPlainPKCE }
+// AllowsPlainPKCE reports whether Config.InsecureAllowPlainPKCE is set.
+func (p *Provider) AllowsPlainPKCE() bool { return p.cfg.InsecureAllowPlainPKCE }
 
 // RequiresPAR reports whether Config.RequirePAR is set: every client must
 // push its authorization requests (RFC 9126).

@@ -16,8 +16,8 @@ import (
 // Protocols a rule can be running in, as [RuleContext.Protocol] names them
 // (the values Auth0's rules use).
 const (
-	ProtocolAuthorizationCode = "oidc-basic-profile"   // logging in: the authorization code flow
-	ProtocolRefreshToken      = "oauth2-refresh-token" // refreshing tokens
+	ProtocolOIDCBasicProfile   = "oidc-basic-profile"   // logging in: the authorization code flow
+	ProtocolOAuth2RefreshToken = "oauth2-refresh-token" // refreshing tokens
 )
 
 // DefaultRuleTimeout is how long a rule may run by default.
@@ -39,7 +39,7 @@ type Rule struct {
 
 // RuleContext is what a rule sees and changes.
 type RuleContext struct {
-	// Protocol is ProtocolAuthorizationCode or ProtocolRefreshToken.
+	// Protocol is ProtocolOIDCBasicProfile or ProtocolOAuth2RefreshToken.
 	Protocol string
 	// Client is the client the tokens are for (a copy).
 	Client *store.Client

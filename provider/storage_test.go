@@ -794,10 +794,10 @@ func TestGetSessionWithoutPrototype(t *testing.T) {
 	if err := e.p.Revoke(ctx, formRequest("/oauth/revoke", form)); err != nil {
 		t.Fatalf("Revoke: got error %v, want nil", err)
 	}
-	if _, err := e.p.UserInfo(ctx, tk.access); err == nil || asError(t, err).Code != ErrCodeInvalidToken {
+	if _, err := e.p.UserInfo(ctx, tk.access); err == nil || asError(t, err).Code != CodeInvalidToken {
 		t.Errorf("UserInfo after revocation: got error %v, want invalid_token", err)
 	}
-	if _, err := e.refresh(ctx, webID, tk.refresh); err == nil || asError(t, err).Code != ErrCodeInvalidGrant {
+	if _, err := e.refresh(ctx, webID, tk.refresh); err == nil || asError(t, err).Code != CodeInvalidGrant {
 		t.Errorf("refresh after revocation: got error %v, want invalid_grant", err)
 	}
 }
@@ -817,13 +817,13 @@ func TestReplayedCodeRevokesTokens(t *testing.T) {
 		t.Fatalf("UserInfo before the replay: got error %v, want nil", err)
 	}
 	_, err = e.redeem(ctx, c)
-	if err == nil || asError(t, err).Code != ErrCodeInvalidGrant {
+	if err == nil || asError(t, err).Code != CodeInvalidGrant {
 		t.Fatalf("replay: got error %v, want invalid_grant", err)
 	}
-	if _, err := e.p.UserInfo(ctx, tk.access); err == nil || asError(t, err).Code != ErrCodeInvalidToken {
+	if _, err := e.p.UserInfo(ctx, tk.access); err == nil || asError(t, err).Code != CodeInvalidToken {
 		t.Errorf("UserInfo after the replay: got error %v, want invalid_token", err)
 	}
-	if _, err := e.refresh(ctx, nativeID, tk.refresh); err == nil || asError(t, err).Code != ErrCodeInvalidGrant {
+	if _, err := e.refresh(ctx, nativeID, tk.refresh); err == nil || asError(t, err).Code != CodeInvalidGrant {
 		t.Errorf("refresh after the replay: got error %v, want invalid_grant", err)
 	}
 }
@@ -877,7 +877,7 @@ func concurrently(t *testing.T, n int, call func() (map[string]any, error)) {
 			tokensOf(t, resps[i])
 			continue
 		}
-		if e := asError(t, err); e.Code != ErrCodeInvalidGrant {
+		if e := asError(t, err); e.Code != CodeInvalidGrant {
 			t.Errorf("loser: got %s (%d) %q, want invalid_grant", e.Code, e.Status, e.Description)
 		}
 	}
@@ -912,7 +912,7 @@ func TestRefreshReuseRace(t *testing.T) {
 	if err == nil {
 		t.Fatal("replay of a rotated refresh token: got nil error, want invalid_grant")
 	}
-	if oe := asError(t, err); oe.Code != ErrCodeInvalidGrant || oe.Status != http.StatusBadRequest {
+	if oe := asError(t, err); oe.Code != CodeInvalidGrant || oe.Status != http.StatusBadRequest {
 		t.Errorf("replay of a rotated refresh token: got %s (%d) %q, want invalid_grant (400)", oe.Code, oe.Status, oe.Description)
 	}
 }
@@ -964,7 +964,7 @@ func TestStoreFailureIsInternal(t *testing.T) {
 				t.Errorf("got error %v, which fosite reads as not found", err)
 			}
 			oe := e.p.oauthError(ctx, "test", err)
-			if oe.Code != ErrCodeServerError || oe.Status != http.StatusInternalServerError {
+			if oe.Code != CodeServerError || oe.Status != http.StatusInternalServerError {
 				t.Errorf("oauthError: got %s (%d), want server_error (500)", oe.Code, oe.Status)
 			}
 		})
@@ -1072,7 +1072,7 @@ func TestStoreFailureIsServerError(t *testing.T) {
 			if !errors.As(err, &oe) {
 				t.Fatalf("got error %v (%T), want an *Error", err, err)
 			}
-			if oe.Code != ErrCodeServerError || oe.Status != http.StatusInternalServerError {
+			if oe.Code != CodeServerError || oe.Status != http.StatusInternalServerError {
 				t.Errorf("got %s (%d) %q, want server_error (500)", oe.Code, oe.Status, oe.Description)
 			}
 			if strings.Contains(oe.Description, "db-internal") || strings.Contains(oe.Description, "faulty") {

@@ -94,7 +94,7 @@ func (p *Provider) tokenFailed(ctx context.Context, span telemetry.Span, r *http
 		return
 	}
 	err := *errp
-	code := ErrCodeServerError
+	code := CodeServerError
 	var e *Error
 	if errors.As(err, &e) {
 		code = e.Code
@@ -151,7 +151,7 @@ func (p *Provider) failed(span telemetry.Span, errp *error) {
 		return
 	}
 	err := *errp
-	code := ErrCodeServerError
+	code := CodeServerError
 	var e *Error
 	var ae *AuthorizeError
 	switch {

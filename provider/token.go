@@ -34,7 +34,7 @@ func (p *Provider) Token(ctx context.Context, r *http.Request) (_ map[string]any
 		return nil, err
 	}
 	if k := repeated(r.PostForm); k != "" {
-		return nil, &Error{Code: ErrCodeInvalidRequest, Description: "The parameter " + k + " is included more than once (RFC 6749 §3.2).", Status: http.StatusBadRequest}
+		return nil, &Error{Code: CodeInvalidRequest, Description: "The parameter " + k + " is included more than once (RFC 6749 §3.2).", Status: http.StatusBadRequest}
 	}
 	gt := r.PostForm.Get("grant_type")
 	switch gt {
@@ -43,7 +43,7 @@ func (p *Provider) Token(ctx context.Context, r *http.Request) (_ map[string]any
 			span.SetAttributes(telemetry.KeyGrantType.String(gt))
 		}
 	case "":
-		return nil, &Error{Code: ErrCodeInvalidRequest, Description: "The grant_type parameter is missing.", Status: http.StatusBadRequest}
+		return nil, &Error{Code: CodeInvalidRequest, Description: "The grant_type parameter is missing.", Status: http.StatusBadRequest}
 	default:
 		// RFC 6749 §5.2; fosite would answer invalid_request.
 		return nil, &Error{Code: "unsupported_grant_type", Description: "Only the authorization_code and refresh_token grants are supported.", Status: http.StatusBadRequest}
@@ -166,7 +166,7 @@ func inOuterTx(ctx context.Context) bool {
 
 // refreshClaims brings a refreshed grant's claims up to date before its new
 // tokens are made: the user's profile as it is now, and the rules, run again
-// (ProtocolRefreshToken). A rule's refusal is invalid_grant; a user who no
+// (ProtocolOAuth2RefreshToken). A rule's refusal is invalid_grant; a user who no
 // longer exists, too.
 func (p *Provider) refreshClaims(ctx context.Context, ar fosite.AccessRequester) error {
 	sess, c, err := p.tokenGrant(ctx, ar)
@@ -185,7 +185,7 @@ func (p *Provider) refreshClaims(ctx context.Context, ar fosite.AccessRequester)
 			api = a
 		}
 	}
-	rules, err := p.runRules(ctx, ProtocolRefreshToken, c.c, u, ar.GetGrantedScopes(), api)
+	rules, err := p.runRules(ctx, ProtocolOAuth2RefreshToken, c.c, u, ar.GetGrantedScopes(), api)
 	if err != nil {
 		var deny *DenyError
 		if errors.As(err, &deny) {
@@ -230,11 +230,11 @@ func repeated(form url.Values) string {
 // checkForm refuses anything but a form POST.
 func checkForm(r *http.Request) *Error {
 	if r.Method != http.MethodPost {
-		return &Error{Code: ErrCodeInvalidRequest, Description: "The endpoint accepts only POST.", Status: http.StatusMethodNotAllowed}
+		return &Error{Code: CodeInvalidRequest, Description: "The endpoint accepts only POST.", Status: http.StatusMethodNotAllowed}
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/x-www-form-urlencoded" {
-		return &Error{Code: ErrCodeInvalidRequest, Description: "The request body must be application/x-www-form-urlencoded.", Status: http.StatusBadRequest}
+		return &Error{Code: CodeInvalidRequest, Description: "The request body must be application/x-www-form-urlencoded.", Status: http.StatusBadRequest}
 	}
 	return nil
 }
@@ -246,7 +246,7 @@ func parseForm(r *http.Request) *Error {
 		return err
 	}
 	if err := r.ParseForm(); err != nil {
-		return &Error{Code: ErrCodeInvalidRequest, Description: "The request body could not be parsed.", Status: http.StatusBadRequest}
+		return &Error{Code: CodeInvalidRequest, Description: "The request body could not be parsed.", Status: http.StatusBadRequest}
 	}
 	return nil
 }
@@ -298,7 +298,7 @@ func (p *Provider) Introspect(ctx context.Context, r *http.Request) (map[string]
 	}
 	token := r.PostForm.Get("token")
 	if token == "" {
-		return nil, &Error{Code: ErrCodeInvalidRequest, Description: "The token parameter is missing.", Status: http.StatusBadRequest}
+		return nil, &Error{Code: CodeInvalidRequest, Description: "The token parameter is missing.", Status: http.StatusBadRequest}
 	}
 	use, ar, err := p.oauth2.IntrospectToken(ctx, token, fosite.TokenUse(r.PostForm.Get("token_type_hint")), newSession())
 	if err != nil {
@@ -347,7 +347,7 @@ func (p *Provider) Introspect(ctx context.Context, r *http.Request) (map[string]
 // authenticateResourceServer checks the caller of the introspection endpoint.
 func (p *Provider) authenticateResourceServer(ctx context.Context, r *http.Request) *Error {
 	id, secret, _ := clientCredentials(r)
-	unauthorized := &Error{Code: ErrCodeInvalidClient, Description: "Client authentication failed: introspection needs a confidential client allowed to introspect.", Status: http.StatusUnauthorized}
+	unauthorized := &Error{Code: CodeInvalidClient, Description: "Client authentication failed: introspection needs a confidential client allowed to introspect.", Status: http.StatusUnauthorized}
 	if id == "" || secret == "" {
 		return unauthorized
 	}
@@ -406,7 +406,7 @@ func clientCredentials(r *http.Request) (id, secret string, err *Error) {
 	id, err1 := url.QueryUnescape(id)
 	secret, err2 := url.QueryUnescape(secret)
 	if err1 != nil || err2 != nil {
-		return "", "", &Error{Code: ErrCodeInvalidRequest, Description: "The client credentials in the Authorization header are not form-encoded (RFC 6749 §2.3.1).", Status: http.StatusBadRequest}
+		return "", "", &Error{Code: CodeInvalidRequest, Description: "The client credentials in the Authorization header are not form-encoded (RFC 6749 §2.3.1).", Status: http.StatusBadRequest}
 	}
 	return id, secret, nil
 }

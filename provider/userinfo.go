@@ -41,7 +41,7 @@ func (p *Provider) UserInfo(ctx context.Context, accessToken string) (map[string
 	}
 	if e.jkt != "" {
 		// Only a request can carry the proof: see UserInfoJSON.
-		return nil, &Error{Code: ErrCodeInvalidToken, Description: "The access token is bound to a DPoP key.", Status: http.StatusUnauthorized}
+		return nil, &Error{Code: CodeInvalidToken, Description: "The access token is bound to a DPoP key.", Status: http.StatusUnauthorized}
 	}
 	// The claims are strings, booleans and the address object: JSON gives
 	// them back as they were.
@@ -80,7 +80,7 @@ func (p *Provider) UserInfoJSON(ctx context.Context, r *http.Request) (_ []byte,
 			switch {
 			case scheme == "DPoP":
 				pe.WWWAuthenticate = dpopChallenge(pe)
-			case r.Header.Get("Authorization") == "" && token == "" && pe.Code != ErrCodeInvalidRequest:
+			case r.Header.Get("Authorization") == "" && token == "" && pe.Code != CodeInvalidRequest:
 				// RFC 6750 §3.1: no error code for a request without credentials.
 				pe.WWWAuthenticate = `Bearer realm="pixie"`
 			default:
@@ -97,7 +97,7 @@ func (p *Provider) UserInfoJSON(ctx context.Context, r *http.Request) (_ []byte,
 // this request and this token; the DPoP scheme needs a bound token.
 func (p *Provider) checkResourceProof(ctx context.Context, r *http.Request, scheme, token, jkt string) error {
 	invalid := func(description string) error {
-		e := &Error{Code: ErrCodeInvalidToken, Description: description, Status: http.StatusUnauthorized}
+		e := &Error{Code: CodeInvalidToken, Description: description, Status: http.StatusUnauthorized}
 		e.WWWAuthenticate = dpopChallenge(e)
 		return e
 	}
@@ -141,16 +141,16 @@ func userInfoToken(r *http.Request) (scheme, token string, err error) {
 		return scheme, token, nil
 	}
 	if err := r.ParseForm(); err != nil {
-		return "", "", &Error{Code: ErrCodeInvalidRequest, Description: "The request body could not be parsed.", Status: http.StatusBadRequest}
+		return "", "", &Error{Code: CodeInvalidRequest, Description: "The request body could not be parsed.", Status: http.StatusBadRequest}
 	}
 	vs, ok := r.PostForm["access_token"]
 	switch {
 	case !ok:
 		return scheme, token, nil
 	case len(vs) > 1:
-		return "", "", &Error{Code: ErrCodeInvalidRequest, Description: "The parameter access_token is included more than once.", Status: http.StatusBadRequest}
+		return "", "", &Error{Code: CodeInvalidRequest, Description: "The parameter access_token is included more than once.", Status: http.StatusBadRequest}
 	case r.Header.Get("Authorization") != "":
-		return "", "", &Error{Code: ErrCodeInvalidRequest, Description: "The access token must be sent in one way only, not both in the Authorization header and in the body (RFC 6750 §2).", Status: http.StatusBadRequest}
+		return "", "", &Error{Code: CodeInvalidRequest, Description: "The access token must be sent in one way only, not both in the Authorization header and in the body (RFC 6750 §2).", Status: http.StatusBadRequest}
 	}
 	return "", vs[0], nil
 }
@@ -158,7 +158,7 @@ func userInfoToken(r *http.Request) (scheme, token string, err error) {
 // userInfoAnswer returns the userinfo answer for the access token, from
 // the cache or verified afresh (and then cached).
 func (p *Provider) userInfoAnswer(ctx context.Context, accessToken string) (*userInfoEntry, error) {
-	invalid := &Error{Code: ErrCodeInvalidToken, Description: "The access token is missing, expired, revoked or invalid.", Status: http.StatusUnauthorized}
+	invalid := &Error{Code: CodeInvalidToken, Description: "The access token is missing, expired, revoked or invalid.", Status: http.StatusUnauthorized}
 	if accessToken == "" {
 		return nil, invalid
 	}
@@ -190,7 +190,7 @@ func (p *Provider) userInfoAnswer(ctx context.Context, accessToken string) (*use
 		return nil, invalid
 	}
 	if !ar.GetGrantedScopes().Has("openid") {
-		return nil, &Error{Code: ErrCodeInsufficientScope, Description: "The access token was not granted the openid scope.", Status: http.StatusForbidden}
+		return nil, &Error{Code: CodeInsufficientScope, Description: "The access token was not granted the openid scope.", Status: http.StatusForbidden}
 	}
 	sess, err := sessionFrom(ar)
 	if err != nil {

@@ -71,11 +71,11 @@ func TestUserInfoCacheOnlySuccess(t *testing.T) {
 		name, token string
 		wantCode    string
 	}{
-		{"garbage", "not-a-token", ErrCodeInvalidToken},
-		{"forged signature", tk.access[:len(tk.access)-4] + "AAAA", ErrCodeInvalidToken},
-		{"header only", head, ErrCodeInvalidToken},
-		{"refresh token", tk.refresh, ErrCodeInvalidToken},
-		{"without openid", noOpenID, ErrCodeInsufficientScope},
+		{"garbage", "not-a-token", CodeInvalidToken},
+		{"forged signature", tk.access[:len(tk.access)-4] + "AAAA", CodeInvalidToken},
+		{"header only", head, CodeInvalidToken},
+		{"refresh token", tk.refresh, CodeInvalidToken},
+		{"without openid", noOpenID, CodeInsufficientScope},
 	}
 	for _, tc := range tests {
 		for range 2 {
@@ -100,7 +100,7 @@ func TestUserInfoCacheOnlySuccess(t *testing.T) {
 	if n := e.p.userInfo.len(); n != 0 {
 		t.Errorf("after the revocation: the cache holds %d entries, want none", n)
 	}
-	if _, err := e.p.UserInfo(ctx, tk.access); err == nil || asError(t, err).Code != ErrCodeInvalidToken {
+	if _, err := e.p.UserInfo(ctx, tk.access); err == nil || asError(t, err).Code != CodeInvalidToken {
 		t.Errorf("UserInfo after the revocation: got error %v, want invalid_token", err)
 	}
 }
@@ -259,7 +259,7 @@ func TestUserInfoWithoutCache(t *testing.T) {
 	if err := e.p.Revoke(t.Context(), formRequest("/oauth/revoke", authenticate(url.Values{"token": {tk.access}}, nativeID))); err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
-	if _, err := e.p.UserInfo(t.Context(), tk.access); err == nil || asError(t, err).Code != ErrCodeInvalidToken {
+	if _, err := e.p.UserInfo(t.Context(), tk.access); err == nil || asError(t, err).Code != CodeInvalidToken {
 		t.Errorf("UserInfo after the revocation: got error %v, want invalid_token", err)
 	}
 }
@@ -284,7 +284,7 @@ func TestUserInfoJSON(t *testing.T) {
 			}
 			clear(got)
 		}
-		if _, err := e.p.UserInfoJSON(t.Context(), userinfoRequest(t, tk.refresh)); err == nil || asError(t, err).Code != ErrCodeInvalidToken {
+		if _, err := e.p.UserInfoJSON(t.Context(), userinfoRequest(t, tk.refresh)); err == nil || asError(t, err).Code != CodeInvalidToken {
 			t.Errorf("TTL %v: UserInfoJSON with the refresh token: got error %v, want invalid_token", ttl, err)
 		}
 	}
