@@ -3,11 +3,9 @@ package handlers_test
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	cryptorand "crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -23,6 +21,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/pixieauth/pixie/handlers"
+	"github.com/pixieauth/pixie/internal/dpoptest"
 	"github.com/pixieauth/pixie/provider"
 	"github.com/pixieauth/pixie/store"
 )
@@ -44,12 +43,7 @@ func newDPoPKey(t testing.TB) *dpopKey {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := jose.JSONWebKey{Key: &priv.PublicKey}
-	tp, err := pub.Thumbprint(crypto.SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &dpopKey{priv: priv, jkt: base64.RawURLEncoding.EncodeToString(tp)}
+	return &dpopKey{priv: priv, jkt: dpoptest.Thumbprint(t, &priv.PublicKey)}
 }
 
 // proofClaims are the claims of a DPoP proof (RFC 9449 §4.2).
@@ -67,8 +61,7 @@ type proofClaims struct {
 func newClaims(method, rawURL, token string) proofClaims {
 	c := proofClaims{JTI: randomString(), HTM: method, HTU: rawURL, IAT: time.Now().Unix()}
 	if token != "" {
-		sum := sha256.Sum256([]byte(token))
-		c.ATH = base64.RawURLEncoding.EncodeToString(sum[:])
+		c.ATH = dpoptest.ATH(token)
 	}
 	return c
 }
@@ -77,35 +70,13 @@ func newClaims(method, rawURL, token string) proofClaims {
 // half is in the header.
 func (k *dpopKey) sign(t testing.TB, c proofClaims) string {
 	t.Helper()
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k.priv},
-		(&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return serialize(t, signer, c)
+	return dpoptest.Sign(t, dpoptest.Signer(t, jose.ES256, k.priv), c)
 }
 
 // proof is sign with fresh claims.
 func (k *dpopKey) proof(t testing.TB, method, rawURL, token string) string {
 	t.Helper()
 	return k.sign(t, newClaims(method, rawURL, token))
-}
-
-func serialize(t testing.TB, signer jose.Signer, c proofClaims) string {
-	t.Helper()
-	payload, err := json.Marshal(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj, err := signer.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := obj.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // dpopTransport adds a fresh proof of its key to every request, and when
@@ -356,7 +327,7 @@ func signed(t *testing.T, alg jose.SignatureAlgorithm, sigKey any, jwk any, typ 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return serialize(t, signer, c)
+	return dpoptest.Sign(t, signer, c)
 }
 
 // privateKeyProof carries the private key in its jwk header (§4.3 check 6).

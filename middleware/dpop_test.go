@@ -6,9 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -19,6 +17,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/pixieauth/pixie/internal/dpoptest"
 	"github.com/pixieauth/pixie/middleware"
 )
 
@@ -44,11 +43,6 @@ func proof(tb testing.TB, key crypto.Signer, o proofOpts) string {
 	} else if _, ok := key.(*ecdsa.PrivateKey); !ok {
 		alg = jose.PS256
 	}
-	opts := (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt")
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	if o.jti == "" {
 		var b [16]byte
 		_, _ = rand.Read(b[:])
@@ -62,32 +56,15 @@ func proof(tb testing.TB, key crypto.Signer, o proofOpts) string {
 	}
 	claims := map[string]any{"jti": o.jti, "htm": o.htm, "htu": o.htu, "iat": o.iat.Unix()}
 	if o.token != "" {
-		sum := sha256.Sum256([]byte(o.token))
-		claims["ath"] = base64.RawURLEncoding.EncodeToString(sum[:])
+		claims["ath"] = dpoptest.ATH(o.token)
 	}
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	jwsObj, err := signer.Sign(payload)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	out, err := jwsObj.CompactSerialize()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return out
+	return dpoptest.Sign(tb, dpoptest.Signer(tb, alg, key), claims)
 }
 
 // jkt is the RFC 7638 thumbprint of key's public key, by go-jose.
 func jkt(tb testing.TB, key crypto.Signer) string {
 	tb.Helper()
-	tp, err := (&jose.JSONWebKey{Key: key.Public()}).Thumbprint(crypto.SHA256)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return base64.RawURLEncoding.EncodeToString(tp)
+	return dpoptest.Thumbprint(tb, key.Public())
 }
 
 // boundToken returns an access token signed by k, issued at t0 and bound

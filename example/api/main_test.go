@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -22,6 +21,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/pixieauth/pixie/handlers"
+	"github.com/pixieauth/pixie/internal/dpoptest"
 	"github.com/pixieauth/pixie/internal/testbrowser"
 	"github.com/pixieauth/pixie/provider"
 	"github.com/pixieauth/pixie/store"
@@ -184,26 +184,9 @@ func callDPoP(t *testing.T, method, url, token, body string) (*http.Response, st
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ath := sha256.Sum256([]byte(token))
-	claims, err := json.Marshal(map[string]any{
-		"jti": rand.Text(), "htm": method, "htu": url, "iat": time.Now().Unix(),
-		"ath": base64.RawURLEncoding.EncodeToString(ath[:]),
+	proof := dpoptest.Sign(t, dpoptest.Signer(t, jose.ES256, key), map[string]any{
+		"jti": rand.Text(), "htm": method, "htu": url, "iat": time.Now().Unix(), "ath": dpoptest.ATH(token),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj, err := signer.Sign(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proof, err := obj.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
 	return callWith(t, method, url, token, body, func(h http.Header) {
 		h.Set("Authorization", "DPoP "+token)
 		h.Set("DPoP", proof)

@@ -2,13 +2,11 @@ package dpop_test
 
 import (
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -21,6 +19,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/pixieauth/pixie/internal/dpop"
+	"github.com/pixieauth/pixie/internal/dpoptest"
 )
 
 // Proofs in these tests are written with go-jose, a JOSE library
@@ -131,19 +130,7 @@ func write(t testing.TB, s spec) string {
 			cl[k] = v
 		}
 	}
-	payload, err := json.Marshal(cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj, err := signer.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := obj.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return dpoptest.Sign(t, signer, cl)
 }
 
 // unsigned writes {"alg":"none"} proofs by hand: go-jose refuses to.
@@ -159,19 +146,9 @@ func unsigned(t testing.TB) string {
 	return enc([]byte(h)) + "." + enc([]byte(p)) + "."
 }
 
-func thumb(t testing.TB, pub any) string {
-	t.Helper()
-	tp, err := (&jose.JSONWebKey{Key: pub}).Thumbprint(crypto.SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return base64.RawURLEncoding.EncodeToString(tp)
-}
+func thumb(t testing.TB, pub any) string { return dpoptest.Thumbprint(t, pub) }
 
-func ath(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
+func ath(token string) string { return dpoptest.ATH(token) }
 
 func TestCheck(t *testing.T) {
 	keys(t)
