@@ -1,7 +1,6 @@
 package middleware
 
 import (
-	"container/list"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -25,7 +23,7 @@ type introspector struct {
 	secret   string // form-encoded
 	client   *http.Client
 	ttl      time.Duration // <= 0: no cache
-	cache    *answerCache
+	cache    *tokenCache[[]byte]
 }
 
 func newIntrospector(in *IntrospectionConfig) *introspector {
@@ -35,7 +33,7 @@ func newIntrospector(in *IntrospectionConfig) *introspector {
 		secret:   url.QueryEscape(in.ClientSecret),
 		client:   in.HTTPClient,
 		ttl:      in.CacheTTL,
-		cache:    newAnswerCache(in.CacheSize),
+		cache:    newTokenCache[[]byte](in.CacheSize),
 	}
 }
 
@@ -164,67 +162,4 @@ func (v *Verifier) introspectionToken(resp map[string]any, now time.Time) (*Toke
 		return nil, malformed("The introspection answer says token_type DPoP but has no cnf.jkt.")
 	}
 	return t, err
-}
-
-// answerCache is a bounded map from token hashes to introspection answers
-// (nil for inactive). When full, it drops expired answers from the oldest
-// end, then the oldest. Safe for concurrent use.
-type answerCache struct {
-	max   int
-	mu    sync.Mutex
-	items map[[32]byte]*list.Element
-	order *list.List // of *answer, oldest first
-}
-
-type answer struct {
-	key   [32]byte
-	body  []byte
-	until time.Time
-}
-
-func newAnswerCache(size int) *answerCache {
-	return &answerCache{max: size, items: map[[32]byte]*list.Element{}, order: list.New()}
-}
-
-func (c *answerCache) get(key [32]byte, now time.Time) ([]byte, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.items[key]
-	if !ok {
-		return nil, false
-	}
-	a := e.Value.(*answer) //nolint:forcetypeassert // only *answer goes in
-	if !now.Before(a.until) {
-		c.order.Remove(e)
-		delete(c.items, key)
-		return nil, false
-	}
-	return a.body, true
-}
-
-func (c *answerCache) put(key [32]byte, body []byte, until, now time.Time) {
-	if !now.Before(until) {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.items[key]; ok {
-		c.order.Remove(e)
-		delete(c.items, key)
-	}
-	// Drop expired answers at the old end, then, if still full, the oldest.
-	for e := c.order.Front(); e != nil; e = c.order.Front() {
-		a := e.Value.(*answer) //nolint:forcetypeassert // only *answer goes in
-		if now.Before(a.until) {
-			break
-		}
-		c.order.Remove(e)
-		delete(c.items, a.key)
-	}
-	for len(c.items) >= c.max {
-		oldest := c.order.Front()
-		c.order.Remove(oldest)
-		delete(c.items, oldest.Value.(*answer).key) //nolint:forcetypeassert // only *answer goes in
-	}
-	c.items[key] = c.order.PushBack(&answer{key: key, body: body, until: until})
 }

@@ -2,7 +2,7 @@ package middleware
 
 import (
 	"crypto/sha256"
-	"sync"
+	"time"
 )
 
 // DefaultSignatureCacheSize is how many verified tokens a Verifier
@@ -17,12 +17,8 @@ const DefaultSignatureCacheSize = 10000
 // checked on every call. An entry counts only while its key is still in the
 // key set (the same *verifyKey the lookup returns), so a key removed from
 // the JWKS stops its tokens at once. Safe for concurrent use; bounded,
-// evicting an arbitrary entry when full.
-type sigCache struct {
-	mu  sync.Mutex
-	m   map[[sha256.Size]byte]sigEntry
-	max int
-}
+// evicting the oldest entry when full.
+type sigCache struct{ c *tokenCache[sigEntry] }
 
 type sigEntry struct {
 	key    *verifyKey
@@ -33,7 +29,7 @@ func newSigCache(size int) *sigCache {
 	if size <= 0 {
 		return nil
 	}
-	return &sigCache{m: make(map[[sha256.Size]byte]sigEntry, min(size, 1024)), max: size}
+	return &sigCache{newTokenCache[sigEntry](size)}
 }
 
 // claims returns a copy of the claims of the token with this digest if key
@@ -42,9 +38,7 @@ func (c *sigCache) claims(sum [sha256.Size]byte, key *verifyKey) map[string]any 
 	if c == nil {
 		return nil
 	}
-	c.mu.Lock()
-	e, ok := c.m[sum]
-	c.mu.Unlock()
+	e, ok := c.c.get(sum, time.Time{})
 	if !ok || e.key != key {
 		return nil
 	}
@@ -57,15 +51,7 @@ func (c *sigCache) add(sum [sha256.Size]byte, key *verifyKey, claims map[string]
 	if c == nil {
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= c.max {
-		for k := range c.m { // map order is random: an arbitrary victim
-			delete(c.m, k)
-			break
-		}
-	}
-	c.m[sum] = sigEntry{key, copyJSON(claims).(map[string]any)}
+	c.c.put(sum, sigEntry{key, copyJSON(claims).(map[string]any)}, time.Time{}, time.Time{})
 }
 
 // copyJSON deep-copies a value decoded by encoding/json.
