@@ -95,38 +95,12 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 	defer span.End()
 	ctx = withMemo(ctx)
 	defer p.authorizeFailed(ctx, span, r, &err)
-	shown := func(description string) *AuthorizeError {
-		// Before the client is known, or about a value that must not be
-		// echoed: shown to the user, not redirected.
-		return &AuthorizeError{Err: &Error{Code: CodeInvalidRequest, Description: description, Status: http.StatusBadRequest}}
+	if ae := parseAuthorizeForm(r); ae != nil {
+		return nil, ae
 	}
-	if r.Method == http.MethodPost {
-		// OIDC Core §3.1.2.1: form serialization. fosite would parse a
-		// multipart body too, and with it parameters this check never saw.
-		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
-			return nil, shown("The request body must be application/x-www-form-urlencoded.")
-		}
-	}
-	err = r.ParseForm()
-	if err != nil {
-		return nil, shown("The request could not be parsed.")
-	}
-	if k := repeated(r.Form); k != "" {
-		return nil, shown("The parameter " + k + " is included more than once.") // RFC 6749 §3.1
-	}
-	if k, n := overlong(r.Form); k != "" {
-		return nil, shown(fmt.Sprintf("The parameter %s is longer than %d bytes.", k, n))
-	}
-	var pushed *pushedRequest
-	if r.Form.Has("request_uri") {
-		form, pr, ae := p.resolvePushed(ctx, r.Form)
-		if ae != nil {
-			return nil, ae
-		}
-		if r, err = pushedHTTPRequest(ctx, r, form); err != nil {
-			return nil, shown("The request could not be parsed.")
-		}
-		pushed = pr
+	r, pushed, ae := p.withPushed(ctx, r)
+	if ae != nil {
+		return nil, ae
 	}
 	if err := p.checkRedirectURI(ctx, r.Form); err != nil {
 		return nil, err
@@ -158,6 +132,53 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 		areq.measureFromPush(p.now(), pushed.at)
 	}
 	return areq, nil
+}
+
+// shownError makes the answer to a request refused before its client is
+// known, or about a value that must not be echoed: shown to the user, not
+// redirected.
+func shownError(description string) *AuthorizeError {
+	return &AuthorizeError{Err: &Error{Code: CodeInvalidRequest, Description: description, Status: http.StatusBadRequest}}
+}
+
+// parseAuthorizeForm parses the request's parameters, refusing a form that
+// the checks after it could not trust to be the one fosite reads.
+func parseAuthorizeForm(r *http.Request) *AuthorizeError {
+	if r.Method == http.MethodPost {
+		// OIDC Core §3.1.2.1: form serialization. fosite would parse a
+		// multipart body too, and with it parameters this check never saw.
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
+			return shownError("The request body must be application/x-www-form-urlencoded.")
+		}
+	}
+	if err := r.ParseForm(); err != nil {
+		return shownError("The request could not be parsed.")
+	}
+	if k := repeated(r.Form); k != "" {
+		return shownError("The parameter " + k + " is included more than once.") // RFC 6749 §3.1
+	}
+	if k, n := overlong(r.Form); k != "" {
+		return shownError(fmt.Sprintf("The parameter %s is longer than %d bytes.", k, n))
+	}
+	return nil
+}
+
+// withPushed swaps a request_uri for the request pushed under it, so that
+// the pushed parameters are validated as if sent here; the pushed request is
+// nil, and r returned as it is, when there is no request_uri.
+func (p *Provider) withPushed(ctx context.Context, r *http.Request) (*http.Request, *pushedRequest, *AuthorizeError) {
+	if !r.Form.Has("request_uri") {
+		return r, nil, nil
+	}
+	form, pr, ae := p.resolvePushed(ctx, r.Form)
+	if ae != nil {
+		return nil, nil, ae
+	}
+	req, err := pushedHTTPRequest(ctx, r, form)
+	if err != nil {
+		return nil, nil, shownError("The request could not be parsed.")
+	}
+	return req, pr, nil
 }
 
 // checkRequest runs the checks of an authorization request, direct or
@@ -373,23 +394,9 @@ func (p *Provider) IssueCode(ctx context.Context, areq *AuthorizeRequest, login 
 	defer span.End()
 	defer p.authorizeDone(ctx, span, areq.Client.ID, true, &err)
 	ar := areq.ar
-	if login.Subject == "" {
-		return "", p.authorizeError(ctx, ar, fosite.ErrServerError.WithDebug("login has no subject"))
-	}
-	acr := loginACR(login)
-	if !slices.Contains(p.ACRValuesSupported(), acr) {
-		return "", p.authorizeError(ctx, ar, fosite.ErrServerError.WithDebugf("the login's acr %q is not in Config.ACRValues", acr))
-	}
-	if areq.ACREssential && !slices.Contains(areq.ACRValues, acr) {
-		// OIDC Core §5.5.1.1: an essential acr that cannot be met is a
-		// failed authentication, answered as the OpenID Connect Core Error
-		// Code unmet_authentication_requirements specification says.
-		e := &fosite.RFC6749Error{ErrorField: CodeUnmetAuthenticationRequirements, DescriptionField: "The login does not meet the authentication context class the client requires (acr).", CodeField: http.StatusBadRequest}
-		return "", p.authorizeError(ctx, ar, e)
-	}
-	if areq.subject != "" && subtle.ConstantTimeCompare([]byte(areq.subject), []byte(login.Subject)) != 1 {
-		// §5.5.1: never an ID token for another user than the one asked for.
-		return "", p.authorizeError(ctx, ar, fosite.ErrAccessDenied.WithHint("The logged-in user is not the one the claims parameter asks for."))
+	acr, err := p.checkLogin(ctx, areq, login)
+	if err != nil {
+		return "", err
 	}
 	user, err := p.users.User(ctx, login.Subject)
 	if err != nil {
@@ -398,38 +405,8 @@ func (p *Provider) IssueCode(ctx context.Context, areq *AuthorizeRequest, login 
 		}
 		return "", p.authorizeError(ctx, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
 	}
-	// The access token is for the API asked for and, with openid, for the
-	// userinfo endpoint too: the issuer itself (RFC 9068 §3 wants an aud in
-	// every token; the userinfo endpoint checks it, as any resource server).
-	if areq.API != "" {
-		ar.GrantAudience(areq.API)
-	}
-	if areq.API == "" || slices.Contains(ar.GetRequestedScopes(), "openid") {
-		ar.GrantAudience(p.cfg.Issuer)
-	}
-	for _, s := range ar.GetRequestedScopes() {
-		if (s == "offline_access" || s == "offline") && !allowsGrant(areq.Client, grantRefreshToken) {
-			continue
-		}
-		ar.GrantScope(s)
-	}
-	now := p.now().UTC()
-	authTime := login.AuthTime.UTC()
-	if authTime.IsZero() || authTime.After(now) {
-		authTime = now
-	}
-	sess := newSession()
-	sess.Subject = user.Subject
-	sess.Username = user.PreferredUsername
-	sess.Claims.Subject = user.Subject
-	sess.Claims.Issuer = p.cfg.Issuer
-	sess.Claims.AuthTime = authTime
-	sess.Claims.RequestedAt = ar.GetRequestedAt()
-	sess.Claims.AuthenticationMethodsReferences = login.AMR
-	sess.Claims.AuthenticationContextClassReference = acr
-	sess.RequestedIDTokenClaims, sess.RequestedUserInfoClaims = areq.idTokenClaims, areq.userInfoClaims
-	sess.JKT = ar.GetRequestForm().Get("dpop_jkt") // checked by ParseAuthorizeRequest (RFC 9449 §10)
-	sess.Claims.Extra = userClaims(user, ar.GetGrantedScopes(), sess.RequestedIDTokenClaims)
+	p.grantRequest(areq)
+	sess := p.codeSession(areq, login, user, acr)
 	rules, err := p.runRules(ctx, ProtocolOIDCBasicProfile, areq.Client, user, ar.GetGrantedScopes(), areq.API)
 	if err != nil {
 		var deny *DenyError
@@ -454,6 +431,75 @@ func (p *Provider) IssueCode(ctx context.Context, areq *AuthorizeRequest, login 
 	params := resp.GetParameters()
 	params.Set("iss", p.cfg.Issuer)
 	return withQuery(ar.GetRedirectURI(), params), nil
+}
+
+// checkLogin refuses a login the request cannot be granted to, and returns
+// its acr.
+func (p *Provider) checkLogin(ctx context.Context, areq *AuthorizeRequest, login Login) (string, error) {
+	ar := areq.ar
+	if login.Subject == "" {
+		return "", p.authorizeError(ctx, ar, fosite.ErrServerError.WithDebug("login has no subject"))
+	}
+	acr := loginACR(login)
+	if !slices.Contains(p.ACRValuesSupported(), acr) {
+		return "", p.authorizeError(ctx, ar, fosite.ErrServerError.WithDebugf("the login's acr %q is not in Config.ACRValues", acr))
+	}
+	if areq.ACREssential && !slices.Contains(areq.ACRValues, acr) {
+		// OIDC Core §5.5.1.1: an essential acr that cannot be met is a
+		// failed authentication, answered as the OpenID Connect Core Error
+		// Code unmet_authentication_requirements specification says.
+		e := &fosite.RFC6749Error{ErrorField: CodeUnmetAuthenticationRequirements, DescriptionField: "The login does not meet the authentication context class the client requires (acr).", CodeField: http.StatusBadRequest}
+		return "", p.authorizeError(ctx, ar, e)
+	}
+	if areq.subject != "" && subtle.ConstantTimeCompare([]byte(areq.subject), []byte(login.Subject)) != 1 {
+		// §5.5.1: never an ID token for another user than the one asked for.
+		return "", p.authorizeError(ctx, ar, fosite.ErrAccessDenied.WithHint("The logged-in user is not the one the claims parameter asks for."))
+	}
+	return acr, nil
+}
+
+// grantRequest decides which audiences and scopes the tokens will carry.
+func (p *Provider) grantRequest(areq *AuthorizeRequest) {
+	ar := areq.ar
+	// The access token is for the API asked for and, with openid, for the
+	// userinfo endpoint too: the issuer itself (RFC 9068 §3 wants an aud in
+	// every token; the userinfo endpoint checks it, as any resource server).
+	if areq.API != "" {
+		ar.GrantAudience(areq.API)
+	}
+	if areq.API == "" || slices.Contains(ar.GetRequestedScopes(), "openid") {
+		ar.GrantAudience(p.cfg.Issuer)
+	}
+	for _, s := range ar.GetRequestedScopes() {
+		if (s == "offline_access" || s == "offline") && !allowsGrant(areq.Client, grantRefreshToken) {
+			continue
+		}
+		ar.GrantScope(s)
+	}
+}
+
+// codeSession makes the session the code is issued with: what the login
+// proved, about whom, and the claims its tokens are to carry.
+func (p *Provider) codeSession(areq *AuthorizeRequest, login Login, user *store.User, acr string) *session {
+	ar := areq.ar
+	now := p.now().UTC()
+	authTime := login.AuthTime.UTC()
+	if authTime.IsZero() || authTime.After(now) {
+		authTime = now
+	}
+	sess := newSession()
+	sess.Subject = user.Subject
+	sess.Username = user.PreferredUsername
+	sess.Claims.Subject = user.Subject
+	sess.Claims.Issuer = p.cfg.Issuer
+	sess.Claims.AuthTime = authTime
+	sess.Claims.RequestedAt = ar.GetRequestedAt()
+	sess.Claims.AuthenticationMethodsReferences = login.AMR
+	sess.Claims.AuthenticationContextClassReference = acr
+	sess.RequestedIDTokenClaims, sess.RequestedUserInfoClaims = areq.idTokenClaims, areq.userInfoClaims
+	sess.JKT = ar.GetRequestForm().Get("dpop_jkt") // checked by ParseAuthorizeRequest (RFC 9449 §10)
+	sess.Claims.Extra = userClaims(user, ar.GetGrantedScopes(), sess.RequestedIDTokenClaims)
+	return sess
 }
 
 // authorizeError builds an AuthorizeError, with a redirect only when fosite

@@ -244,7 +244,28 @@ type Config struct {
 	Now func() time.Time
 }
 
+// validate checks the Config and fills in the defaults of the fields left
+// zero, group by group, stopping at the first error.
 func (c *Config) validate() error {
+	for _, step := range []func() error{
+		c.validateIssuer,
+		c.validateStores,
+		c.validateAlgorithms,
+		c.validateLogin,
+		c.validateRefresh,
+		c.validateCaches,
+		c.validateLifespans,
+	} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateIssuer rejects an issuer that clients could not use as the base
+// of every URL pixie publishes, or that would travel in clear text.
+func (c *Config) validateIssuer() error {
 	u, err := url.Parse(c.Issuer)
 	switch {
 	case c.Issuer == "":
@@ -258,6 +279,11 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("provider: Config.Issuer %q must use https (http only on a loopback host, or with InsecureAllowHTTPIssuer)", c.Issuer)
 	}
+	return nil
+}
+
+// validateStores requires every store the provider cannot run without.
+func (c *Config) validateStores() error {
 	switch {
 	case c.Clients == nil:
 		return errors.New("provider: Config.Clients is nil")
@@ -268,6 +294,12 @@ func (c *Config) validate() error {
 	case c.Keys == nil:
 		return errors.New("provider: Config.Keys is nil")
 	}
+	return nil
+}
+
+// validateAlgorithms accepts only the algorithms pixie signs tokens with,
+// the provider's and each API's (checked with the rest of the APIs).
+func (c *Config) validateAlgorithms() error {
 	switch c.AccessTokenAlg {
 	case "", RS256, ES256:
 	default:
@@ -286,6 +318,12 @@ func (c *Config) validate() error {
 	if c.AccessTokenAlg == "" {
 		c.AccessTokenAlg = ES256
 	}
+	return nil
+}
+
+// validateLogin checks what decides how a login ends: the extra acr
+// values and the rules run after it.
+func (c *Config) validateLogin() error {
 	for i, v := range c.ACRValues {
 		if v == "" || strings.ContainsFunc(v, unicode.IsSpace) || v == ACRPassword || v == ACRUnspecified || slices.Contains(c.ACRValues[:i], v) {
 			return fmt.Errorf("provider: Config.ACRValues[%d] %q is empty, holds white space, or is listed twice or built in", i, v)
@@ -301,6 +339,12 @@ func (c *Config) validate() error {
 	} else if c.RuleTimeout < 0 {
 		return errors.New("provider: Config.RuleTimeout is negative")
 	}
+	return nil
+}
+
+// validateRefresh bounds how long, and how often, a rotated refresh token
+// may still be used.
+func (c *Config) validateRefresh() error {
 	if c.RefreshTokenGracePeriod < 0 || c.RefreshTokenGracePeriod > MaxRefreshTokenGracePeriod {
 		return fmt.Errorf("provider: Config.RefreshTokenGracePeriod %v is not between 0 and %v", c.RefreshTokenGracePeriod, MaxRefreshTokenGracePeriod)
 	}
@@ -310,6 +354,12 @@ func (c *Config) validate() error {
 	case c.RefreshTokenGraceReuses < 0 || c.RefreshTokenGraceReuses > MaxRefreshTokenGraceReuses:
 		return fmt.Errorf("provider: Config.RefreshTokenGraceReuses %d is not between 1 and %d", c.RefreshTokenGraceReuses, MaxRefreshTokenGraceReuses)
 	}
+	return nil
+}
+
+// validateCaches settles the store timeout, the cleanup interval and the
+// client and userinfo caches.
+func (c *Config) validateCaches() error {
 	switch {
 	case c.StoreTimeout == 0:
 		c.StoreTimeout = DefaultStoreTimeout
@@ -334,6 +384,12 @@ func (c *Config) validate() error {
 	case c.UserInfoCacheSize < 0:
 		return errors.New("provider: Config.UserInfoCacheSize is negative")
 	}
+	return nil
+}
+
+// validateLifespans bounds how long pushed requests, codes and tokens live,
+// and how often the key store is reread.
+func (c *Config) validateLifespans() error {
 	switch {
 	case c.PushedRequestLifespan == 0:
 		c.PushedRequestLifespan = defaultPushedRequestLifespan

@@ -255,15 +255,8 @@ func (kr *keyring) set(keys []store.Key) error {
 				continue
 			}
 		}
-		pk, err := jwk.FromRaw(sk.pub)
-		if err != nil {
-			return fmt.Errorf("provider: key %q: %w", k.ID, err)
-		}
-		_ = pk.Set(jwk.KeyIDKey, sk.kid)
-		_ = pk.Set(jwk.AlgorithmKey, jwa.SignatureAlgorithm(sk.alg))
-		_ = pk.Set(jwk.KeyUsageKey, jwk.ForSignature)
-		if err := pub.AddKey(pk); err != nil {
-			return fmt.Errorf("provider: key %q: %w", k.ID, err)
+		if err := publishKey(pub, k.ID, sk); err != nil {
+			return err
 		}
 	}
 	for _, alg := range signingAlgs() {
@@ -283,6 +276,22 @@ func (kr *keyring) set(keys []store.Key) error {
 	kr.byAlg, kr.byKID, kr.jwks = byAlg, byKID, doc
 	kr.secret, kr.olds = secrets[0], secrets[1:]
 	kr.loaded = now
+	return nil
+}
+
+// publishKey adds the public half of sk to the JWKS, so that clients and
+// resource servers can verify what it signs; id names the stored key in errors.
+func publishKey(pub jwk.Set, id string, sk *signingKey) error {
+	pk, err := jwk.FromRaw(sk.pub)
+	if err != nil {
+		return fmt.Errorf("provider: key %q: %w", id, err)
+	}
+	_ = pk.Set(jwk.KeyIDKey, sk.kid)
+	_ = pk.Set(jwk.AlgorithmKey, jwa.SignatureAlgorithm(sk.alg))
+	_ = pk.Set(jwk.KeyUsageKey, jwk.ForSignature)
+	if err := pub.AddKey(pk); err != nil {
+		return fmt.Errorf("provider: key %q: %w", id, err)
+	}
 	return nil
 }
 

@@ -56,35 +56,11 @@ func (p *Provider) PushAuthorizeRequest(ctx context.Context, r *http.Request) (_
 	ctx, span := p.endpoint(ctx, r, "par")
 	defer span.End()
 	defer p.failed(span, &err)
-	bad := func(description string) *Error {
-		return &Error{Code: CodeInvalidRequest, Description: description, Status: http.StatusBadRequest}
+	id, err := checkPushForm(r)
+	if err != nil {
+		return nil, err
 	}
-	id, _, cerr := clientCredentials(r) // parses the form POST
-	if cerr != nil {
-		return nil, cerr
-	}
-	if r.URL.RawQuery != "" {
-		// fosite would read the query too: the request is the body alone.
-		return nil, bad("The parameters must be sent in the request body (RFC 9126 §2.1).")
-	}
-	form := r.Form // the body's parameters alone, as the query is empty
-	if k := repeated(form); k != "" {
-		return nil, bad("The parameter " + k + " is included more than once.")
-	}
-	if k, n := overlong(form); k != "" {
-		return nil, bad(fmt.Sprintf("The parameter %s is longer than %d bytes.", k, n))
-	}
-	if form.Has("request_uri") {
-		return nil, bad("A pushed authorization request must not contain request_uri (RFC 9126 §2.1).")
-	}
-	if form.Has("request") {
-		return nil, &Error{Code: "request_not_supported", Description: "Request objects are not supported.", Status: http.StatusBadRequest}
-	}
-	if fid := form.Get("client_id"); fid != "" && fid != id {
-		// Basic credentials for one client, client_id for another: fosite
-		// would authenticate the one and store the request of the other.
-		return nil, bad("The client_id does not match the authenticated client.")
-	}
+	form := r.Form // the body's parameters alone: checkPushForm refused a query
 	ctx = withMemo(ctx)
 	if err := p.equalizeClientAuth(ctx, r, "par"); err != nil {
 		return nil, err
@@ -125,6 +101,42 @@ func (p *Provider) PushAuthorizeRequest(ctx context.Context, r *http.Request) (_
 type pushedRequest struct {
 	uri string    // the request_uri, to consume it
 	at  time.Time // when it was pushed
+}
+
+// checkPushForm parses the pushed request's body and refuses the
+// parameters fosite must not see, returning the client ID of the client's
+// credentials (empty when it sent none).
+func checkPushForm(r *http.Request) (string, error) {
+	bad := func(description string) *Error {
+		return &Error{Code: CodeInvalidRequest, Description: description, Status: http.StatusBadRequest}
+	}
+	id, _, cerr := clientCredentials(r) // parses the form POST
+	if cerr != nil {
+		return "", cerr
+	}
+	if r.URL.RawQuery != "" {
+		// fosite would read the query too: the request is the body alone.
+		return "", bad("The parameters must be sent in the request body (RFC 9126 §2.1).")
+	}
+	form := r.Form // the body's parameters alone, as the query is empty
+	if k := repeated(form); k != "" {
+		return "", bad("The parameter " + k + " is included more than once.")
+	}
+	if k, n := overlong(form); k != "" {
+		return "", bad(fmt.Sprintf("The parameter %s is longer than %d bytes.", k, n))
+	}
+	if form.Has("request_uri") {
+		return "", bad("A pushed authorization request must not contain request_uri (RFC 9126 §2.1).")
+	}
+	if form.Has("request") {
+		return "", &Error{Code: "request_not_supported", Description: "Request objects are not supported.", Status: http.StatusBadRequest}
+	}
+	if fid := form.Get("client_id"); fid != "" && fid != id {
+		// Basic credentials for one client, client_id for another: fosite
+		// would authenticate the one and store the request of the other.
+		return "", bad("The client_id does not match the authenticated client.")
+	}
+	return id, nil
 }
 
 // resolvePushed returns the parameters of the pushed request that form

@@ -94,7 +94,16 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	p.dpopToken, p.dpopResource = dt, dr
 	secret, olds := ring.tokenSecrets()
 
-	fc := &fosite.Config{
+	fc := fositeConfig(cfg, secret, olds)
+	strategy := p.tokenStrategy(fc, ring)
+	p.oauth2 = composeEngine(fc, &fositeStorage{p: p}, strategy)
+	return p, nil
+}
+
+// fositeConfig sets fosite to the protocol pixie serves: the configured
+// issuer and lifespans, PKCE always, secrets hashed as pixie stores them.
+func fositeConfig(cfg Config, secret []byte, olds [][]byte) *fosite.Config {
+	return &fosite.Config{
 		GlobalSecret:                   secret,
 		RotatedGlobalSecrets:           olds,
 		IDTokenIssuer:                  cfg.Issuer,
@@ -119,6 +128,12 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		PushedAuthorizeRequestURIPrefix: requestURIPrefix,
 		PushedAuthorizeContextLifespan:  cfg.PushedRequestLifespan,
 	}
+}
+
+// tokenStrategy makes the strategies that mint and check codes and tokens:
+// HMAC codes and refresh tokens (kept in p.codes too, to sign raw codes),
+// JWT or opaque access tokens, and ID tokens in either algorithm.
+func (p *Provider) tokenStrategy(fc *fosite.Config, ring *keyring) *compose.CommonStrategy {
 	idTokens := map[string]openid.OpenIDConnectTokenStrategy{}
 	for _, alg := range signingAlgs() {
 		idTokens[alg] = &openid.DefaultStrategy{Signer: newJWTSigner(ring, alg), Config: fc}
@@ -126,23 +141,28 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	hmacs := compose.NewOAuth2HMACStrategy(fc)
 	p.codes = hmacs
 	var core oauth2.CoreStrategy = hmacs
-	if !cfg.OpaqueAccessTokens {
+	if !p.cfg.OpaqueAccessTokens {
 		at := &accessTokenStrategy{p: p, byAlg: map[string]*oauth2.DefaultJWTStrategy{}}
 		for _, alg := range signingAlgs() {
 			at.byAlg[alg] = &oauth2.DefaultJWTStrategy{Signer: newJWTSigner(ring, alg), HMACSHAStrategy: core, Config: fc}
 		}
 		// Validation goes by the token's kid, whatever the algorithm.
-		at.DefaultJWTStrategy = at.byAlg[cfg.AccessTokenAlg]
+		at.DefaultJWTStrategy = at.byAlg[p.cfg.AccessTokenAlg]
 		core = at
 	}
-	strategy := &compose.CommonStrategy{
+	return &compose.CommonStrategy{
 		CoreStrategy:               core,
-		OpenIDConnectTokenStrategy: &idTokenStrategy{byAlg: idTokens, def: cfg.IDTokenAlg},
-		Signer:                     newJWTSigner(ring, cfg.IDTokenAlg),
+		OpenIDConnectTokenStrategy: &idTokenStrategy{byAlg: idTokens, def: p.cfg.IDTokenAlg},
+		Signer:                     newJWTSigner(ring, p.cfg.IDTokenAlg),
 	}
+}
+
+// composeEngine assembles fosite's handlers for the grants and endpoints
+// pixie serves, and nothing else.
+func composeEngine(fc *fosite.Config, st *fositeStorage, strategy *compose.CommonStrategy) fosite.OAuth2Provider {
 	// Order matters: PKCE and OIDC read the code the authorize-code
 	// handler issues, so they come after it.
-	p.oauth2 = compose.Compose(fc, &fositeStorage{p: p}, strategy,
+	return compose.Compose(fc, st, strategy,
 		compose.OAuth2AuthorizeExplicitFactory,
 		compose.OAuth2RefreshTokenGrantFactory,
 		compose.OpenIDConnectExplicitFactory,
@@ -152,7 +172,6 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		compose.OAuth2PKCEFactory,
 		compose.PushedAuthorizeHandlerFactory,
 	)
-	return p, nil
 }
 
 // codeSignature is the storage key of an authorization code's record.

@@ -170,27 +170,9 @@ func (p *Provider) userInfoAnswer(ctx context.Context, accessToken string) (*use
 		}
 	}
 	epoch, start := p.userInfo.begin(), p.now()
-	use, ar, err := p.oauth2.IntrospectToken(ctx, accessToken, fosite.AccessToken, newSession())
+	ar, err := p.userInfoGrant(ctx, accessToken, invalid)
 	if err != nil {
-		var internal *internalError
-		if errors.As(err, &internal) {
-			return nil, p.oauthError(ctx, "userinfo", err)
-		}
-		return nil, invalid
-	}
-	if use != fosite.AccessToken {
-		// fosite's introspection also validates refresh tokens (the hint
-		// only orders its attempts). A refresh token is a credential for
-		// the token endpoint alone, where a confidential client must
-		// authenticate to use it: here it would bypass that.
-		return nil, invalid
-	}
-	if !ar.GetGrantedAudience().Has(p.cfg.Issuer) {
-		// A token for an API only (RFC 9068 §4: a resource server checks aud).
-		return nil, invalid
-	}
-	if !ar.GetGrantedScopes().Has("openid") {
-		return nil, &Error{Code: CodeInsufficientScope, Description: "The access token was not granted the openid scope.", Status: http.StatusForbidden}
+		return nil, err
 	}
 	sess, err := sessionFrom(ar)
 	if err != nil {
@@ -219,6 +201,34 @@ func (p *Provider) userInfoAnswer(ctx context.Context, accessToken string) (*use
 	}
 	p.userInfo.put(epoch, e)
 	return e, nil
+}
+
+// userInfoGrant looks up the access token's grant, refusing a token that
+// may not read the userinfo; invalid is the answer to one that is not valid.
+func (p *Provider) userInfoGrant(ctx context.Context, accessToken string, invalid *Error) (fosite.AccessRequester, error) {
+	use, ar, err := p.oauth2.IntrospectToken(ctx, accessToken, fosite.AccessToken, newSession())
+	if err != nil {
+		var internal *internalError
+		if errors.As(err, &internal) {
+			return nil, p.oauthError(ctx, "userinfo", err)
+		}
+		return nil, invalid
+	}
+	if use != fosite.AccessToken {
+		// fosite's introspection also validates refresh tokens (the hint
+		// only orders its attempts). A refresh token is a credential for
+		// the token endpoint alone, where a confidential client must
+		// authenticate to use it: here it would bypass that.
+		return nil, invalid
+	}
+	if !ar.GetGrantedAudience().Has(p.cfg.Issuer) {
+		// A token for an API only (RFC 9068 §4: a resource server checks aud).
+		return nil, invalid
+	}
+	if !ar.GetGrantedScopes().Has("openid") {
+		return nil, &Error{Code: CodeInsufficientScope, Description: "The access token was not granted the openid scope.", Status: http.StatusForbidden}
+	}
+	return ar, nil
 }
 
 // authorizationToken returns the scheme ("Bearer" or "DPoP", RFC 9449 §7.1;
