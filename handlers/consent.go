@@ -150,27 +150,7 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, s.p.Refuse(r.Context(), areq, provider.CodeAccessDenied, "The user denied the request."), http.StatusSeeOther)
 		return
 	}
-	// What the user allowed before, for this audience and unexpired, is
-	// kept, but not made to last longer: the record lasts from now only if
-	// the user was shown all of it now, and otherwise expires when the
-	// earlier consent does.
-	old, err := s.consentFor(r.Context(), sub, areq)
-	if err == nil {
-		granted := slices.Clone(areq.Scopes)
-		exp := s.p.Now().Add(s.consentLifetime)
-		if old != nil {
-			granted = append(granted, old.Scopes...)
-			if !subset(old.Scopes, areq.Scopes) && old.ExpiresAt.Before(exp) {
-				exp = old.ExpiresAt
-			}
-		}
-		slices.Sort(granted)
-		err = s.consents.SaveConsent(r.Context(), &store.Consent{
-			Subject: sub, ClientID: areq.Client.ID, Audience: areq.API,
-			Scopes: slices.Compact(granted), ExpiresAt: exp,
-		})
-	}
-	if err != nil {
+	if err := s.rememberConsent(r.Context(), sub, areq); err != nil {
 		s.p.Logger().ErrorContext(r.Context(), "save consent", "error", err)
 		s.renderError(w, r, failureStatus(err), provider.CodeServerError, "")
 		return
@@ -190,6 +170,32 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	to, _ := s.resumeURL(request, "consent")
 	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// rememberConsent saves the scopes sub allowed the request's client for
+// its audience, so that later requests for them need not ask again.
+func (s *Server) rememberConsent(ctx context.Context, sub string, areq *provider.AuthorizeRequest) error {
+	// What the user allowed before, for this audience and unexpired, is
+	// kept, but not made to last longer: the record lasts from now only if
+	// the user was shown all of it now, and otherwise expires when the
+	// earlier consent does.
+	old, err := s.consentFor(ctx, sub, areq)
+	if err != nil {
+		return err
+	}
+	granted := slices.Clone(areq.Scopes)
+	exp := s.p.Now().Add(s.consentLifetime)
+	if old != nil {
+		granted = append(granted, old.Scopes...)
+		if !subset(old.Scopes, areq.Scopes) && old.ExpiresAt.Before(exp) {
+			exp = old.ExpiresAt
+		}
+	}
+	slices.Sort(granted)
+	return s.consents.SaveConsent(ctx, &store.Consent{
+		Subject: sub, ClientID: areq.Client.ID, Audience: areq.API,
+		Scopes: slices.Compact(granted), ExpiresAt: exp,
+	})
 }
 
 // subset reports whether every element of a is in b.

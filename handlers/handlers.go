@@ -213,40 +213,13 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("handlers: issuer: %w", err)
 	}
-	if cfg.SessionLifetime == 0 {
-		cfg.SessionLifetime = DefaultSessionLifetime
-	} else if cfg.SessionLifetime < time.Minute {
-		return nil, fmt.Errorf("handlers: Config.SessionLifetime %v is shorter than a minute", cfg.SessionLifetime)
-	}
-	switch {
-	case cfg.SessionIdleTimeout == 0:
-		cfg.SessionIdleTimeout = min(DefaultSessionIdleTimeout, cfg.SessionLifetime)
-	case cfg.SessionIdleTimeout < time.Minute || cfg.SessionIdleTimeout > cfg.SessionLifetime:
-		return nil, fmt.Errorf("handlers: Config.SessionIdleTimeout %v must be at least a minute and at most SessionLifetime (%v)",
-			cfg.SessionIdleTimeout, cfg.SessionLifetime)
-	}
-	hashKey, err := p.DeriveKey("login cookie mac")
-	if err != nil {
-		return nil, err
-	}
-	blockKey, err := p.DeriveKey("login cookie encryption")
-	if err != nil {
+	if err := sessionDefaults(&cfg); err != nil {
 		return nil, err
 	}
 	secure := iss.Scheme == "https"
-	cs := sessions.NewCookieStore(hashKey, blockKey)
-	cs.Options = &sessions.Options{
-		Path:     "/",
-		MaxAge:   int(cfg.SessionLifetime / time.Second),
-		HttpOnly: true,
-		Secure:   secure,
-		SameSite: http.SameSiteLaxMode,
-	}
-	cs.MaxAge(cs.Options.MaxAge)
-	for _, c := range cs.Codecs {
-		if sc, ok := c.(*securecookie.SecureCookie); ok {
-			sc.SetSerializer(cookieValues{})
-		}
+	cs, err := newCookieStore(p, cfg.SessionLifetime, secure)
+	if err != nil {
+		return nil, err
 	}
 	s := &Server{
 		p:        p,
@@ -262,6 +235,75 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 	// A tenth of the idle timeout at most, so that recording uses less
 	// often shortens it by 10% at most.
 	s.touchEvery = min(maxTouchInterval, cfg.SessionIdleTimeout/10)
+	if err := s.useStores(p, cfg); err != nil {
+		return nil, err
+	}
+	if err := s.setLoginURL(cfg.LoginURL); err != nil {
+		return nil, err
+	}
+	if secure {
+		// __Host-: the browser refuses it unless Secure, Path=/ and no
+		// Domain, so no sibling subdomain can plant or read it.
+		s.cookie = "__Host-pixie_session"
+	}
+	s.routes = s.routeTable(cfg.LoginURL == "")
+	for i := range s.routes {
+		s.routes[i].h = s.perRequest(s.routes[i].pattern, s.routes[i].h)
+		s.mux.Handle(s.routes[i].pattern, s.routes[i].h)
+	}
+	return s, nil
+}
+
+// sessionDefaults settles how long a login session may last and go unused,
+// so that New refuses a Config whose sessions could not work as documented.
+func sessionDefaults(cfg *Config) error {
+	if cfg.SessionLifetime == 0 {
+		cfg.SessionLifetime = DefaultSessionLifetime
+	} else if cfg.SessionLifetime < time.Minute {
+		return fmt.Errorf("handlers: Config.SessionLifetime %v is shorter than a minute", cfg.SessionLifetime)
+	}
+	switch {
+	case cfg.SessionIdleTimeout == 0:
+		cfg.SessionIdleTimeout = min(DefaultSessionIdleTimeout, cfg.SessionLifetime)
+	case cfg.SessionIdleTimeout < time.Minute || cfg.SessionIdleTimeout > cfg.SessionLifetime:
+		return fmt.Errorf("handlers: Config.SessionIdleTimeout %v must be at least a minute and at most SessionLifetime (%v)",
+			cfg.SessionIdleTimeout, cfg.SessionLifetime)
+	}
+	return nil
+}
+
+// newCookieStore makes the store of the login cookies, keyed from the
+// provider's key store so that every replica sharing it reads them.
+func newCookieStore(p *provider.Provider, lifetime time.Duration, secure bool) (*sessions.CookieStore, error) {
+	hashKey, err := p.DeriveKey("login cookie mac")
+	if err != nil {
+		return nil, err
+	}
+	blockKey, err := p.DeriveKey("login cookie encryption")
+	if err != nil {
+		return nil, err
+	}
+	cs := sessions.NewCookieStore(hashKey, blockKey)
+	cs.Options = &sessions.Options{
+		Path:     "/",
+		MaxAge:   int(lifetime / time.Second),
+		HttpOnly: true,
+		Secure:   secure,
+		SameSite: http.SameSiteLaxMode,
+	}
+	cs.MaxAge(cs.Options.MaxAge)
+	for _, c := range cs.Codecs {
+		if sc, ok := c.(*securecookie.SecureCookie); ok {
+			sc.SetSerializer(cookieValues{})
+		}
+	}
+	return cs, nil
+}
+
+// useStores sets where the Server keeps consents (and how long they last),
+// sessions and throttle counts: the configured stores, or one in-memory
+// store for all those not configured.
+func (s *Server) useStores(p *provider.Provider, cfg Config) error {
 	var mem *memory.Store // the in-memory default of whatever is not configured
 	inMemory := func() *memory.Store {
 		if mem == nil {
@@ -277,7 +319,7 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 	if s.consentLifetime == 0 {
 		s.consentLifetime = DefaultConsentLifetime
 	} else if s.consentLifetime < time.Minute {
-		return nil, fmt.Errorf("handlers: Config.ConsentLifetime %v is shorter than a minute", cfg.ConsentLifetime)
+		return fmt.Errorf("handlers: Config.ConsentLifetime %v is shorter than a minute", cfg.ConsentLifetime)
 	}
 	s.sessions = cfg.Sessions
 	if s.sessions == nil {
@@ -290,17 +332,28 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 	// Bounded like the provider's store calls (StoreTimeout), as are the
 	// consents and sessions below.
 	thr = storetimeout.Throttle(thr, p.StoreTimeout())
+	if err := s.useLimiters(p, cfg, thr); err != nil {
+		return err
+	}
+	s.consents = storetimeout.Consents(s.consents, p.StoreTimeout())
+	s.sessions = storetimeout.Sessions(s.sessions, p.StoreTimeout())
+	return nil
+}
+
+// useLimiters sets up the throttling of failed logins and failed client
+// authentications on thr, which slows down guessing passwords and secrets.
+func (s *Server) useLimiters(p *provider.Provider, cfg Config, thr store.Throttle) error {
 	login, err := cfg.LoginBackoff.withDefaults("LoginBackoff", DefaultLoginFailuresPerName)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	client, err := cfg.ClientAuthBackoff.withDefaults("ClientAuthBackoff", DefaultClientFailuresPerName)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	throttleKey, err := p.DeriveKey("throttle keys")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.logins = &limiter{st: thr, b: login, kind: "l", key: throttleKey, now: p.Now, known: true,
 		names: newKeyedSemaphore(1), addrs: newKeyedSemaphore(addressConcurrency)}
@@ -309,25 +362,30 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 	if s.clientIP == nil {
 		s.clientIP = remoteIP
 	}
-	s.consents = storetimeout.Consents(s.consents, p.StoreTimeout())
-	s.sessions = storetimeout.Sessions(s.sessions, p.StoreTimeout())
+	return nil
+}
+
+// setLoginURL sets where users who must log in are sent: pixie's login
+// page, or the host app's own (Config.LoginURL).
+func (s *Server) setLoginURL(loginURL string) error {
 	s.loginURL = s.link(PathLogin)
-	if u, err := url.Parse(cfg.LoginURL); err != nil || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("handlers: Config.LoginURL %q must be a URL without query or fragment", cfg.LoginURL)
+	if u, err := url.Parse(loginURL); err != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("handlers: Config.LoginURL %q must be a URL without query or fragment", loginURL)
 	}
-	if cfg.LoginURL != "" {
-		s.loginURL = cfg.LoginURL
+	if loginURL != "" {
+		s.loginURL = loginURL
 	}
-	if secure {
-		// __Host-: the browser refuses it unless Secure, Path=/ and no
-		// Domain, so no sibling subdomain can plant or read it.
-		s.cookie = "__Host-pixie_session"
-	}
+	return nil
+}
+
+// routeTable lists the endpoints the Server serves, each with its handler,
+// for New to register; ownLogin adds pixie's login page.
+func (s *Server) routeTable(ownLogin bool) []route {
 	forms := http.NewCrossOriginProtection()
 	// Every route goes through bounded: one request-size rule for all.
 	api := func(pattern string, h http.HandlerFunc) route { return route{pattern, s.bounded(h, true)} }
 	page := func(pattern string, h http.Handler) route { return route{pattern, s.bounded(h, false)} }
-	s.routes = []route{
+	routes := []route{
 		page("GET "+PathAuthorize, http.HandlerFunc(s.authorize)),
 		page("POST "+PathAuthorize, http.HandlerFunc(s.authorize)),
 		// Every method, so that a GET gets an OAuth error, not a bare 405.
@@ -347,18 +405,14 @@ func New(p *provider.Provider, cfg Config) (*Server, error) {
 		page("POST "+PathLogout, http.HandlerFunc(s.logout)),
 		page("POST "+PathLogout+"/confirm", forms.Handler(http.HandlerFunc(s.logoutConfirm))),
 	}
-	if cfg.LoginURL == "" {
+	if ownLogin {
 		// With the host app's own login, pixie's login page is not served
 		// at all: it must not accept passwords the app does not check.
-		s.routes = append(s.routes,
+		routes = append(routes,
 			page("GET "+PathLogin, http.HandlerFunc(s.loginPage)),
 			page("POST "+PathLogin, forms.Handler(http.HandlerFunc(s.loginSubmit))))
 	}
-	for i := range s.routes {
-		s.routes[i].h = s.perRequest(s.routes[i].pattern, s.routes[i].h)
-		s.mux.Handle(s.routes[i].pattern, s.routes[i].h)
-	}
-	return s, nil
+	return routes
 }
 
 // Register registers the endpoints on r (see [Mount] for the list).

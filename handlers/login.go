@@ -55,10 +55,6 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		s.showLogin(w, r, http.StatusOK, page)
 		return
 	}
-	unavailable := func(op string, err error) {
-		s.p.Logger().ErrorContext(ctx, op, "error", err)
-		s.renderError(w, r, failureStatus(err), "server_error", "Signing in is not possible right now. Try again later.")
-	}
 	// The throttle decides before the password is checked, and only a
 	// wrong password counts: a throttled attempt confirms no guess, and no
 	// number of right ones is ever refused as failures.
@@ -68,7 +64,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		if ctx.Err() != nil {
 			return // the client went away while waiting its turn
 		}
-		unavailable("read login throttle", err)
+		s.loginUnavailable(w, r, "read login throttle", err)
 		return
 	}
 	defer release()
@@ -83,21 +79,43 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	sub, err := s.p.Users().Authenticate(ctx, username, password)
 	if err != nil {
-		if !errors.Is(err, store.ErrInvalidCredentials) {
-			unavailable("authenticate user", err)
-			return
-		}
-		if err := s.logins.failed(ctx, att); err != nil {
-			unavailable("record login failure", err)
-			return
-		}
-		s.p.Logger().InfoContext(ctx, "login failed")
-		s.loginAttempt(ctx, telemetry.LoginWrongCredentials, "", request)
-		page.Error = "The username or password is incorrect."
-		page.CSRFToken, _ = sess.csrfToken()
-		s.showLogin(w, r, http.StatusOK, page)
+		s.loginRefused(w, r, sess, att, page, err)
 		return
 	}
+	s.loggedIn(w, r, sess, att, sub, request)
+}
+
+// loginUnavailable answers a login that a store failure stopped, telling
+// the user to try later rather than that the credentials were wrong.
+func (s *Server) loginUnavailable(w http.ResponseWriter, r *http.Request, op string, err error) {
+	s.p.Logger().ErrorContext(r.Context(), op, "error", err)
+	s.renderError(w, r, failureStatus(err), "server_error", "Signing in is not possible right now. Try again later.")
+}
+
+// loginRefused answers credentials that Authenticate did not accept: a
+// wrong password counts against the throttle and shows the form again,
+// any other error is the store's.
+func (s *Server) loginRefused(w http.ResponseWriter, r *http.Request, sess loginSession, att *attempt, page LoginPage, err error) {
+	ctx := r.Context()
+	if !errors.Is(err, store.ErrInvalidCredentials) {
+		s.loginUnavailable(w, r, "authenticate user", err)
+		return
+	}
+	if err := s.logins.failed(ctx, att); err != nil {
+		s.loginUnavailable(w, r, "record login failure", err)
+		return
+	}
+	s.p.Logger().InfoContext(ctx, "login failed")
+	s.loginAttempt(ctx, telemetry.LoginWrongCredentials, "", page.Request)
+	page.Error = "The username or password is incorrect."
+	page.CSRFToken, _ = sess.csrfToken()
+	s.showLogin(w, r, http.StatusOK, page)
+}
+
+// loggedIn finishes a login whose credentials were right: the session
+// records who logged in and the user goes back to the request.
+func (s *Server) loggedIn(w http.ResponseWriter, r *http.Request, sess loginSession, att *attempt, sub, request string) {
+	ctx := r.Context()
 	if err := s.logins.succeeded(ctx, att); err != nil {
 		s.p.Logger().ErrorContext(ctx, "record login success in throttle", "error", err)
 	}

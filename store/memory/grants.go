@@ -217,51 +217,13 @@ func (s *Store) makeRoom(kind store.Kind, n int) error {
 // checked that no record has its key and that there is room. s.mu must be
 // held for writing.
 func (s *Store) insert(k byte, g *store.Grant) {
-	f := s.families[g.RequestID]
-	if f == nil {
-		// Clone: a concatenation with empty strings would be the
-		// caller's string itself, perhaps part of a larger one.
-		f = &family{
-			text:       strings.Clone(g.RequestID + g.ClientID + g.Subject),
-			clientOff:  uint16(len(g.RequestID)),
-			subjectOff: uint16(len(g.RequestID) + len(g.ClientID)),
-		}
-		s.families[f.requestID()] = f
-	}
+	f := s.familyFor(g)
 	// Share the Data of the newest record of a kind with equal bytes: the
 	// access and refresh tokens of an exchange.
-	var data string
-	shared := false
-	if len(g.Data) > 0 {
-		for _, o := range f.newest {
-			if o != nil && o.data == string(g.Data) {
-				data, shared = o.data, true
-				break
-			}
-		}
-	}
+	data, shared := f.sameData(g.Data)
 	// Keep the client ID and subject only if they are not the family's.
 	own := f.text[f.clientOff:f.subjectOff] != g.ClientID || f.text[f.subjectOff:] != g.Subject
-	n := len(g.Signature) + 1
-	if own {
-		n += len(g.ClientID) + len(g.Subject)
-	}
-	var b strings.Builder
-	if shared {
-		b.Grow(n)
-	} else {
-		b.Grow(n + len(g.Data))
-	}
-	b.WriteString(g.Signature)
-	b.WriteByte(k)
-	if own {
-		b.WriteString(g.ClientID)
-		b.WriteString(g.Subject)
-	}
-	if !shared {
-		b.Write(g.Data)
-	}
-	text := b.String()
+	text, n := recordText(k, g, own, shared)
 	if !shared {
 		data = text[n:]
 	}
@@ -286,6 +248,64 @@ func (s *Store) insert(k byte, g *store.Grant) {
 	s.grantsPeak = max(s.grantsPeak, len(s.grants))
 	heap.Push(&s.grantExpiry, r)
 	s.armJanitor()
+}
+
+// familyFor returns the family of g's request ID, starting it if g is its
+// first record, so that the records of one request hold its IDs once.
+// s.mu must be held for writing.
+func (s *Store) familyFor(g *store.Grant) *family {
+	f := s.families[g.RequestID]
+	if f == nil {
+		// Clone: a concatenation with empty strings would be the
+		// caller's string itself, perhaps part of a larger one.
+		f = &family{
+			text:       strings.Clone(g.RequestID + g.ClientID + g.Subject),
+			clientOff:  uint16(len(g.RequestID)),
+			subjectOff: uint16(len(g.RequestID) + len(g.ClientID)),
+		}
+		s.families[f.requestID()] = f
+	}
+	return f
+}
+
+// sameData returns the Data of the family's newest record of a kind whose
+// Data has the bytes of data, and true, so that a new record need not hold
+// a copy of its own; with no such record, or no data, "" and false.
+func (f *family) sameData(data []byte) (string, bool) {
+	if len(data) > 0 {
+		for _, o := range f.newest {
+			if o != nil && o.data == string(data) {
+				return o.data, true
+			}
+		}
+	}
+	return "", false
+}
+
+// recordText lays out in one allocation the text of g's record of kind
+// index k: its key, its client ID and subject if own, and its Data unless
+// shared; n is where the Data starts.
+func recordText(k byte, g *store.Grant, own, shared bool) (text string, n int) {
+	n = len(g.Signature) + 1
+	if own {
+		n += len(g.ClientID) + len(g.Subject)
+	}
+	var b strings.Builder
+	if shared {
+		b.Grow(n)
+	} else {
+		b.Grow(n + len(g.Data))
+	}
+	b.WriteString(g.Signature)
+	b.WriteByte(k)
+	if own {
+		b.WriteString(g.ClientID)
+		b.WriteString(g.Subject)
+	}
+	if !shared {
+		b.Write(g.Data)
+	}
+	return b.String(), n
 }
 
 // grant returns a copy of r as a store.Grant, whose signature is sig.

@@ -142,17 +142,8 @@ func postgresBatch(prefix string, b *store.GrantBatch) (string, []any) {
 	table := prefix + "grants"
 	n := strconv.Itoa(len(b.Consume))
 	var ctes []string
-	var keys string // the predicate naming b.Consume's records
 	if len(b.Consume) > 0 {
-		var ors []string
-		for _, k := range b.Consume {
-			ors = append(ors, "(kind = "+arg(string(k.Kind))+" AND signature = "+arg(k.Signature)+")")
-		}
-		keys = strings.Join(ors, " OR ")
-		ctes = append(ctes,
-			"l AS MATERIALIZED (SELECT active FROM "+table+" WHERE "+keys+" ORDER BY kind, signature FOR UPDATE)",
-			"c AS (UPDATE "+table+" SET active = FALSE WHERE active AND ("+keys+")"+
-				" AND (SELECT count(*) FROM l WHERE active) = "+n+" RETURNING kind, signature)")
+		ctes = append(ctes, consumeCTEs(table, n, b.Consume, arg)...)
 	}
 	// allConsumed guards the revocation and the insert.
 	allConsumed := ""
@@ -160,35 +151,14 @@ func postgresBatch(prefix string, b *store.GrantBatch) (string, []any) {
 		allConsumed = " AND (SELECT count(*) FROM c) = " + n
 	}
 	if len(b.Revoke) > 0 {
-		var ors []string
-		for _, f := range b.Revoke {
-			ors = append(ors, "(kind = "+arg(string(f.Kind))+" AND request_id = "+arg(f.RequestID)+")")
-		}
-		r := "r AS (UPDATE " + table + " SET active = FALSE WHERE active AND (" + strings.Join(ors, " OR ") + ")"
-		if len(b.Consume) > 0 {
-			r += " AND (kind, signature) NOT IN (SELECT kind, signature FROM c)"
-		}
-		ctes = append(ctes, r+allConsumed+")")
+		ctes = append(ctes, revokeCTE(table, b.Revoke, len(b.Consume) > 0, allConsumed, arg))
 	}
 	if len(b.Create) > 0 {
-		var rows []string
-		for _, g := range b.Create {
-			data := g.Data
-			if data == nil {
-				data = []byte{} // NOT NULL: drivers send a nil slice as NULL
-			}
-			rows = append(rows, "("+arg(string(g.Kind))+", "+arg(g.Signature)+", "+arg(g.RequestID)+", "+
-				arg(g.ClientID)+", "+arg(g.Subject)+", "+arg(toMicro(g.ExpiresAt))+"::bigint, "+arg(data)+"::bytea)")
-		}
 		where := ""
 		if len(b.Consume) > 0 {
 			where = " WHERE (SELECT count(*) FROM c) = " + n
 		}
-		ctes = append(ctes, "i AS (INSERT INTO "+table+
-			" (kind, signature, request_id, client_id, subject, expires_at, active, data)"+
-			" SELECT v.kind, v.signature, v.request_id, v.client_id, v.subject, v.expires_at, TRUE, v.data"+
-			" FROM (VALUES "+strings.Join(rows, ", ")+")"+
-			" AS v (kind, signature, request_id, client_id, subject, expires_at, data)"+where+")")
+		ctes = append(ctes, insertCTE(table, b.Create, where, arg))
 	}
 	q.WriteString("WITH ")
 	q.WriteString(strings.Join(ctes, ",\n"))
@@ -198,6 +168,60 @@ func postgresBatch(prefix string, b *store.GrantBatch) (string, []any) {
 		q.WriteString("\nSELECT 0, 0")
 	}
 	return q.String(), args
+}
+
+// consumeCTEs returns l and c of [postgresBatch], which lock the n records
+// of consume and consume them only if all are active, so that a batch
+// consumes all of its records or none. arg adds an argument and returns
+// its placeholder.
+func consumeCTEs(table, n string, consume []store.GrantKey, arg func(any) string) []string {
+	var ors []string
+	for _, k := range consume {
+		ors = append(ors, "(kind = "+arg(string(k.Kind))+" AND signature = "+arg(k.Signature)+")")
+	}
+	keys := strings.Join(ors, " OR ") // the predicate naming the records to consume
+	return []string{
+		"l AS MATERIALIZED (SELECT active FROM " + table + " WHERE " + keys + " ORDER BY kind, signature FOR UPDATE)",
+		"c AS (UPDATE " + table + " SET active = FALSE WHERE active AND (" + keys + ")" +
+			" AND (SELECT count(*) FROM l WHERE active) = " + n + " RETURNING kind, signature)",
+	}
+}
+
+// revokeCTE returns r of [postgresBatch], which marks the records of
+// revoke inactive only if guard holds (that every record to consume was),
+// leaving out those c consumes when consuming. arg adds an argument and
+// returns its placeholder.
+func revokeCTE(table string, revoke []store.GrantFamily, consuming bool, guard string, arg func(any) string) string {
+	var ors []string
+	for _, f := range revoke {
+		ors = append(ors, "(kind = "+arg(string(f.Kind))+" AND request_id = "+arg(f.RequestID)+")")
+	}
+	r := "r AS (UPDATE " + table + " SET active = FALSE WHERE active AND (" + strings.Join(ors, " OR ") + ")"
+	if consuming {
+		r += " AND (kind, signature) NOT IN (SELECT kind, signature FROM c)"
+	}
+	return r + guard + ")"
+}
+
+// insertCTE returns i of [postgresBatch], which inserts the records of
+// create, active, only if where holds (empty, or a WHERE clause: that
+// every record to consume was). arg adds an argument and returns its
+// placeholder.
+func insertCTE(table string, create []*store.Grant, where string, arg func(any) string) string {
+	var rows []string
+	for _, g := range create {
+		data := g.Data
+		if data == nil {
+			data = []byte{} // NOT NULL: drivers send a nil slice as NULL
+		}
+		rows = append(rows, "("+arg(string(g.Kind))+", "+arg(g.Signature)+", "+arg(g.RequestID)+", "+
+			arg(g.ClientID)+", "+arg(g.Subject)+", "+arg(toMicro(g.ExpiresAt))+"::bigint, "+arg(data)+"::bytea)")
+	}
+	return "i AS (INSERT INTO " + table +
+		" (kind, signature, request_id, client_id, subject, expires_at, active, data)" +
+		" SELECT v.kind, v.signature, v.request_id, v.client_id, v.subject, v.expires_at, TRUE, v.data" +
+		" FROM (VALUES " + strings.Join(rows, ", ") + ")" +
+		" AS v (kind, signature, request_id, client_id, subject, expires_at, data)" + where + ")"
 }
 
 // isUniqueViolation reports whether err is PostgreSQL's unique_violation
