@@ -140,14 +140,21 @@ type Config struct {
 	// rotated refresh token may be redeemed again. Default 1; at most 3.
 	RefreshTokenGraceReuses int
 
-	// KeyRefreshInterval is how often the provider rereads the key store, so
-	// that it signs with and publishes a key another replica rotated in.
-	// Default 30 seconds; at least a second.
+	// KeyRefreshInterval is how long a key change takes to reach every
+	// replica and client: the provider rereads the key store this often
+	// (so that it signs with and publishes a key another replica rotated
+	// in), the JWKS is served with this max-age, and a rotated-in key is
+	// published at once but signs only two intervals later, once every
+	// replica and every client caching the JWKS has it. Default 30
+	// seconds; at least a second.
 	KeyRefreshInterval time.Duration
 
-	// CleanupInterval is how often the provider deletes expired grant
-	// records, when the grant store is a store.ExpiredDeleter. Default 1
-	// hour; negative disables it (call Provider.DeleteExpired yourself).
+	// CleanupInterval is the least time between two deletions of expired
+	// grant records, when the grant store is a store.ExpiredDeleter. There
+	// is no timer: a token request starts one in the background when the
+	// interval has passed since the last, so an idle server deletes
+	// nothing until its next token request. Default 1 hour; negative
+	// disables it (call Provider.DeleteExpired yourself, e.g. from a cron).
 	CleanupInterval time.Duration
 
 	// UserInfoCacheTTL is how long the userinfo endpoint may answer from
