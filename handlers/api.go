@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/pixieauth/pixie/internal/dpop"
 	"github.com/pixieauth/pixie/provider"
 )
 
@@ -186,44 +185,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // discovery serves the provider metadata (OIDC Discovery 1.0 §3, RFC 8414 §2).
-func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
-	iss := s.p.Issuer()
-	methods := []string{"S256"}
-	if s.p.AllowsPlainPKCE() {
-		methods = append(methods, "plain")
-	}
-	doc := map[string]any{
-		"issuer":                                         iss,
-		"authorization_endpoint":                         iss + PathAuthorize,
-		"token_endpoint":                                 iss + PathToken,
-		"pushed_authorization_request_endpoint":          iss + pathPAR,
-		"require_pushed_authorization_requests":          s.p.RequiresPAR(),
-		"userinfo_endpoint":                              iss + PathUserInfo,
-		"jwks_uri":                                       iss + PathJWKS,
-		"revocation_endpoint":                            iss + PathRevoke,
-		"introspection_endpoint":                         iss + PathIntrospect,
-		"end_session_endpoint":                           iss + PathLogout,
-		"scopes_supported":                               s.p.ScopesSupported(),
-		"response_types_supported":                       []string{"code"},
-		"response_modes_supported":                       []string{"query"},
-		"grant_types_supported":                          []string{"authorization_code", "refresh_token"},
-		"subject_types_supported":                        []string{"public"},
-		"id_token_signing_alg_values_supported":          s.p.IDTokenAlgs(),
-		"dpop_signing_alg_values_supported":              dpop.Algs(),
-		"token_endpoint_auth_methods_supported":          []string{"none", "client_secret_basic", "client_secret_post"},
-		"revocation_endpoint_auth_methods_supported":     []string{"none", "client_secret_basic", "client_secret_post"},
-		"introspection_endpoint_auth_methods_supported":  []string{"client_secret_basic", "client_secret_post"},
-		"code_challenge_methods_supported":               methods,
-		"claims_supported":                               s.p.ClaimsSupported(),
-		"acr_values_supported":                           s.p.ACRValuesSupported(),
-		"prompt_values_supported":                        []string{"none", "login", "consent"},
-		"claims_parameter_supported":                     true,
-		"request_parameter_supported":                    false,
-		"request_uri_parameter_supported":                false,
-		"authorization_response_iss_parameter_supported": true,
-	}
+func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=300")
-	writeJSON(w, http.StatusOK, doc)
+	writeJSON(w, http.StatusOK, s.p.Metadata())
 }
 
 // jwks serves the public signing keys.

@@ -22,22 +22,22 @@ import (
 
 // Paths of the endpoints, relative to the issuer URL.
 const (
-	PathAuthorize   = "/authorize"
+	PathAuthorize   = paths.Authorize
 	PathToken       = paths.Token
 	PathUserInfo    = paths.UserInfo
-	PathRevoke      = "/oauth/revoke"
-	PathIntrospect  = "/oauth/introspect"
+	PathRevoke      = paths.Revoke
+	PathIntrospect  = paths.Introspect
 	PathOIDCConfig  = "/.well-known/openid-configuration"
 	PathOAuthConfig = "/.well-known/oauth-authorization-server"
-	PathJWKS        = "/.well-known/jwks.json"
+	PathJWKS        = paths.JWKS
 	PathLogin       = "/login"
-	PathLogout      = "/logout"
+	PathLogout      = paths.Logout
 	PathConsent     = "/consent"
 )
 
 // pathPAR is the pushed authorization request endpoint (RFC 9126),
 // relative to the issuer URL, as the paths above.
-const pathPAR = "/oauth/par"
+const pathPAR = paths.PAR
 
 // DefaultSessionLifetime is how long a login session lasts by default.
 const DefaultSessionLifetime = 12 * time.Hour

@@ -77,7 +77,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		s.showLogin(w, r, http.StatusTooManyRequests, page)
 		return
 	}
-	sub, err := s.p.Users().Authenticate(ctx, username, password)
+	sub, err := s.p.Authenticate(ctx, username, password)
 	if err != nil {
 		s.loginRefused(w, r, sess, att, page, err)
 		return

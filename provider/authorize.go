@@ -441,7 +441,7 @@ func (p *Provider) checkLogin(ctx context.Context, areq *AuthorizeRequest, login
 		return "", p.authorizeError(ctx, ar, fosite.ErrServerError.WithDebug("login has no subject"))
 	}
 	acr := loginACR(login)
-	if !slices.Contains(p.ACRValuesSupported(), acr) {
+	if !slices.Contains(p.acrValuesSupported(), acr) {
 		return "", p.authorizeError(ctx, ar, fosite.ErrServerError.WithDebugf("the login's acr %q is not in Config.ACRValues", acr))
 	}
 	if areq.ACREssential && !slices.Contains(areq.ACRValues, acr) {

@@ -251,22 +251,22 @@ func loginACR(l Login) string {
 	}
 }
 
-// ACRValuesSupported returns the acr values pixie's ID tokens may carry,
+// acrValuesSupported returns the acr values pixie's ID tokens may carry,
 // for acr_values_supported (OIDC Discovery §3): ACRPassword,
 // ACRUnspecified and Config.ACRValues.
-func (p *Provider) ACRValuesSupported() []string {
+func (p *Provider) acrValuesSupported() []string {
 	return append([]string{ACRPassword, ACRUnspecified}, p.cfg.ACRValues...)
 }
 
-// ScopesSupported returns the OpenID Connect scopes pixie serves, for
+// scopesSupported returns the OpenID Connect scopes pixie serves, for
 // scopes_supported (OIDC Discovery §3); API scopes are not listed.
-func (p *Provider) ScopesSupported() []string {
+func scopesSupported() []string {
 	return slices.DeleteFunc(slices.Clone(oidcScopes), func(s string) bool { return s == "offline" })
 }
 
-// ClaimsSupported returns the claims pixie's ID tokens and userinfo
+// claimsSupported returns the claims pixie's ID tokens and userinfo
 // responses may carry, for claims_supported (OIDC Discovery §3).
-func (p *Provider) ClaimsSupported() []string {
+func claimsSupported() []string {
 	out := []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "at_hash"}
 	for _, c := range standardClaims {
 		out = append(out, c.name)

@@ -44,7 +44,7 @@ func ExampleNew() {
 		log.Fatal(err)
 	}
 	fmt.Println("issuer:", p.Issuer())
-	fmt.Println("ID token algorithms:", p.IDTokenAlgs())
+	fmt.Println("ID token algorithms:", p.Metadata()["id_token_signing_alg_values_supported"])
 
 	var jwks struct {
 		Keys []struct {

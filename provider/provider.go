@@ -198,9 +198,14 @@ func (p *Provider) Client(ctx context.Context, id string) (*store.Client, error)
 	return c, nil
 }
 
-// Users returns the user store the provider was configured with, each call
-// bounded by Config.StoreTimeout.
-func (p *Provider) Users() store.Users { return p.users }
+// Authenticate checks a username and password against Config.Users (the
+// call bounded by Config.StoreTimeout) and returns the user's subject, or
+// an error wrapping store.ErrInvalidCredentials. It is what pixie's login
+// page calls; a host app with a login page of its own calls it, or its own
+// user database, before handlers.Pending.Complete.
+func (p *Provider) Authenticate(ctx context.Context, username, password string) (subject string, err error) {
+	return p.users.Authenticate(ctx, username, password)
+}
 
 // StoreTimeout returns Config.StoreTimeout (its default applied): package
 // handlers bounds its own stores' calls by it too. Client and the store
@@ -233,16 +238,6 @@ func (p *Provider) RotateKeys(ctx context.Context) error {
 
 // JWKSMaxAge is how long clients may cache the JWKS: Config.KeyRefreshInterval.
 func (p *Provider) JWKSMaxAge() time.Duration { return p.cfg.KeyRefreshInterval }
-
-// AllowsPlainPKCE reports whether Config.InsecureAllowPlainPKCE is set.
-func (p *Provider) AllowsPlainPKCE() bool { return p.cfg.InsecureAllowPlainPKCE }
-
-// RequiresPAR reports whether Config.RequirePAR is set: every client must
-// push its authorization requests (RFC 9126).
-func (p *Provider) RequiresPAR() bool { return p.cfg.RequirePAR }
-
-// IDTokenAlgs lists the JWS algorithms the provider signs ID tokens with.
-func (p *Provider) IDTokenAlgs() []string { return signingAlgs() }
 
 // Logger returns the configured logger, or slog.Default().
 func (p *Provider) Logger() *slog.Logger { return p.log() }

@@ -230,7 +230,7 @@ func (p *Provider) Ready(ctx context.Context) error {
 	if err := storetimeout.Ping(ctx, p.cfg.StoreTimeout, p.cfg.Clients, p.cfg.Users, p.cfg.Grants, p.cfg.Keys); err != nil {
 		return fmt.Errorf("provider: store: %w", err)
 	}
-	for _, alg := range p.IDTokenAlgs() {
+	for _, alg := range signingAlgs() {
 		if p.keys.signer(alg) == nil {
 			return fmt.Errorf("provider: no %s signing key loaded", alg)
 		}
