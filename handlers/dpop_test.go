@@ -557,3 +557,46 @@ func TestDPoPPushedJKT(t *testing.T) {
 	bad.Set("dpop_jkt", "not-a-thumbprint")
 	ts.push(t, bad, nil).wantOAuthError(t, http.StatusBadRequest, "invalid_request")
 }
+
+// TestDPoPPushedProof: a DPoP proof sent with the push (RFC 9449 §10.1)
+// binds the code to its key as dpop_jkt does; one that disagrees with a
+// dpop_jkt sent along, or names another URL, is refused at the push.
+func TestDPoPPushedProof(t *testing.T) {
+	ts := newTestServer(t, serverOptions{})
+	key, other := newDPoPKey(t), newDPoPKey(t)
+	parURL := ts.URL + parPath
+	conf := ts.oauth2Config(nativeClient, ts.loopbackRedirect(), allScopes)
+
+	ar := newAuthRequest(conf)
+	ts.pushed(t, ar, http.Header{"Dpop": {key.proof(t, http.MethodPost, parURL, "")}})
+	code := newBrowser(t, ts).code(t, ar)
+	if _, err := conf.Exchange(dpopContext(t, other), code, oauth2.VerifierOption(ar.Verifier)); err == nil {
+		t.Error("code pushed with a proof, redeemed with another key: got tokens, want a refusal")
+	} else {
+		wantRetrieveError(t, err, http.StatusBadRequest, "invalid_dpop_proof")
+	}
+	tok, err := conf.Exchange(dpopContext(t, key), code, oauth2.VerifierOption(ar.Verifier))
+	if err != nil {
+		t.Fatalf("code pushed with a proof, redeemed with its key: %v", err)
+	}
+	if got := cnfJKT(jwtClaims(t, tok.AccessToken)); got != key.jkt {
+		t.Errorf("got cnf.jkt %q, want %q", got, key.jkt)
+	}
+
+	for _, tc := range []struct {
+		name  string
+		jkt   string // dpop_jkt pushed along; "" for none
+		proof string
+	}{
+		{"DisagreesWithDPoPJKT", other.jkt, key.proof(t, http.MethodPost, parURL, "")},
+		{"OtherURL", "", key.proof(t, http.MethodPost, ts.URL+handlers.PathToken, "")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			form := pushParams(t, newAuthRequest(conf))
+			if tc.jkt != "" {
+				form.Set("dpop_jkt", tc.jkt)
+			}
+			ts.push(t, form, http.Header{"Dpop": {tc.proof}}).wantOAuthError(t, http.StatusBadRequest, "invalid_dpop_proof")
+		})
+	}
+}

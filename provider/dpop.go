@@ -75,7 +75,7 @@ func (p *Provider) bindDPoP(ctx context.Context, r *http.Request, ar fosite.Acce
 	headers := r.Header.Values("DPoP")
 	if len(headers) == 0 {
 		if bound != "" || c.c.RequireDPoP || (p.cfg.RequireDPoP && c.c.Public()) {
-			return p.dpopError(ctx, &dpop.Error{Code: dpop.CodeInvalidProof, Description: "This grant needs a DPoP proof (RFC 9449) of the client's key."})
+			return p.dpopError(ctx, "token", &dpop.Error{Code: dpop.CodeInvalidProof, Description: "This grant needs a DPoP proof (RFC 9449) of the client's key."})
 		}
 		sess.JKT = ""
 		return nil
@@ -84,7 +84,7 @@ func (p *Provider) bindDPoP(ctx context.Context, r *http.Request, ar fosite.Acce
 		Method: http.MethodPost, URL: p.cfg.Issuer + paths.Token, Thumbprint: bound,
 	})
 	if err != nil {
-		return p.dpopError(ctx, err)
+		return p.dpopError(ctx, "token", err)
 	}
 	sess.JKT = proof.Thumbprint
 	return nil
@@ -94,18 +94,37 @@ func (p *Provider) bindDPoP(ctx context.Context, r *http.Request, ar fosite.Acce
 // answer (RFC 9449 §5, §8): 400 invalid_dpop_proof, or use_dpop_nonce with
 // a fresh nonce for the DPoP-Nonce header. Anything else is the store's
 // failure.
-func (p *Provider) dpopError(ctx context.Context, err error) *Error {
+func (p *Provider) dpopError(ctx context.Context, op string, err error) *Error {
 	var de *dpop.Error
 	if !errors.As(err, &de) {
-		return p.oauthError(ctx, "token", &internalError{err})
+		return p.oauthError(ctx, op, &internalError{err})
 	}
 	e := &Error{Code: de.Code, Description: de.Description, Status: http.StatusBadRequest, cause: err}
 	if de.Code == dpop.CodeUseNonce {
 		e.DPoPNonce = p.dpopToken.Nonce()
 	}
-	p.tel.DPoPRejection(ctx, "token", e.Code)
-	p.log().DebugContext(ctx, "request refused", "op", "token", "error_code", e.Code, "description", e.Description)
+	p.tel.DPoPRejection(ctx, op, e.Code)
+	p.log().DebugContext(ctx, "request refused", "op", op, "error_code", e.Code, "description", e.Description)
 	return e
+}
+
+// bindPushedDPoP reads a DPoP proof sent with a pushed authorization
+// request (RFC 9449 §10.1): like dpop_jkt, which it must agree with if both
+// are sent, it binds the code to the proof's key, by setting the pushed
+// request's dpop_jkt.
+func (p *Provider) bindPushedDPoP(ctx context.Context, r *http.Request, form url.Values) error {
+	headers := r.Header.Values("DPoP")
+	if len(headers) == 0 {
+		return nil
+	}
+	proof, err := p.dpopToken.Check(ctx, headers, dpop.Request{
+		Method: http.MethodPost, URL: p.cfg.Issuer + paths.PAR, Thumbprint: form.Get("dpop_jkt"),
+	})
+	if err != nil {
+		return p.dpopError(ctx, "par", err)
+	}
+	form.Set("dpop_jkt", proof.Thumbprint)
+	return nil
 }
 
 // jktPattern is an RFC 7638 SHA-256 thumbprint: 32 bytes, base64url without

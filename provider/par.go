@@ -87,6 +87,9 @@ func (p *Provider) PushAuthorizeRequest(ctx context.Context, r *http.Request) (_
 	if _, err := p.checkRequest(ar, c.c, targets); err != nil {
 		return nil, p.oauthError(ctx, "par", err)
 	}
+	if err := p.bindPushedDPoP(ctx, r, ar.GetRequestForm()); err != nil {
+		return nil, err
+	}
 	resp, err := p.oauth2.NewPushedAuthorizeResponse(ctx, ar, newSession())
 	if err != nil {
 		return nil, p.oauthError(ctx, "par", err)
