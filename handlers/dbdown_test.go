@@ -15,7 +15,6 @@ import (
 	"github.com/pixieauth/pixie/handlers"
 	"github.com/pixieauth/pixie/store"
 	"github.com/pixieauth/pixie/store/sqlstore"
-	"github.com/pixieauth/pixie/store/sqlstore/postgres"
 	"github.com/pixieauth/pixie/store/sqlstore/sqlite"
 )
 
@@ -179,16 +178,8 @@ func wantUnavailable(t *testing.T, what string, err error) {
 // and restores the proxy: the database going away and coming back, as the
 // server sees it.
 func TestDatabaseDown(t *testing.T) {
-	dsn := freshSchema(t)
-	network, target := postgresAddr(t, dsn)
-	proxy := startTCPProxy(t, network, target)
-	st, err := postgres.Open(t.Context(), dsnWith(t, dsn, map[string]string{"host": proxy.addr, "connect_timeout": "2"}),
-		sqlstore.Config{KeySecret: testKeySecret})
-	if err != nil {
-		t.Fatalf("postgres.Open: %v", err)
-	}
+	st, proxy := proxiedPostgres(t)
 	st.DB().SetMaxOpenConns(16)
-	t.Cleanup(func() { _ = st.Close() })
 	seedStore(t, st.Store)
 	logger, logs := testLogger(t, "server")
 	grants := &outageAfterConsume{Store: st.Store}

@@ -20,7 +20,6 @@ import (
 	"github.com/pixieauth/pixie/provider"
 	"github.com/pixieauth/pixie/store"
 	"github.com/pixieauth/pixie/store/sqlstore"
-	"github.com/pixieauth/pixie/store/sqlstore/postgres"
 	"github.com/pixieauth/pixie/store/sqlstore/sqlite"
 )
 
@@ -38,18 +37,8 @@ const (
 )
 
 func TestDatabaseHangs(t *testing.T) {
-	dsn := freshSchema(t)
-	network, target := postgresAddr(t, dsn)
-	proxy := startTCPProxy(t, network, target)
-	// connect_timeout bounds the dials database/sql makes on its own
-	// goroutine, with no request's context.
-	st, err := postgres.Open(t.Context(), dsnWith(t, dsn, map[string]string{"host": proxy.addr, "connect_timeout": "2"}),
-		sqlstore.Config{KeySecret: testKeySecret})
-	if err != nil {
-		t.Fatalf("postgres.Open: %v", err)
-	}
+	st, proxy := proxiedPostgres(t)
 	st.DB().SetMaxOpenConns(16)
-	t.Cleanup(func() { _ = st.Close() })
 	seedStore(t, st.Store)
 	logger, logs := testLogger(t, "server")
 	// The handlers' own stores on the database too: the login throttle is

@@ -10,23 +10,13 @@ import (
 
 	"github.com/pixieauth/pixie/handlers"
 	"github.com/pixieauth/pixie/provider"
-	"github.com/pixieauth/pixie/store/sqlstore"
-	"github.com/pixieauth/pixie/store/sqlstore/postgres"
 )
 
 // TestReadyDatabaseDown: Server.Ready answers 200 while PostgreSQL answers,
 // 503 while it is away (the proxy in front of it stopped, as in
 // TestDatabaseDown), and 200 again once it is back.
 func TestReadyDatabaseDown(t *testing.T) {
-	dsn := freshSchema(t)
-	network, target := postgresAddr(t, dsn)
-	proxy := startTCPProxy(t, network, target)
-	st, err := postgres.Open(t.Context(), dsnWith(t, dsn, map[string]string{"host": proxy.addr, "connect_timeout": "2"}),
-		sqlstore.Config{KeySecret: testKeySecret})
-	if err != nil {
-		t.Fatalf("postgres.Open: %v", err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st, proxy := proxiedPostgres(t)
 	logger, logs := testLogger(t, "server")
 	p, err := provider.New(t.Context(), provider.Config{
 		Issuer:  "http://127.0.0.1:9",

@@ -25,6 +25,7 @@ import (
 	"github.com/pixieauth/pixie/provider"
 	"github.com/pixieauth/pixie/store"
 	"github.com/pixieauth/pixie/store/sqlstore"
+	"github.com/pixieauth/pixie/store/sqlstore/postgres"
 )
 
 // Helpers for the tests on the SQL stores: a fresh PostgreSQL schema per
@@ -431,3 +432,22 @@ var (
 	_ store.Transactor = (*outageAfterConsume)(nil)
 	_ store.Batcher    = (*outageAfterConsume)(nil)
 )
+
+// proxiedPostgres opens pixie's PostgreSQL store on a fresh schema through
+// a TCP proxy the test stops and restores: the database going away and
+// coming back, as a server sees it. connect_timeout bounds the dials
+// database/sql makes on its own goroutine, with no request's context. The
+// store is closed when t ends.
+func proxiedPostgres(t *testing.T) (*postgres.Store, *tcpProxy) {
+	t.Helper()
+	dsn := freshSchema(t)
+	network, target := postgresAddr(t, dsn)
+	proxy := startTCPProxy(t, network, target)
+	st, err := postgres.Open(t.Context(), dsnWith(t, dsn, map[string]string{"host": proxy.addr, "connect_timeout": "2"}),
+		sqlstore.Config{KeySecret: testKeySecret})
+	if err != nil {
+		t.Fatalf("postgres.Open: %v", err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st, proxy
+}
