@@ -308,8 +308,9 @@ func (p *fakeProvider) JWKS(context.Context) []byte { return *p.doc.Load() }
 
 // TestRemoteBackgroundRefresh runs in a synctest bubble, so that minutes
 // pass instantly: the set is refreshed every RefreshInterval without any
-// token asking, and refetches for unknown kids do not add refresh chains
-// (in httprc v1.0.6 each jwk.Cache.Refresh would). The JWKS endpoint is a
+// token asking, and refetches for unknown kids do not add periodic fetches
+// (with jwk.Cache, which this package used before its own refresh loop,
+// each Refresh did). The JWKS endpoint is a
 // handler behind an in-memory transport: real sockets would not let the
 // bubble's clock advance.
 func TestRemoteBackgroundRefresh(t *testing.T) {
