@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pixieauth/pixie/internal/dpop"
+	"github.com/pixieauth/pixie/internal/httpauth"
 )
 
 // Error codes of RFC 6750 §3.1, and the one this package adds for outages.
@@ -161,40 +162,14 @@ func (e *Error) Unwrap() []error {
 // instead: `DPoP algs="ES256 RS256 PS256 EdDSA"` followed by the same
 // error attributes, without realm.
 func (e *Error) Challenge(realm string) string {
-	var b strings.Builder
-	sep := " "
-	attr := func(name, value string) {
-		b.WriteString(sep)
-		b.WriteString(name)
-		b.WriteString(`="`)
-		for i := 0; i < len(value); i++ {
-			// %x20-21 / %x23-5B / %x5D-7E: printable ASCII but " and \.
-			if c := value[i]; c >= 0x20 && c <= 0x7e && c != '"' && c != '\\' {
-				b.WriteByte(c)
-			}
-		}
-		b.WriteByte('"')
-		sep = ", "
-	}
+	scheme, attrs := "Bearer", []string{"realm", realm}
 	if e.dpop {
-		b.WriteString("DPoP")
-		attr("algs", strings.Join(dpop.Algs(), " "))
-	} else {
-		b.WriteString("Bearer")
-		if realm != "" {
-			attr("realm", realm)
-		}
+		scheme, attrs = "DPoP", []string{"algs", strings.Join(dpop.Algs(), " ")}
 	}
 	if e.Code != "" {
-		attr("error", e.Code)
-		if e.Description != "" {
-			attr("error_description", e.Description)
-		}
-		if e.Scope != "" {
-			attr("scope", e.Scope)
-		}
+		attrs = append(attrs, "error", e.Code, "error_description", e.Description, "scope", e.Scope)
 	}
-	return b.String()
+	return httpauth.Challenge(scheme, attrs...)
 }
 
 // refuse returns the *Error of a refused token: 401 invalid_token.

@@ -12,6 +12,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/pixieauth/pixie/internal/dpop"
+	"github.com/pixieauth/pixie/internal/httpauth"
 	"github.com/pixieauth/pixie/internal/paths"
 	"github.com/pixieauth/pixie/store"
 )
@@ -153,10 +154,5 @@ func checkJKT(v string) error {
 // dpopChallenge returns the WWW-Authenticate value of a refusal at a
 // protected resource (RFC 9449 §7.1).
 func dpopChallenge(e *Error) string {
-	var b strings.Builder
-	b.WriteString(`DPoP algs="` + strings.Join(dpop.Algs(), " ") + `"`)
-	if e != nil {
-		b.WriteString(`, error="` + e.Code + `", error_description="` + strings.ReplaceAll(e.Description, `"`, `'`) + `"`)
-	}
-	return b.String()
+	return httpauth.Challenge("DPoP", "algs", strings.Join(dpop.Algs(), " "), "error", e.Code, "error_description", e.Description)
 }

@@ -82,9 +82,9 @@ func (p *Provider) UserInfoJSON(ctx context.Context, r *http.Request) (_ []byte,
 				pe.WWWAuthenticate = dpopChallenge(pe)
 			case r.Header.Get("Authorization") == "" && token == "" && pe.Code != CodeInvalidRequest:
 				// RFC 6750 §3.1: no error code for a request without credentials.
-				pe.WWWAuthenticate = `Bearer realm="pixie"`
+				pe.WWWAuthenticate = httpauth.Challenge("Bearer", "realm", "pixie")
 			default:
-				pe.WWWAuthenticate = fmt.Sprintf(`Bearer error=%q, error_description=%q`, pe.Code, pe.Description)
+				pe.WWWAuthenticate = httpauth.Challenge("Bearer", "error", pe.Code, "error_description", pe.Description)
 			}
 		}
 		return nil, err

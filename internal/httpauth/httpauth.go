@@ -1,8 +1,9 @@
 // Package httpauth holds the rules that the authorization server (package
 // provider, for /userinfo) and the resource-server middleware share about
 // HTTP authentication: the grammar of the Authorization header's Bearer
-// (RFC 6750 §2.1) and DPoP (RFC 9449 §7.1) credentials, and which hosts
-// count as loopback for plain-http URLs.
+// (RFC 6750 §2.1) and DPoP (RFC 9449 §7.1) credentials, the
+// WWW-Authenticate challenges answering them, and which hosts count as
+// loopback for plain-http URLs.
 package httpauth
 
 import (
@@ -52,6 +53,34 @@ func IsB64Token(s string) bool {
 		}
 	}
 	return true
+}
+
+// Challenge returns a WWW-Authenticate challenge (RFC 9110 §11.6.1): the
+// scheme, then each name and value pair of attrs whose value is not empty,
+// the value as a quoted string holding only what RFC 6750 §3 allows in one
+// (printable ASCII but '"' and '\'; other bytes are dropped).
+func Challenge(scheme string, attrs ...string) string {
+	var b strings.Builder
+	b.WriteString(scheme)
+	sep := " "
+	for i := 0; i+1 < len(attrs); i += 2 {
+		name, value := attrs[i], attrs[i+1]
+		if value == "" {
+			continue
+		}
+		b.WriteString(sep)
+		b.WriteString(name)
+		b.WriteString(`="`)
+		for j := 0; j < len(value); j++ {
+			// %x20-21 / %x23-5B / %x5D-7E.
+			if c := value[j]; c >= 0x20 && c <= 0x7e && c != '"' && c != '\\' {
+				b.WriteByte(c)
+			}
+		}
+		b.WriteByte('"')
+		sep = ", "
+	}
+	return b.String()
 }
 
 // IsLoopbackHost reports whether host (without port or brackets) names the

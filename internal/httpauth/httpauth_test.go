@@ -46,3 +46,27 @@ func TestIsLoopbackHost(t *testing.T) {
 		}
 	}
 }
+
+func TestChallenge(t *testing.T) {
+	tests := []struct {
+		name   string
+		scheme string
+		attrs  []string
+		want   string
+	}{
+		{"Bare", "Bearer", []string{"realm", "pixie"}, `Bearer realm="pixie"`},
+		{"EmptyLeftOut", "Bearer", []string{"realm", "", "error", "invalid_token"}, `Bearer error="invalid_token"`},
+		{"NoAttributes", "DPoP", nil, `DPoP`},
+		{"Several", "DPoP", []string{"algs", "ES256 RS256", "error", "invalid_dpop_proof", "error_description", "bad"},
+			`DPoP algs="ES256 RS256", error="invalid_dpop_proof", error_description="bad"`},
+		{"QuotesBackslashesAndNonASCIIDropped", "Bearer", []string{"error_description", "a \"b\" \\c §7\n"},
+			`Bearer error_description="a b c 7"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Challenge(tt.scheme, tt.attrs...); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
