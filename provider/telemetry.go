@@ -47,7 +47,7 @@ func (p *Provider) Telemetry() *telemetry.T { return p.tel }
 func (p *Provider) keyAges() map[string]time.Duration {
 	now := p.now()
 	ages := map[string]time.Duration{}
-	for _, alg := range []string{RS256, ES256} {
+	for _, alg := range signingAlgs() {
 		if k := p.keys.signer(alg); k != nil {
 			ages[alg] = now.Sub(k.created)
 		}
@@ -93,15 +93,10 @@ func (p *Provider) tokenFailed(ctx context.Context, span telemetry.Span, r *http
 	if p.tel == nil || *errp == nil {
 		return
 	}
-	err := *errp
-	code := CodeServerError
-	var e *Error
-	if errors.As(err, &e) {
-		code = e.Code
-	}
+	code := errorCode(*errp)
 	span.Fail(code)
 	id := ""
-	if _, ok := p.tel.ClientAttr("x"); ok {
+	if p.tel.ClientIDs() {
 		id, _, _ = clientCredentials(r)
 	}
 	p.tel.TokenError(ctx, code, p.knownClient(ctx, id))
@@ -112,7 +107,7 @@ func (p *Provider) tokenFailed(ctx context.Context, span telemetry.Span, r *http
 // was looked up and is registered), else "": an unknown client_id, which
 // anyone may send, must not make a new time series.
 func (p *Provider) knownClient(ctx context.Context, id string) string {
-	if _, ok := p.tel.ClientAttr(id); !ok || memoFrom(ctx).client(id) == nil {
+	if id == "" || !p.tel.ClientIDs() || memoFrom(ctx).client(id) == nil {
 		return ""
 	}
 	return id
@@ -150,17 +145,21 @@ func (p *Provider) failed(span telemetry.Span, errp *error) {
 	if *errp == nil || !span.Recording() {
 		return
 	}
-	err := *errp
-	code := CodeServerError
+	span.Fail(errorCode(*errp))
+}
+
+// errorCode is the OAuth error code of an endpoint's failure: that of its
+// *Error or *AuthorizeError, server_error for anything else.
+func errorCode(err error) string {
 	var e *Error
 	var ae *AuthorizeError
 	switch {
 	case errors.As(err, &ae):
-		code = ae.Err.Code
+		return ae.Err.Code
 	case errors.As(err, &e):
-		code = e.Code
+		return e.Code
 	}
-	span.Fail(code)
+	return CodeServerError
 }
 
 // revoked records an accepted revocation request.

@@ -252,14 +252,8 @@ func (s Span) End() {
 	}
 }
 
-// ClientAttr returns the client ID attribute when the host opted in, and
-// ok false otherwise.
-func (t *T) ClientAttr(clientID string) (attribute.KeyValue, bool) {
-	if t == nil || !t.clientID || clientID == "" {
-		return attribute.KeyValue{}, false
-	}
-	return KeyClientID.String(clientID), true
-}
+// ClientIDs reports whether the host opted in to client IDs in metrics.
+func (t *T) ClientIDs() bool { return t != nil && t.clientID }
 
 // add adds 1 to c with attrs, plus the client ID when opted in. Nothing is
 // built when no SDK listens.
@@ -267,8 +261,8 @@ func (t *T) add(ctx context.Context, c metric.Int64Counter, clientID string, att
 	if t == nil || !c.Enabled(ctx) {
 		return
 	}
-	if kv, ok := t.ClientAttr(clientID); ok {
-		attrs = append(attrs, kv)
+	if t.clientID && clientID != "" {
+		attrs = append(attrs, KeyClientID.String(clientID))
 	}
 	c.Add(ctx, 1, metric.WithAttributes(attrs...))
 }
