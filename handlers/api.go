@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,36 +13,31 @@ import (
 
 // token serves the token endpoint.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	noStore(w.Header())
-	att, ok := s.admitClient(w, r)
-	if !ok {
-		return
-	}
-	resp, err := s.p.Token(r.Context(), r)
-	s.clientOutcome(r, att, err)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
+	s.clientJSON(w, r, s.p.Token, http.StatusOK)
 }
 
 // par serves the pushed authorization request endpoint (RFC 9126): the
 // client authenticates as at the token endpoint, with the same backoff,
 // and gets 201 with request_uri and expires_in.
 func (s *Server) par(w http.ResponseWriter, r *http.Request) {
+	s.clientJSON(w, r, s.p.PushAuthorizeRequest, http.StatusCreated)
+}
+
+// clientJSON serves an endpoint where the client authenticates, behind the
+// client-authentication backoff, answering call's JSON with status.
+func (s *Server) clientJSON(w http.ResponseWriter, r *http.Request, call func(context.Context, *http.Request) (map[string]any, error), status int) {
 	noStore(w.Header())
 	att, ok := s.admitClient(w, r)
 	if !ok {
 		return
 	}
-	resp, err := s.p.PushAuthorizeRequest(r.Context(), r)
+	resp, err := call(r.Context(), r)
 	s.clientOutcome(r, att, err)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, resp)
+	writeJSON(w, status, resp)
 }
 
 // revoke serves the revocation endpoint.
