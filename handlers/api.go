@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/pixieauth/pixie/provider"
+	"github.com/pixieauth/pixie/internal/engine"
 )
 
 // token serves the token endpoint.
@@ -78,7 +78,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 // may go on; if not, it has answered: 429 with Retry-After once the budget
 // is spent.
 func (s *Server) admitClient(w http.ResponseWriter, r *http.Request) (*attempt, bool) {
-	id, withSecret, err := provider.ClientCredentials(r)
+	id, withSecret, err := s.p.ClientCredentials(r)
 	if err != nil {
 		s.writeError(w, r, err) // what the provider answers
 		return nil, false
@@ -91,13 +91,13 @@ func (s *Server) admitClient(w http.ResponseWriter, r *http.Request) (*attempt, 
 	wait, err := s.clients.check(ctx, att)
 	if err != nil {
 		s.p.Logger().ErrorContext(ctx, "read client throttle", "error", err)
-		s.writeError(w, r, &provider.Error{Code: provider.CodeServerError, Description: "The server could not complete the request.", Status: http.StatusInternalServerError})
+		s.writeError(w, r, &engine.Error{Code: engine.CodeServerError, Description: "The server could not complete the request.", Status: http.StatusInternalServerError})
 		return nil, false
 	}
 	if wait > 0 {
 		secs := retryAfter(w, wait)
 		s.p.Logger().WarnContext(ctx, "client authentication throttled", "retry_after", secs)
-		s.writeError(w, r, &provider.Error{
+		s.writeError(w, r, &engine.Error{
 			Code:        errCodeTemporarilyUnavailable,
 			Description: fmt.Sprintf("Too many failed client authentications. Try again in %d seconds.", secs),
 			Status:      http.StatusTooManyRequests,
@@ -121,13 +121,13 @@ func (s *Server) clientOutcome(r *http.Request, att *attempt, err error) {
 		return
 	}
 	ctx := r.Context()
-	var e *provider.Error
+	var e *engine.Error
 	switch {
 	case err == nil:
 		if err := s.clients.succeeded(ctx, att); err != nil {
 			s.p.Logger().ErrorContext(ctx, "record client authentication in throttle", "error", err)
 		}
-	case errors.As(err, &e) && e.Code == provider.CodeInvalidClient:
+	case errors.As(err, &e) && e.Code == engine.CodeInvalidClient:
 		if err := s.clients.failed(ctx, att); err != nil {
 			s.p.Logger().ErrorContext(ctx, "record client authentication failure", "error", err)
 		}
@@ -136,7 +136,7 @@ func (s *Server) clientOutcome(r *http.Request, att *attempt, err error) {
 
 // userinfo serves the UserInfo endpoint. The token comes in the
 // Authorization header (RFC 6750 §2.1, or with DPoP, RFC 9449 §7.1) or, in
-// a POST, in the form body (RFC 6750 §2.2): see provider.UserInfoJSON.
+// a POST, in the form body (RFC 6750 §2.2), as the provider reads it.
 func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 	noStore(w.Header())
 	body, err := s.p.UserInfoJSON(r.Context(), r)
@@ -150,12 +150,12 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 
 // writeError writes an OAuth error response (RFC 6749 §5.2).
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var e *provider.Error
+	var e *engine.Error
 	if !errors.As(err, &e) {
 		s.p.Logger().ErrorContext(r.Context(), "unexpected error", "error", err)
-		e = &provider.Error{Code: provider.CodeServerError, Status: http.StatusInternalServerError}
+		e = &engine.Error{Code: engine.CodeServerError, Status: http.StatusInternalServerError}
 	}
-	if e.Code == provider.CodeInvalidClient && e.Status == http.StatusUnauthorized {
+	if e.Code == engine.CodeInvalidClient && e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="pixie"`)
 	}
 	if e.WWWAuthenticate != "" {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pixieauth/pixie/internal/engine"
 	"github.com/pixieauth/pixie/internal/telemetry"
 	"github.com/pixieauth/pixie/provider"
 )
@@ -24,7 +25,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	sess := s.session(r)
 	if sess.err != nil {
-		http.Redirect(w, r, s.p.Refuse(ctx, areq, provider.CodeServerError, "The server could not complete the request."), http.StatusSeeOther)
+		http.Redirect(w, r, s.p.Refuse(ctx, areq, engine.CodeServerError, "The server could not complete the request."), http.StatusSeeOther)
 		return
 	}
 	sub, authTime, _ := sess.subject()
@@ -41,7 +42,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	consent, err := s.needsConsent(r, areq, sub)
 	if err != nil {
 		s.p.Logger().ErrorContext(ctx, "read consent", "error", err)
-		http.Redirect(w, r, s.p.Refuse(ctx, areq, provider.CodeServerError, "The server could not complete the request."), http.StatusSeeOther)
+		http.Redirect(w, r, s.p.Refuse(ctx, areq, engine.CodeServerError, "The server could not complete the request."), http.StatusSeeOther)
 		return
 	}
 	if consent {
@@ -58,7 +59,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 
 // issueCode issues the code to the logged-in user and redirects to the
 // client.
-func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, areq *provider.AuthorizeRequest, sess loginSession) {
+func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, areq *engine.AuthorizeRequest, sess loginSession) {
 	ctx := r.Context()
 	sub, authTime, amr := sess.subject()
 	to, err := s.p.IssueCode(ctx, areq, provider.Login{Subject: sub, AuthTime: authTime, AMR: amr, ACR: sess.acr()})
@@ -73,7 +74,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, areq *provide
 
 // needsLogin reports whether the user must (re)authenticate first: no
 // session, prompt=login, or a login older than max_age.
-func (s *Server) needsLogin(areq *provider.AuthorizeRequest, sub string, authTime time.Time) bool {
+func (s *Server) needsLogin(areq *engine.AuthorizeRequest, sub string, authTime time.Time) bool {
 	if sub == "" || slices.Contains(areq.Prompt, "login") {
 		return true
 	}
@@ -86,9 +87,9 @@ func (s *Server) needsLogin(areq *provider.AuthorizeRequest, sub string, authTim
 // authorizeFailed redirects an error to the client when the client and
 // redirect URI checked out, and shows it on a page otherwise.
 func (s *Server) authorizeFailed(w http.ResponseWriter, r *http.Request, err error) {
-	var ae *provider.AuthorizeError
+	var ae *engine.AuthorizeError
 	if !errors.As(err, &ae) {
-		s.renderError(w, r, http.StatusInternalServerError, provider.CodeServerError, "")
+		s.renderError(w, r, http.StatusInternalServerError, engine.CodeServerError, "")
 		return
 	}
 	if ae.RedirectURL != "" {

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 
+	"github.com/pixieauth/pixie/internal/engine"
 	"github.com/pixieauth/pixie/provider"
 	"github.com/pixieauth/pixie/store"
 )
@@ -59,7 +60,7 @@ func describeScopes(scopes []string, api string) []ScopeDescription {
 // for the request's audience (its API, or none) that covers every scope
 // asked. A request with no scope needs a consent all the same, for its API
 // or for none: the access token names the user (sub) to whoever reads it.
-func (s *Server) needsConsent(r *http.Request, areq *provider.AuthorizeRequest, sub string) (bool, error) {
+func (s *Server) needsConsent(r *http.Request, areq *engine.AuthorizeRequest, sub string) (bool, error) {
 	if areq.Client.FirstParty {
 		return false, nil
 	}
@@ -83,7 +84,7 @@ func (s *Server) needsConsent(r *http.Request, areq *provider.AuthorizeRequest, 
 
 // consentFor returns the user's unexpired consent to the request's client
 // for its audience, or nil if there is none.
-func (s *Server) consentFor(ctx context.Context, sub string, areq *provider.AuthorizeRequest) (*store.Consent, error) {
+func (s *Server) consentFor(ctx context.Context, sub string, areq *engine.AuthorizeRequest) (*store.Consent, error) {
 	c, err := s.consents.Consent(ctx, sub, areq.Client.ID, areq.API)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -147,12 +148,12 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	if r.PostForm.Get("decision") != "allow" {
 		s.p.Logger().InfoContext(r.Context(), "user denied consent", "client_id", areq.Client.ID, "subject", sub)
 		s.emit(r.Context(), provider.EventConsentDenied, sub, areq.Client.ID)
-		http.Redirect(w, r, s.p.Refuse(r.Context(), areq, provider.CodeAccessDenied, "The user denied the request."), http.StatusSeeOther)
+		http.Redirect(w, r, s.p.Refuse(r.Context(), areq, engine.CodeAccessDenied, "The user denied the request."), http.StatusSeeOther)
 		return
 	}
 	if err := s.rememberConsent(r.Context(), sub, areq); err != nil {
 		s.p.Logger().ErrorContext(r.Context(), "save consent", "error", err)
-		s.renderError(w, r, failureStatus(err), provider.CodeServerError, "")
+		s.renderError(w, r, failureStatus(err), engine.CodeServerError, "")
 		return
 	}
 	s.emit(r.Context(), provider.EventConsentGiven, sub, areq.Client.ID)
@@ -174,7 +175,7 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 
 // rememberConsent saves the scopes sub allowed the request's client for
 // its audience, so that later requests for them need not ask again.
-func (s *Server) rememberConsent(ctx context.Context, sub string, areq *provider.AuthorizeRequest) error {
+func (s *Server) rememberConsent(ctx context.Context, sub string, areq *engine.AuthorizeRequest) error {
 	// What the user allowed before, for this audience and unexpired, is
 	// kept, but not made to last longer: the record lasts from now only if
 	// the user was shown all of it now, and otherwise expires when the

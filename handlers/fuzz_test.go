@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/pixieauth/pixie/handlers"
+	"github.com/pixieauth/pixie/internal/engine"
 	"github.com/pixieauth/pixie/internal/testbrowser"
-	"github.com/pixieauth/pixie/provider"
 )
 
 // Fuzz targets for every entry point that takes outside input: the real
@@ -311,7 +311,7 @@ func FuzzPendingLogin(f *testing.F) {
 			return
 		}
 		p, err := e.ts.Handlers.PendingLogin(req)
-		var ae *provider.AuthorizeError
+		var ae *engine.AuthorizeError
 		switch {
 		case err == nil:
 			if p.ClientID == "" {
@@ -326,7 +326,7 @@ func FuzzPendingLogin(f *testing.F) {
 				t.Fatalf("PendingLogin: got a %d-byte redirect, want at most %d", len(ae.RedirectURL), maxFuzzResponse)
 			}
 		default:
-			t.Fatalf("PendingLogin: got %T %v, want ErrNoPending or an *provider.AuthorizeError", err, err)
+			t.Fatalf("PendingLogin: got %T %v, want ErrNoPending or an *engine.AuthorizeError", err, err)
 		}
 	})
 }

@@ -143,7 +143,7 @@ type Config struct {
 // a prefix, and can register its routes on a [Router]. It is safe for
 // concurrent use.
 type Server struct {
-	p        *provider.Provider
+	p        engineOps // the provider's operations
 	pages    *pages
 	cookies  *sessions.CookieStore
 	cookie   string // cookie name
@@ -201,9 +201,13 @@ func Mount(r Router, p *provider.Provider) error {
 // New builds a Server: it parses the pages once and derives the login-cookie
 // keys from the provider's key store, so every replica sharing that store
 // reads the same cookies.
-func New(p *provider.Provider, cfg Config) (*Server, error) {
-	if p == nil {
+func New(prov *provider.Provider, cfg Config) (*Server, error) {
+	if prov == nil {
 		return nil, errors.New("handlers: provider is nil")
+	}
+	p, err := providerOps(prov)
+	if err != nil {
+		return nil, err
 	}
 	pg, err := parsePages(cfg.Templates)
 	if err != nil {
@@ -274,7 +278,7 @@ func sessionDefaults(cfg *Config) error {
 
 // newCookieStore makes the store of the login cookies, keyed from the
 // provider's key store so that every replica sharing it reads them.
-func newCookieStore(p *provider.Provider, lifetime time.Duration, secure bool) (*sessions.CookieStore, error) {
+func newCookieStore(p engineOps, lifetime time.Duration, secure bool) (*sessions.CookieStore, error) {
 	hashKey, err := p.DeriveKey("login cookie mac")
 	if err != nil {
 		return nil, err
@@ -303,7 +307,7 @@ func newCookieStore(p *provider.Provider, lifetime time.Duration, secure bool) (
 // useStores sets where the Server keeps consents (and how long they last),
 // sessions and throttle counts: the configured stores, or one in-memory
 // store for all those not configured.
-func (s *Server) useStores(p *provider.Provider, cfg Config) error {
+func (s *Server) useStores(p engineOps, cfg Config) error {
 	var mem *memory.Store // the in-memory default of whatever is not configured
 	inMemory := func() *memory.Store {
 		if mem == nil {
@@ -342,7 +346,7 @@ func (s *Server) useStores(p *provider.Provider, cfg Config) error {
 
 // useLimiters sets up the throttling of failed logins and failed client
 // authentications on thr, which slows down guessing passwords and secrets.
-func (s *Server) useLimiters(p *provider.Provider, cfg Config, thr store.Throttle) error {
+func (s *Server) useLimiters(p engineOps, cfg Config, thr store.Throttle) error {
 	login, err := cfg.LoginBackoff.withDefaults("LoginBackoff", DefaultLoginFailuresPerName)
 	if err != nil {
 		return err

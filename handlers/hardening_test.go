@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/pixieauth/pixie/handlers"
-	"github.com/pixieauth/pixie/provider"
+	"github.com/pixieauth/pixie/internal/engine"
 	"github.com/pixieauth/pixie/store"
 )
 
@@ -266,7 +266,7 @@ func TestAuthorizeParameterLimits(t *testing.T) {
 		{"login_hint", 513, false},
 		{"ui_locales", 257, false},
 		{"acr_values", 513, false},
-		{"id_token_hint", provider.MaxIDTokenHintLen + 1, false},
+		{"id_token_hint", engine.MaxIDTokenHintLen + 1, false},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s of %d bytes", tt.param, tt.n), func(t *testing.T) {

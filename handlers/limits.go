@@ -4,13 +4,13 @@ import (
 	"mime"
 	"net/http"
 
-	"github.com/pixieauth/pixie/provider"
+	"github.com/pixieauth/pixie/internal/engine"
 )
 
 // MaxRequestBytes bounds the body of every request pixie's endpoints
 // accept, and their query: 64 KiB, far above any legitimate OAuth or
-// OpenID Connect request (whose individual parameters are bounded too, see
-// [provider.ParseAuthorizeRequest]). A request announcing a larger body is
+// OpenID Connect request (whose individual parameters are bounded too: a
+// state of 2048 bytes, a nonce of 512, …). A request announcing a larger body is
 // refused before any of it is read, and the connection closed; a body that
 // turns out larger stops being read at the limit.
 const MaxRequestBytes = 64 << 10
@@ -27,10 +27,10 @@ func (s *Server) bounded(h http.Handler, api bool) http.Handler {
 		refuse := func(status int, description string) {
 			noStore(w.Header())
 			if api {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": provider.CodeInvalidRequest, "error_description": description})
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": engine.CodeInvalidRequest, "error_description": description})
 				return
 			}
-			s.renderError(w, r, status, provider.CodeInvalidRequest, description)
+			s.renderError(w, r, status, engine.CodeInvalidRequest, description)
 		}
 		if r.ContentLength > MaxRequestBytes || len(r.URL.RawQuery) > MaxRequestBytes {
 			// Nothing of the body is read: close rather than drain it.

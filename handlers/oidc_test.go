@@ -13,6 +13,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/pixieauth/pixie/handlers"
+	"github.com/pixieauth/pixie/internal/engine"
 	"github.com/pixieauth/pixie/provider"
 	"github.com/pixieauth/pixie/store"
 )
@@ -194,13 +195,13 @@ func TestACRPasswordLogin(t *testing.T) {
 		{"voluntary acr claim unmet", url.Values{"claims": {`{"id_token":{"acr":{"values":["` + mfaACR + `"]}}}`}}, ""},
 		{"essential acr met", url.Values{"claims": {`{"id_token":{"acr":{"essential":true,"values":["` + mfaACR + `","` + provider.ACRPassword + `"]}}}`}}, ""},
 		{"essential acr without values", url.Values{"claims": {`{"id_token":{"acr":{"essential":true}}}`}}, ""},
-		{"essential acr unmet", url.Values{"claims": {`{"id_token":{"acr":{"essential":true,"values":["` + mfaACR + `"]}}}`}}, provider.CodeUnmetAuthenticationRequirements},
-		{"essential acr value unmet", url.Values{"claims": {`{"id_token":{"acr":{"essential":true,"value":"` + mfaACR + `"}}}`}}, provider.CodeUnmetAuthenticationRequirements},
+		{"essential acr unmet", url.Values{"claims": {`{"id_token":{"acr":{"essential":true,"values":["` + mfaACR + `"]}}}`}}, engine.CodeUnmetAuthenticationRequirements},
+		{"essential acr value unmet", url.Values{"claims": {`{"id_token":{"acr":{"essential":true,"value":"` + mfaACR + `"}}}`}}, engine.CodeUnmetAuthenticationRequirements},
 		// acr_values do not loosen an essential claim.
 		{"essential acr unmet, acr_values met", url.Values{
 			"acr_values": {provider.ACRPassword},
 			"claims":     {`{"id_token":{"acr":{"essential":true,"values":["` + mfaACR + `"]}}}`},
-		}, provider.CodeUnmetAuthenticationRequirements},
+		}, engine.CodeUnmetAuthenticationRequirements},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -279,8 +280,8 @@ func TestACRHostLogin(t *testing.T) {
 		{"no app acr", "", nil, nil, false, "", provider.ACRUnspecified},
 		{"acr_values", mfaACR, url.Values{"acr_values": {mfaACR + " " + provider.ACRPassword}}, []string{mfaACR, provider.ACRPassword}, false, "", mfaACR},
 		{"essential met", mfaACR, url.Values{"claims": {`{"id_token":{"acr":{"essential":true,"values":["` + mfaACR + `"]}}}`}}, []string{mfaACR}, true, "", mfaACR},
-		{"essential unmet", mfaACR, url.Values{"claims": {`{"id_token":{"acr":{"essential":true,"values":["` + provider.ACRPassword + `"]}}}`}}, []string{provider.ACRPassword}, true, provider.CodeUnmetAuthenticationRequirements, ""},
-		{"acr not configured", "urn:example:acr:unknown", nil, nil, false, provider.CodeServerError, ""},
+		{"essential unmet", mfaACR, url.Values{"claims": {`{"id_token":{"acr":{"essential":true,"values":["` + provider.ACRPassword + `"]}}}`}}, []string{provider.ACRPassword}, true, engine.CodeUnmetAuthenticationRequirements, ""},
+		{"acr not configured", "urn:example:acr:unknown", nil, nil, false, engine.CodeServerError, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -409,7 +410,7 @@ func TestClaimsParameterSubject(t *testing.T) {
 		t.Errorf("got sub %v, want alice", c["sub"])
 	}
 	ar = authorizeWith(ts, oidcClient, "openid", url.Values{"claims": {`{"id_token":{"sub":{"value":"bob"}}}`}})
-	wantRedirectError(t, ts, ar, b.get(t, ar.URL), provider.CodeAccessDenied)
+	wantRedirectError(t, ts, ar, b.get(t, ar.URL), engine.CodeAccessDenied)
 }
 
 // TestClaimsParameterConsent: a claim asked for with the claims parameter
@@ -479,7 +480,7 @@ func TestClaimsParameterMalformed(t *testing.T) {
 				return
 			}
 			if tc.wantErr {
-				wantRedirectError(t, ts, ar, p, provider.CodeInvalidRequest)
+				wantRedirectError(t, ts, ar, p, engine.CodeInvalidRequest)
 				return
 			}
 			if !p.IsLogin() {
@@ -510,9 +511,9 @@ func TestUserInfoPostBody(t *testing.T) {
 		{"form", http.MethodPost, "application/x-www-form-urlencoded", "access_token=" + tok.AccessToken, "", "", http.StatusOK, ""},
 		{"form with charset", http.MethodPost, "application/x-www-form-urlencoded; charset=utf-8", url.Values{"access_token": {tok.AccessToken}, "other": {"x"}}.Encode(), "", "", http.StatusOK, ""},
 		{"header, form without token", http.MethodPost, "application/x-www-form-urlencoded", "other=x", "", "Bearer " + tok.AccessToken, http.StatusOK, ""},
-		{"header and form", http.MethodPost, "application/x-www-form-urlencoded", "access_token=" + tok.AccessToken, "", "Bearer " + tok.AccessToken, http.StatusBadRequest, provider.CodeInvalidRequest},
-		{"token twice", http.MethodPost, "application/x-www-form-urlencoded", "access_token=" + tok.AccessToken + "&access_token=" + tok.AccessToken, "", "", http.StatusBadRequest, provider.CodeInvalidRequest},
-		{"wrong token in form", http.MethodPost, "application/x-www-form-urlencoded", "access_token=" + tok.AccessToken + "x", "", "", http.StatusUnauthorized, provider.CodeInvalidToken},
+		{"header and form", http.MethodPost, "application/x-www-form-urlencoded", "access_token=" + tok.AccessToken, "", "Bearer " + tok.AccessToken, http.StatusBadRequest, engine.CodeInvalidRequest},
+		{"token twice", http.MethodPost, "application/x-www-form-urlencoded", "access_token=" + tok.AccessToken + "&access_token=" + tok.AccessToken, "", "", http.StatusBadRequest, engine.CodeInvalidRequest},
+		{"wrong token in form", http.MethodPost, "application/x-www-form-urlencoded", "access_token=" + tok.AccessToken + "x", "", "", http.StatusUnauthorized, engine.CodeInvalidToken},
 		{"JSON body", http.MethodPost, "application/json", `{"access_token":"` + tok.AccessToken + `"}`, "", "", http.StatusUnauthorized, ""},
 		{"query of a POST", http.MethodPost, "application/x-www-form-urlencoded", "", "access_token=" + tok.AccessToken, "", http.StatusUnauthorized, ""},
 		{"query of a GET", http.MethodGet, "", "", "access_token=" + tok.AccessToken, "", http.StatusUnauthorized, ""},

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/pixieauth/pixie/internal/engine"
 	"github.com/pixieauth/pixie/provider"
 )
 
@@ -36,7 +37,7 @@ type Pending struct {
 	// authenticate again (OIDC Core §3.1.2.1).
 	MaxAge  time.Duration
 	request string // the authorization request's parameters
-	areq    *provider.AuthorizeRequest
+	areq    *engine.AuthorizeRequest
 	s       *Server
 }
 
@@ -50,8 +51,9 @@ var ErrNoPending = errors.New("handlers: no pending authorization request")
 // elsewhere, in a field named pixie_request holding [Pending.Request] (an
 // application/x-www-form-urlencoded body, as HTML forms post by default;
 // a multipart body is not read, and a body is read up to MaxRequestBytes). It
-// validates the request again, so a tampered one fails here; the error is
-// then an *provider.AuthorizeError, or ErrNoPending.
+// validates the request again, so a tampered one fails here: the error then
+// says what is wrong with it (the client's mistake, or pixie's server_error),
+// and is ErrNoPending when there is no request at all.
 func (s *Server) PendingLogin(r *http.Request) (*Pending, error) {
 	if r.Body != nil && r.PostForm == nil {
 		// Only a urlencoded body is read (ParseForm skips any other), and
@@ -90,7 +92,7 @@ func (s *Server) PendingLogin(r *http.Request) (*Pending, error) {
 }
 
 // parseRequest validates an authorization request given as its query.
-func (s *Server) parseRequest(ctx context.Context, request string) (*provider.AuthorizeRequest, error) {
+func (s *Server) parseRequest(ctx context.Context, request string) (*engine.AuthorizeRequest, error) {
 	r, err := http.NewRequestWithContext(ctx, http.MethodGet, s.link(PathAuthorize)+"?"+request, http.NoBody)
 	if err != nil {
 		return nil, ErrNoPending
@@ -114,7 +116,7 @@ func (p *Pending) Request() string { return p.request }
 func (p *Pending) Complete(w http.ResponseWriter, r *http.Request, login provider.Login) {
 	if login.Subject == "" {
 		p.s.p.Logger().ErrorContext(r.Context(), "pending login completed without a subject")
-		p.s.renderError(w, r, http.StatusInternalServerError, provider.CodeServerError, "")
+		p.s.renderError(w, r, http.StatusInternalServerError, engine.CodeServerError, "")
 		return
 	}
 	at := login.AuthTime
@@ -126,7 +128,7 @@ func (p *Pending) Complete(w http.ResponseWriter, r *http.Request, login provide
 	sess.setACR(login.ACR)
 	if err := p.s.save(w, r, sess); err != nil {
 		p.s.p.Logger().ErrorContext(r.Context(), "save login session", "error", err)
-		p.s.renderError(w, r, http.StatusInternalServerError, provider.CodeServerError, "")
+		p.s.renderError(w, r, http.StatusInternalServerError, engine.CodeServerError, "")
 		return
 	}
 	p.s.p.Logger().InfoContext(r.Context(), "user logged in", "subject", login.Subject)
@@ -142,5 +144,5 @@ func (p *Pending) Complete(w http.ResponseWriter, r *http.Request, login provide
 
 // Deny ends the request: the app receives access_denied.
 func (p *Pending) Deny(w http.ResponseWriter, r *http.Request, description string) {
-	http.Redirect(w, r, p.s.p.Refuse(r.Context(), p.areq, provider.CodeAccessDenied, description), http.StatusSeeOther)
+	http.Redirect(w, r, p.s.p.Refuse(r.Context(), p.areq, engine.CodeAccessDenied, description), http.StatusSeeOther)
 }

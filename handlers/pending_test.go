@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pixieauth/pixie/handlers"
+	"github.com/pixieauth/pixie/internal/engine"
 	"github.com/pixieauth/pixie/provider"
 )
 
@@ -283,7 +284,7 @@ func testPendingInvalid(t *testing.T, app *companyApp) {
 		name   string
 		query  func() url.Values // the company login page's query
 		inForm bool              // sent as the posted pixie_request instead
-		// wantNoPending: ErrNoPending; else an *provider.AuthorizeError,
+		// wantNoPending: ErrNoPending; else an *engine.AuthorizeError,
 		// redirectable to the app when wantRedirect.
 		wantNoPending bool
 		wantRedirect  bool
@@ -327,9 +328,9 @@ func testPendingInvalid(t *testing.T, app *companyApp) {
 			if tt.wantNoPending {
 				return
 			}
-			ae, ok := errors.AsType[*provider.AuthorizeError](err)
+			ae, ok := errors.AsType[*engine.AuthorizeError](err)
 			if !ok {
-				t.Fatalf("got error %T %v, want an *provider.AuthorizeError", err, err)
+				t.Fatalf("got error %T %v, want an *engine.AuthorizeError", err, err)
 			}
 			if got := ae.RedirectURL != ""; got != tt.wantRedirect {
 				t.Errorf("got RedirectURL %q, want one %t", ae.RedirectURL, tt.wantRedirect)

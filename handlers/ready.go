@@ -7,8 +7,8 @@ import (
 )
 
 // Ready returns a readiness check for the host's /readyz: it answers 200
-// "ok" when the provider is ready ([provider.Provider.Ready]: its stores
-// answer, its signing keys are loaded) and the Server's own stores
+// "ok" when the provider is ready (its stores answer, its signing keys
+// are loaded) and the Server's own stores
 // (Sessions, Consents, Throttle) answer too, each store that is a
 // [store.Pinger] pinged within provider.Config.StoreTimeout; otherwise 503
 // "not ready", the cause logged at Warn, never sent. It is not one of the

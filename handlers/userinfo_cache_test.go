@@ -226,7 +226,7 @@ func TestUserInfoCacheExpiredToken(t *testing.T) {
 			seedStore(t, st.Store)
 			r := startCachingReplica(t, "A", st.Store, &testClock{}, func(c *provider.Config) {
 				c.AccessTokenLifespan = 2 * time.Second
-				c.UserInfoCacheTTL = provider.MaxUserInfoCacheTTL
+				c.UserInfoCacheTTL = time.Minute // the most Config.UserInfoCacheTTL may be
 				c.OpaqueAccessTokens = opaque
 			})
 			ar, code := r.authorize(t, testbrowser.NewClient(), alicePassword)

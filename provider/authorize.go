@@ -16,32 +16,15 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/pixieauth/pixie/internal/engine"
 	"github.com/pixieauth/pixie/internal/telemetry"
 	"github.com/pixieauth/pixie/store"
 )
 
-// AuthorizeRequest is a validated authorization request (RFC 6749 §4.1.1,
-// OIDC Core §3.1.2.1) waiting for the user to log in. Its client and redirect
-// URI have been checked, and its PKCE challenge, scopes and response type
-// accepted.
-type AuthorizeRequest struct {
-	Client    *store.Client // the registered client (a copy)
-	Scopes    []string      // the requested scopes, and those of claims the claims parameter asks for (what the user allows)
-	State     string        // the client's state
-	Prompt    []string      // prompt values (OIDC Core §3.1.2.1)
-	MaxAge    time.Duration // max_age; negative when absent
-	LoginHint string        // login_hint
-	API       string        // the API asked for (audience or resource), or ""
-	// ACRValues are the authentication context classes (acr) asked for, in
-	// order of preference: those of an essential acr claim of the claims
-	// parameter (OIDC Core §5.5.1.1) or else acr_values (§3.1.2.1) and
-	// voluntary ones of the claims parameter.
-	ACRValues []string
-	// ACREssential is set when the claims parameter makes acr essential:
-	// a login whose acr is not among ACRValues then fails with
-	// unmet_authentication_requirements. Voluntary acr values never fail a
-	// request; the ID token tells the acr the login achieved.
-	ACREssential bool
+// authzRequest is a validated authorization request as the provider keeps
+// it: what package handlers reads of it, and what only the provider does.
+type authzRequest struct {
+	*engine.AuthorizeRequest // its Engine is the authzRequest itself
 
 	idTokenClaims  []string       // the claims parameter's for the ID token, releasable ones
 	userInfoClaims []string       // the same for userinfo
@@ -50,7 +33,7 @@ type AuthorizeRequest struct {
 	ar             fosite.AuthorizeRequester
 }
 
-// Login is the outcome of authenticating the user, passed to [Provider.IssueCode].
+// Login is the outcome of authenticating the user, passed to issueCode.
 type Login struct {
 	Subject  string    // the user's subject identifier: the sub of the tokens. Required.
 	AuthTime time.Time // when the user authenticated (auth_time); zero means now
@@ -61,36 +44,21 @@ type Login struct {
 	ACR string
 }
 
-// AuthorizeError is a refused authorization request. When RedirectURL is
-// set, the client and redirect URI checked out and the error must be sent
-// there (RFC 6749 §4.1.2.1), with state and iss already added. When it is
-// empty, the client or redirect URI is invalid and the user must be shown the
-// error instead: a bad redirect URI is never redirected to.
-type AuthorizeError struct {
-	Err         *Error // the OAuth error
-	RedirectURL string // where to send it, or empty: show it to the user
-}
-
-func (e *AuthorizeError) Error() string { return e.Err.Error() }
-
-// Unwrap returns the OAuth error.
-func (e *AuthorizeError) Unwrap() error { return e.Err }
-
-// ParseAuthorizeRequest validates an authorization request: a GET, or a POST
+// parseAuthorizeRequest validates an authorization request: a GET, or a POST
 // with an application/x-www-form-urlencoded body; no parameter but resource
 // repeated; the parameters pixie stores, signs or echoes within their length
-// limits (state 2048 bytes, nonce 512, id_token_hint MaxIDTokenHintLen, …);
+// limits (state 2048 bytes, nonce 512, id_token_hint engine.MaxIDTokenHintLen, …);
 // the redirect URI registered for the client. On failure it returns an
-// *AuthorizeError.
+// *engine.AuthorizeError.
 //
 // A request with request_uri is a pushed one (RFC 9126, see
-// [Provider.PushAuthorizeRequest]): it needs client_id too, and is then the
+// pushAuthorizeRequest): it needs client_id too, and is then the
 // pushed request, validated as if its parameters had come in this request;
 // any other parameter is ignored. Its prompt=login and max_age count from
 // when it was pushed: a login since then satisfies them. A client with
 // store.Client.RequirePAR, or any client with Config.RequirePAR, must send
 // pushed requests.
-func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (_ *AuthorizeRequest, err error) {
+func (p *Provider) parseAuthorizeRequest(ctx context.Context, r *http.Request) (_ *authzRequest, err error) {
 	ctx, span := p.endpoint(ctx, r, "authorize")
 	defer span.End()
 	ctx = withMemo(ctx)
@@ -137,13 +105,13 @@ func (p *Provider) ParseAuthorizeRequest(ctx context.Context, r *http.Request) (
 // shownError makes the answer to a request refused before its client is
 // known, or about a value that must not be echoed: shown to the user, not
 // redirected.
-func shownError(description string) *AuthorizeError {
-	return &AuthorizeError{Err: &Error{Code: CodeInvalidRequest, Description: description, Status: http.StatusBadRequest}}
+func shownError(description string) *engine.AuthorizeError {
+	return &engine.AuthorizeError{Err: &engine.Error{Code: engine.CodeInvalidRequest, Description: description, Status: http.StatusBadRequest}}
 }
 
 // parseAuthorizeForm parses the request's parameters, refusing a form that
 // the checks after it could not trust to be the one fosite reads.
-func parseAuthorizeForm(r *http.Request) *AuthorizeError {
+func parseAuthorizeForm(r *http.Request) *engine.AuthorizeError {
 	if r.Method == http.MethodPost {
 		// OIDC Core §3.1.2.1: form serialization. fosite would parse a
 		// multipart body too, and with it parameters this check never saw.
@@ -166,7 +134,7 @@ func parseAuthorizeForm(r *http.Request) *AuthorizeError {
 // withPushed swaps a request_uri for the request pushed under it, so that
 // the pushed parameters are validated as if sent here; the pushed request is
 // nil, and r returned as it is, when there is no request_uri.
-func (p *Provider) withPushed(ctx context.Context, r *http.Request) (*http.Request, *pushedRequest, *AuthorizeError) {
+func (p *Provider) withPushed(ctx context.Context, r *http.Request) (*http.Request, *pushedRequest, *engine.AuthorizeError) {
 	if !r.Form.Has("request_uri") {
 		return r, nil, nil
 	}
@@ -185,7 +153,7 @@ func (p *Provider) withPushed(ctx context.Context, r *http.Request) (*http.Reque
 // pushed, that follow fosite's: the API asked for (audience or RFC 8707
 // resource, targets), PKCE and dpop_jkt, max_age and the claims parameter.
 // It returns the request as pixie works with it.
-func (p *Provider) checkRequest(ar fosite.AuthorizeRequester, c *store.Client, targets []string) (*AuthorizeRequest, error) {
+func (p *Provider) checkRequest(ar fosite.AuthorizeRequester, c *store.Client, targets []string) (*authzRequest, error) {
 	api, err := p.checkTarget(c, targets, ar.GetRequestedScopes())
 	if err != nil {
 		return nil, err
@@ -205,7 +173,7 @@ func (p *Provider) checkRequest(ar fosite.AuthorizeRequester, c *store.Client, t
 		}
 		maxAge = time.Duration(n) * time.Second
 	}
-	areq := &AuthorizeRequest{
+	areq := &authzRequest{ar: ar, AuthorizeRequest: &engine.AuthorizeRequest{
 		Client:    c.Clone(),
 		Scopes:    slices.Clone(ar.GetRequestedScopes()),
 		State:     ar.GetState(),
@@ -213,8 +181,8 @@ func (p *Provider) checkRequest(ar fosite.AuthorizeRequester, c *store.Client, t
 		MaxAge:    maxAge,
 		LoginHint: form.Get("login_hint"),
 		ACRValues: strings.Fields(form.Get("acr_values")),
-		ar:        ar,
-	}
+	}}
+	areq.Engine = areq
 	if api != nil {
 		areq.API = api.Identifier
 	}
@@ -233,7 +201,7 @@ var maxParamLen = map[string]int{
 	"state":         2048,
 	"nonce":         512,
 	"login_hint":    512,
-	"id_token_hint": MaxIDTokenHintLen,
+	"id_token_hint": engine.MaxIDTokenHintLen,
 	"ui_locales":    256,
 	"acr_values":    512,
 	"scope":         2048,
@@ -249,11 +217,6 @@ var maxParamLen = map[string]int{
 	"resource":      2048,
 	"request_uri":   256,
 }
-
-// MaxIDTokenHintLen is the longest id_token_hint pixie reads, at the
-// authorization endpoint and at logout: an ID token pixie issued is far
-// shorter, and a longer value is not parsed at all.
-const MaxIDTokenHintLen = 8192
 
 // overlong returns a parameter whose value exceeds its limit, and the
 // limit, or "".
@@ -278,7 +241,7 @@ func overlong(form url.Values) (string, int) {
 // to it. An unknown client, or a request without redirect_uri, is left to
 // fosite, which refuses the one and uses the single registered URI for the
 // other.
-func (p *Provider) checkRedirectURI(ctx context.Context, form url.Values) *AuthorizeError {
+func (p *Provider) checkRedirectURI(ctx context.Context, form url.Values) *engine.AuthorizeError {
 	requested := form.Get("redirect_uri")
 	if requested == "" {
 		return nil
@@ -291,7 +254,7 @@ func (p *Provider) checkRedirectURI(ctx context.Context, form url.Values) *Autho
 	if !ok || redirectURIRegistered(c.c, requested) {
 		return nil
 	}
-	return &AuthorizeError{Err: &Error{Code: CodeInvalidRequest, Status: http.StatusBadRequest,
+	return &engine.AuthorizeError{Err: &engine.Error{Code: engine.CodeInvalidRequest, Status: http.StatusBadRequest,
 		Description: "The redirect_uri is not registered for this client. Only the port of a native app's loopback redirect URI may differ (RFC 8252 §7.3)."}}
 }
 
@@ -302,7 +265,7 @@ func (p *Provider) checkRedirectURI(ctx context.Context, form url.Values) *Autho
 // the consent step reads), but they are not granted: the access token's
 // scope stays what was requested. It also reads the acr and sub the ID
 // token must have.
-func (areq *AuthorizeRequest) applyClaims(raw string) error {
+func (areq *authzRequest) applyClaims(raw string) error {
 	cr, err := parseClaimsParam(raw)
 	if err != nil || cr == nil || !areq.ar.GetRequestedScopes().Has("openid") {
 		return err
@@ -383,13 +346,13 @@ func checkChallenge(challenge, method string, allowPlain bool) error {
 	return nil
 }
 
-// IssueCode grants the request to the logged-in user and returns the URL to
+// issueCode grants the request to the logged-in user and returns the URL to
 // redirect the browser to: the client's redirect URI with code, scope, state
 // and iss (RFC 9207). The requested scopes are granted as asked (the client
 // may only ask for scopes it is registered for); offline_access, and with it a
 // refresh token, only if the client may use refresh tokens. On failure it
-// returns an *AuthorizeError.
-func (p *Provider) IssueCode(ctx context.Context, areq *AuthorizeRequest, login Login) (_ string, err error) {
+// returns an *engine.AuthorizeError.
+func (p *Provider) issueCode(ctx context.Context, areq *authzRequest, login Login) (_ string, err error) {
 	ctx, span := p.endpoint(ctx, nil, "authorize")
 	defer span.End()
 	defer p.authorizeDone(ctx, span, areq.Client.ID, true, &err)
@@ -409,7 +372,7 @@ func (p *Provider) IssueCode(ctx context.Context, areq *AuthorizeRequest, login 
 	sess := p.codeSession(areq, login, user, acr)
 	rules, err := p.runRules(ctx, ProtocolOIDCBasicProfile, areq.Client, user, ar.GetGrantedScopes(), areq.API)
 	if err != nil {
-		var deny *DenyError
+		var deny *denyError
 		if errors.As(err, &deny) {
 			return "", p.authorizeError(ctx, ar, fosite.ErrAccessDenied.WithHint(deny.Message))
 		}
@@ -435,7 +398,7 @@ func (p *Provider) IssueCode(ctx context.Context, areq *AuthorizeRequest, login 
 
 // checkLogin refuses a login the request cannot be granted to, and returns
 // its acr.
-func (p *Provider) checkLogin(ctx context.Context, areq *AuthorizeRequest, login Login) (string, error) {
+func (p *Provider) checkLogin(ctx context.Context, areq *authzRequest, login Login) (string, error) {
 	ar := areq.ar
 	if login.Subject == "" {
 		return "", p.authorizeError(ctx, ar, fosite.ErrServerError.WithDebug("login has no subject"))
@@ -448,7 +411,7 @@ func (p *Provider) checkLogin(ctx context.Context, areq *AuthorizeRequest, login
 		// OIDC Core §5.5.1.1: an essential acr that cannot be met is a
 		// failed authentication, answered as the OpenID Connect Core Error
 		// Code unmet_authentication_requirements specification says.
-		e := &fosite.RFC6749Error{ErrorField: CodeUnmetAuthenticationRequirements, DescriptionField: "The login does not meet the authentication context class the client requires (acr).", CodeField: http.StatusBadRequest}
+		e := &fosite.RFC6749Error{ErrorField: engine.CodeUnmetAuthenticationRequirements, DescriptionField: "The login does not meet the authentication context class the client requires (acr).", CodeField: http.StatusBadRequest}
 		return "", p.authorizeError(ctx, ar, e)
 	}
 	if areq.subject != "" && subtle.ConstantTimeCompare([]byte(areq.subject), []byte(login.Subject)) != 1 {
@@ -459,7 +422,7 @@ func (p *Provider) checkLogin(ctx context.Context, areq *AuthorizeRequest, login
 }
 
 // grantRequest decides which audiences and scopes the tokens will carry.
-func (p *Provider) grantRequest(areq *AuthorizeRequest) {
+func (p *Provider) grantRequest(areq *authzRequest) {
 	ar := areq.ar
 	// The access token is for the API asked for and, with openid, for the
 	// userinfo endpoint too: the issuer itself (RFC 9068 §3 wants an aud in
@@ -480,7 +443,7 @@ func (p *Provider) grantRequest(areq *AuthorizeRequest) {
 
 // codeSession makes the session the code is issued with: what the login
 // proved, about whom, and the claims its tokens are to carry.
-func (p *Provider) codeSession(areq *AuthorizeRequest, login Login, user *store.User, acr string) *session {
+func (p *Provider) codeSession(areq *authzRequest, login Login, user *store.User, acr string) *session {
 	ar := areq.ar
 	now := p.now().UTC()
 	authTime := login.AuthTime.UTC()
@@ -502,11 +465,11 @@ func (p *Provider) codeSession(areq *AuthorizeRequest, login Login, user *store.
 	return sess
 }
 
-// authorizeError builds an AuthorizeError, with a redirect only when fosite
+// authorizeError builds an engine.AuthorizeError, with a redirect only when fosite
 // validated the redirect URI.
-func (p *Provider) authorizeError(ctx context.Context, ar fosite.AuthorizeRequester, err error) *AuthorizeError {
+func (p *Provider) authorizeError(ctx context.Context, ar fosite.AuthorizeRequester, err error) *engine.AuthorizeError {
 	e := p.oauthError(ctx, "authorize", err)
-	ae := &AuthorizeError{Err: e}
+	ae := &engine.AuthorizeError{Err: e}
 	if ar == nil || !ar.IsRedirectURIValid() || ar.GetRedirectURI() == nil {
 		return ae
 	}
@@ -538,11 +501,11 @@ func withQuery(u *url.URL, params url.Values) string {
 	return v.String()
 }
 
-// Refuse ends the request with an OAuth error chosen by the caller, such as
+// refuse ends the request with an OAuth error chosen by the caller, such as
 // login_required for prompt=none without a session (OIDC Core §3.1.2.6),
 // and returns the URL to redirect the browser to. A pushed request's
 // request_uri is used up by it.
-func (p *Provider) Refuse(ctx context.Context, areq *AuthorizeRequest, code, description string) string {
+func (p *Provider) refuse(ctx context.Context, areq *authzRequest, code, description string) string {
 	if _, err := p.consumePushed(ctx, areq); err != nil {
 		// The request ends all the same; its request_uri expires soon.
 		p.log().WarnContext(ctx, "consume pushed request", "error", err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/pixieauth/pixie/internal/engine"
 	"github.com/pixieauth/pixie/store"
 )
 
@@ -29,7 +30,7 @@ func FuzzClaimsParam(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw string) {
 		cr, err := parseClaimsParam(raw)
 		if err != nil {
-			if rfc := fosite.ErrorToRFC6749Error(err); rfc.ErrorField != CodeInvalidRequest {
+			if rfc := fosite.ErrorToRFC6749Error(err); rfc.ErrorField != engine.CodeInvalidRequest {
 				t.Fatalf("parseClaimsParam(%q): got error %q, want invalid_request", raw, rfc.ErrorField)
 			}
 			return

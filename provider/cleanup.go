@@ -8,8 +8,8 @@ import (
 	"github.com/pixieauth/pixie/store"
 )
 
-// DefaultCleanupInterval is how often expired grant records are removed.
-const DefaultCleanupInterval = time.Hour
+// defaultCleanupInterval is how often expired grant records are removed.
+const defaultCleanupInterval = time.Hour
 
 // ErrNoCleanup is returned by [Provider.DeleteExpired] when the grant store
 // cannot delete expired records (it is not a [store.ExpiredDeleter]).

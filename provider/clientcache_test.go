@@ -44,7 +44,7 @@ func TestClientCacheReplicas(t *testing.T) {
 	cached, uncached := replica(0), replica(-1)
 	redirects := func(p *Provider) []string {
 		t.Helper()
-		c, err := p.Client(ctx, "app")
+		c, err := p.client(ctx, "app")
 		if err != nil {
 			t.Fatalf("Client: %v", err)
 		}
@@ -55,7 +55,7 @@ func TestClientCacheReplicas(t *testing.T) {
 		t.Fatalf("got %v, want %v", got, one)
 	}
 	// A caller may modify what it gets: the cache keeps its own copy.
-	c, _ := cached.Client(ctx, "app")
+	c, _ := cached.client(ctx, "app")
 	c.RedirectURIs[0] = "https://evil.example/"
 
 	client.RedirectURIs = two
@@ -65,7 +65,7 @@ func TestClientCacheReplicas(t *testing.T) {
 	if got := redirects(uncached); !slices.Equal(got, two) {
 		t.Errorf("without a cache: got %v, want %v at once", got, two)
 	}
-	clock.Advance(DefaultClientCacheTTL - time.Millisecond)
+	clock.Advance(defaultClientCacheTTL - time.Millisecond)
 	if got := redirects(cached); !slices.Equal(got, one) {
 		t.Errorf("within the TTL: got %v, want the cached %v", got, one)
 	}

@@ -22,29 +22,29 @@ import (
 // Lifespan defaults and limits.
 const (
 	DefaultAuthorizeCodeLifespan = 10 * time.Minute
-	MaxAuthorizeCodeLifespan     = 10 * time.Minute // RFC 6749 §4.1.2: "maximum … of 10 minutes"
+	maxAuthorizeCodeLifespan     = 10 * time.Minute // RFC 6749 §4.1.2: "maximum … of 10 minutes"
 	DefaultAccessTokenLifespan   = time.Hour
-	DefaultIDTokenLifespan       = time.Hour
-	DefaultRefreshTokenLifespan  = 30 * 24 * time.Hour
-	DefaultKeyRefreshInterval    = 30 * time.Second
-	MaxRefreshTokenGracePeriod   = 5 * time.Minute
-	// DefaultRefreshTokenGraceReuses and MaxRefreshTokenGraceReuses bound
+	defaultIDTokenLifespan       = time.Hour
+	defaultRefreshTokenLifespan  = 30 * 24 * time.Hour
+	defaultKeyRefreshInterval    = 30 * time.Second
+	maxRefreshTokenGracePeriod   = 5 * time.Minute
+	// defaultRefreshTokenGraceReuses and maxRefreshTokenGraceReuses bound
 	// Config.RefreshTokenGraceReuses.
-	DefaultRefreshTokenGraceReuses = 1
-	MaxRefreshTokenGraceReuses     = 3
-	// DefaultClientCacheTTL is Config.ClientCacheTTL's default, and
-	// MaxCachedClients the most registrations the client cache holds.
-	DefaultClientCacheTTL = 5 * time.Second
-	MaxCachedClients      = 10000
-	// DefaultStoreTimeout and MinStoreTimeout: Config.StoreTimeout.
-	DefaultStoreTimeout = 5 * time.Second
-	MinStoreTimeout     = 10 * time.Millisecond
-	// DefaultUserInfoCacheTTL and MaxUserInfoCacheTTL bound
-	// Config.UserInfoCacheTTL; DefaultUserInfoCacheSize is the default of
+	defaultRefreshTokenGraceReuses = 1
+	maxRefreshTokenGraceReuses     = 3
+	// defaultClientCacheTTL is Config.ClientCacheTTL's default, and
+	// maxCachedClients the most registrations the client cache holds.
+	defaultClientCacheTTL = 5 * time.Second
+	maxCachedClients      = 10000
+	// defaultStoreTimeout and minStoreTimeout: Config.StoreTimeout.
+	defaultStoreTimeout = 5 * time.Second
+	minStoreTimeout     = 10 * time.Millisecond
+	// defaultUserInfoCacheTTL and maxUserInfoCacheTTL bound
+	// Config.UserInfoCacheTTL; defaultUserInfoCacheSize is the default of
 	// Config.UserInfoCacheSize.
-	DefaultUserInfoCacheTTL  = 5 * time.Second
-	MaxUserInfoCacheTTL      = time.Minute
-	DefaultUserInfoCacheSize = 10000
+	defaultUserInfoCacheTTL  = 5 * time.Second
+	maxUserInfoCacheTTL      = time.Minute
+	defaultUserInfoCacheSize = 10000
 )
 
 // Signing algorithms pixie signs with. Both are always available; the
@@ -70,7 +70,7 @@ type Config struct {
 	// reused before it is read again: how long a change to a client (a new
 	// redirect URI, a rotated secret, a deleted client) may take to reach
 	// this replica. Default 5 seconds; negative: every lookup reads the
-	// store. The cache holds at most MaxCachedClients registrations.
+	// store. The cache holds at most 10,000 registrations.
 	ClientCacheTTL time.Duration
 	// Users authenticates people and returns their claims. Required.
 	Users store.Users
@@ -342,7 +342,7 @@ func (c *Config) validateLogin() error {
 		}
 	}
 	if c.RuleTimeout == 0 {
-		c.RuleTimeout = DefaultRuleTimeout
+		c.RuleTimeout = defaultRuleTimeout
 	} else if c.RuleTimeout < 0 {
 		return errors.New("provider: Config.RuleTimeout is negative")
 	}
@@ -352,14 +352,14 @@ func (c *Config) validateLogin() error {
 // validateRefresh bounds how long, and how often, a rotated refresh token
 // may still be used.
 func (c *Config) validateRefresh() error {
-	if c.RefreshTokenGracePeriod < 0 || c.RefreshTokenGracePeriod > MaxRefreshTokenGracePeriod {
-		return fmt.Errorf("provider: Config.RefreshTokenGracePeriod %v is not between 0 and %v", c.RefreshTokenGracePeriod, MaxRefreshTokenGracePeriod)
+	if c.RefreshTokenGracePeriod < 0 || c.RefreshTokenGracePeriod > maxRefreshTokenGracePeriod {
+		return fmt.Errorf("provider: Config.RefreshTokenGracePeriod %v is not between 0 and %v", c.RefreshTokenGracePeriod, maxRefreshTokenGracePeriod)
 	}
 	switch {
 	case c.RefreshTokenGraceReuses == 0:
-		c.RefreshTokenGraceReuses = DefaultRefreshTokenGraceReuses
-	case c.RefreshTokenGraceReuses < 0 || c.RefreshTokenGraceReuses > MaxRefreshTokenGraceReuses:
-		return fmt.Errorf("provider: Config.RefreshTokenGraceReuses %d is not between 1 and %d", c.RefreshTokenGraceReuses, MaxRefreshTokenGraceReuses)
+		c.RefreshTokenGraceReuses = defaultRefreshTokenGraceReuses
+	case c.RefreshTokenGraceReuses < 0 || c.RefreshTokenGraceReuses > maxRefreshTokenGraceReuses:
+		return fmt.Errorf("provider: Config.RefreshTokenGraceReuses %d is not between 1 and %d", c.RefreshTokenGraceReuses, maxRefreshTokenGraceReuses)
 	}
 	return nil
 }
@@ -369,25 +369,25 @@ func (c *Config) validateRefresh() error {
 func (c *Config) validateCaches() error {
 	switch {
 	case c.StoreTimeout == 0:
-		c.StoreTimeout = DefaultStoreTimeout
-	case c.StoreTimeout < MinStoreTimeout:
-		return fmt.Errorf("provider: Config.StoreTimeout %v is shorter than %v", c.StoreTimeout, MinStoreTimeout)
+		c.StoreTimeout = defaultStoreTimeout
+	case c.StoreTimeout < minStoreTimeout:
+		return fmt.Errorf("provider: Config.StoreTimeout %v is shorter than %v", c.StoreTimeout, minStoreTimeout)
 	}
 	if c.CleanupInterval == 0 {
-		c.CleanupInterval = DefaultCleanupInterval
+		c.CleanupInterval = defaultCleanupInterval
 	}
 	if c.ClientCacheTTL == 0 {
-		c.ClientCacheTTL = DefaultClientCacheTTL
+		c.ClientCacheTTL = defaultClientCacheTTL
 	}
 	switch {
 	case c.UserInfoCacheTTL == 0:
-		c.UserInfoCacheTTL = DefaultUserInfoCacheTTL
-	case c.UserInfoCacheTTL > MaxUserInfoCacheTTL:
-		return fmt.Errorf("provider: Config.UserInfoCacheTTL %v exceeds the maximum %v", c.UserInfoCacheTTL, MaxUserInfoCacheTTL)
+		c.UserInfoCacheTTL = defaultUserInfoCacheTTL
+	case c.UserInfoCacheTTL > maxUserInfoCacheTTL:
+		return fmt.Errorf("provider: Config.UserInfoCacheTTL %v exceeds the maximum %v", c.UserInfoCacheTTL, maxUserInfoCacheTTL)
 	}
 	switch {
 	case c.UserInfoCacheSize == 0:
-		c.UserInfoCacheSize = DefaultUserInfoCacheSize
+		c.UserInfoCacheSize = defaultUserInfoCacheSize
 	case c.UserInfoCacheSize < 0:
 		return errors.New("provider: Config.UserInfoCacheSize is negative")
 	}
@@ -409,11 +409,11 @@ func (c *Config) validateLifespans() error {
 		def  time.Duration
 		max  time.Duration
 	}{
-		{"AuthorizeCodeLifespan", &c.AuthorizeCodeLifespan, DefaultAuthorizeCodeLifespan, MaxAuthorizeCodeLifespan},
+		{"AuthorizeCodeLifespan", &c.AuthorizeCodeLifespan, DefaultAuthorizeCodeLifespan, maxAuthorizeCodeLifespan},
 		{"AccessTokenLifespan", &c.AccessTokenLifespan, DefaultAccessTokenLifespan, 0},
-		{"IDTokenLifespan", &c.IDTokenLifespan, DefaultIDTokenLifespan, 0},
-		{"RefreshTokenLifespan", &c.RefreshTokenLifespan, DefaultRefreshTokenLifespan, 0},
-		{"KeyRefreshInterval", &c.KeyRefreshInterval, DefaultKeyRefreshInterval, 0},
+		{"IDTokenLifespan", &c.IDTokenLifespan, defaultIDTokenLifespan, 0},
+		{"RefreshTokenLifespan", &c.RefreshTokenLifespan, defaultRefreshTokenLifespan, 0},
+		{"KeyRefreshInterval", &c.KeyRefreshInterval, defaultKeyRefreshInterval, 0},
 	} {
 		switch {
 		case *l.v == 0:

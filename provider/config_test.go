@@ -180,13 +180,13 @@ func TestConfigDefaults(t *testing.T) {
 		got, want time.Duration
 	}{
 		{"DefaultAuthorizeCodeLifespan", DefaultAuthorizeCodeLifespan, 10 * time.Minute},
-		{"MaxAuthorizeCodeLifespan", MaxAuthorizeCodeLifespan, 10 * time.Minute},
+		{"maxAuthorizeCodeLifespan", maxAuthorizeCodeLifespan, 10 * time.Minute},
 		{"DefaultAccessTokenLifespan", DefaultAccessTokenLifespan, time.Hour},
-		{"DefaultIDTokenLifespan", DefaultIDTokenLifespan, time.Hour},
-		{"DefaultRefreshTokenLifespan", DefaultRefreshTokenLifespan, 30 * 24 * time.Hour},
-		{"DefaultKeyRefreshInterval", DefaultKeyRefreshInterval, 30 * time.Second},
-		{"DefaultCleanupInterval", DefaultCleanupInterval, time.Hour},
-		{"DefaultStoreTimeout", DefaultStoreTimeout, 5 * time.Second},
+		{"defaultIDTokenLifespan", defaultIDTokenLifespan, time.Hour},
+		{"defaultRefreshTokenLifespan", defaultRefreshTokenLifespan, 30 * 24 * time.Hour},
+		{"defaultKeyRefreshInterval", defaultKeyRefreshInterval, 30 * time.Second},
+		{"defaultCleanupInterval", defaultCleanupInterval, time.Hour},
+		{"defaultStoreTimeout", defaultStoreTimeout, 5 * time.Second},
 	} {
 		if d.got != d.want {
 			t.Errorf("%s: got %v, want %v", d.name, d.got, d.want)
@@ -217,7 +217,7 @@ func TestLifespansInEffect(t *testing.T) {
 		refresh   time.Duration // refresh token
 		wantIDAlg string
 	}{
-		{"Defaults", nil, DefaultAuthorizeCodeLifespan, DefaultAccessTokenLifespan, DefaultIDTokenLifespan, DefaultRefreshTokenLifespan, RS256},
+		{"Defaults", nil, DefaultAuthorizeCodeLifespan, DefaultAccessTokenLifespan, defaultIDTokenLifespan, defaultRefreshTokenLifespan, RS256},
 		{"Configured", func(c *Config) {
 			c.AuthorizeCodeLifespan = time.Minute
 			c.AccessTokenLifespan = 5 * time.Minute
@@ -290,11 +290,11 @@ func TestIssuerInResponses(t *testing.T) {
 		t.Errorf("Issuer(): got %q, want %q", got, issuer)
 	}
 	_, challenge := pkcePair(t)
-	areq, err := e.p.ParseAuthorizeRequest(t.Context(), authorizeRequest(authorizeQuery(challenge, "S256")))
+	areq, err := e.p.parseAuthorizeRequest(t.Context(), authorizeRequest(authorizeQuery(challenge, "S256")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	to, err := e.p.IssueCode(t.Context(), areq, Login{Subject: testSubject})
+	to, err := e.p.issueCode(t.Context(), areq, Login{Subject: testSubject})
 	if err != nil {
 		t.Fatal(err)
 	}

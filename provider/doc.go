@@ -1,7 +1,10 @@
 // Package provider is pixie's protocol engine: an OAuth 2.0 authorization
 // server for the Authorization Code grant with PKCE (RFC 7636) and OpenID
 // Connect, built on github.com/ory/fosite v0.49.0. It does no HTTP routing;
-// package handlers serves its steps on a mux.
+// package handlers serves its steps on a mux. The steps themselves (parse an
+// authorization request, issue its code, serve a token request, …) are not
+// exported: only package handlers calls them, through an internal package,
+// so what is exported here is what a host app configures and calls.
 //
 // [New] takes a [Config]: the issuer and four stores (see package store).
 // Everything else has a secure default:
@@ -44,7 +47,7 @@
 //     Config.MeterProvider: the global ones, no-ops until the host sets
 //     up an SDK) and audit events ([Event], Config.Events), never with a
 //     token, code, secret, password or e-mail address in them; and a
-//     readiness check, [Provider.Ready].
+//     readiness check, served by package handlers (Server.Ready).
 //
 // A Provider is safe for concurrent use.
 package provider

@@ -12,6 +12,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/pixieauth/pixie/internal/dpop"
+	"github.com/pixieauth/pixie/internal/engine"
 	"github.com/pixieauth/pixie/internal/httpauth"
 	"github.com/pixieauth/pixie/internal/paths"
 	"github.com/pixieauth/pixie/store"
@@ -31,7 +32,7 @@ import (
 func (p *Provider) newDPoPCheckers() (token, resource *dpop.Checker, err error) {
 	token = &dpop.Checker{Now: p.now, Replay: p.dpopReplay}
 	if p.cfg.DPoPNonce {
-		if token.NonceKey, err = p.DeriveKey("dpop nonce"); err != nil {
+		if token.NonceKey, err = p.deriveKey("dpop nonce"); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -95,12 +96,12 @@ func (p *Provider) bindDPoP(ctx context.Context, r *http.Request, ar fosite.Acce
 // answer (RFC 9449 §5, §8): 400 invalid_dpop_proof, or use_dpop_nonce with
 // a fresh nonce for the DPoP-Nonce header. Anything else is the store's
 // failure.
-func (p *Provider) dpopError(ctx context.Context, op string, err error) *Error {
+func (p *Provider) dpopError(ctx context.Context, op string, err error) *engine.Error {
 	var de *dpop.Error
 	if !errors.As(err, &de) {
 		return p.oauthError(ctx, op, &internalError{err})
 	}
-	e := &Error{Code: de.Code, Description: de.Description, Status: http.StatusBadRequest, cause: err}
+	e := &engine.Error{Code: de.Code, Description: de.Description, Status: http.StatusBadRequest, Cause: err}
 	if de.Code == dpop.CodeUseNonce {
 		e.DPoPNonce = p.dpopToken.Nonce()
 	}
@@ -153,6 +154,6 @@ func checkJKT(v string) error {
 
 // dpopChallenge returns the WWW-Authenticate value of a refusal at a
 // protected resource (RFC 9449 §7.1).
-func dpopChallenge(e *Error) string {
+func dpopChallenge(e *engine.Error) string {
 	return httpauth.Challenge("DPoP", "algs", strings.Join(dpop.Algs(), " "), "error", e.Code, "error_description", e.Description)
 }

@@ -44,7 +44,6 @@ func ExampleNew() {
 		log.Fatal(err)
 	}
 	fmt.Println("issuer:", p.Issuer())
-	fmt.Println("ID token algorithms:", p.Metadata()["id_token_signing_alg_values_supported"])
 
 	var jwks struct {
 		Keys []struct {
@@ -60,7 +59,6 @@ func ExampleNew() {
 
 	// Output:
 	// issuer: https://id.example.com
-	// ID token algorithms: [RS256 ES256]
 	// published keys: 2
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"unicode"
 
+	"github.com/pixieauth/pixie/internal/engine"
 	"github.com/pixieauth/pixie/store"
 )
 
@@ -190,11 +191,11 @@ type pkceCheck struct {
 
 func checkPKCE(t *testing.T, e *testEnv, challenge, method string) pkceCheck {
 	t.Helper()
-	areq, err := e.p.ParseAuthorizeRequest(t.Context(), authorizeRequest(authorizeQuery(challenge, method)))
+	areq, err := e.p.parseAuthorizeRequest(t.Context(), authorizeRequest(authorizeQuery(challenge, method)))
 	if err != nil {
 		return pkceCheck{parseErr: err}
 	}
-	_, err = e.p.IssueCode(t.Context(), areq, Login{Subject: testSubject})
+	_, err = e.p.issueCode(t.Context(), areq, Login{Subject: testSubject})
 	return pkceCheck{issueErr: err}
 }
 
@@ -202,11 +203,11 @@ func checkPKCE(t *testing.T, e *testEnv, challenge, method string) pkceCheck {
 // back to the client (whose redirect URI is valid) with its state.
 func assertPKCERefusal(t *testing.T, err error) {
 	t.Helper()
-	var ae *AuthorizeError
+	var ae *engine.AuthorizeError
 	if !errors.As(err, &ae) {
-		t.Fatalf("got error %v (%T), want an *AuthorizeError", err, err)
+		t.Fatalf("got error %v (%T), want an *engine.AuthorizeError", err, err)
 	}
-	if ae.Err.Code != CodeInvalidRequest {
+	if ae.Err.Code != engine.CodeInvalidRequest {
 		t.Errorf("got %s, want invalid_request", ae.Err.Code)
 	}
 	if !strings.HasPrefix(ae.RedirectURL, nativeRedirect+"?") || !strings.Contains(ae.RedirectURL, "state="+testState) {
@@ -323,11 +324,11 @@ func TestPlainPKCEFlow(t *testing.T) {
 	e := newTestEnv(t, func(c *Config) { c.InsecureAllowPlainPKCE = true })
 	const verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
 	issue := func() issued {
-		areq, err := e.p.ParseAuthorizeRequest(t.Context(), authorizeRequest(authorizeQuery(verifier, "plain")))
+		areq, err := e.p.parseAuthorizeRequest(t.Context(), authorizeRequest(authorizeQuery(verifier, "plain")))
 		if err != nil {
 			t.Fatalf("ParseAuthorizeRequest: %v", err)
 		}
-		to, err := e.p.IssueCode(t.Context(), areq, Login{Subject: testSubject})
+		to, err := e.p.issueCode(t.Context(), areq, Login{Subject: testSubject})
 		if err != nil {
 			t.Fatalf("IssueCode: %v", err)
 		}
@@ -342,7 +343,7 @@ func TestPlainPKCEFlow(t *testing.T) {
 	}
 	c := issue()
 	c.verifier = strings.Repeat("x", 43)
-	if _, err := e.redeem(t.Context(), c); err == nil || asError(t, err).Code != CodeInvalidGrant {
+	if _, err := e.redeem(t.Context(), c); err == nil || asError(t, err).Code != engine.CodeInvalidGrant {
 		t.Errorf("redeem with another verifier: got error %v, want invalid_grant", err)
 	}
 }

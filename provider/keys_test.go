@@ -378,11 +378,11 @@ func TestIDTokenAlg(t *testing.T) {
 			q := authorizeQuery(challenge, "S256")
 			q.Set("client_id", "alg-client")
 			q.Set("scope", "openid")
-			areq, err := e.p.ParseAuthorizeRequest(t.Context(), authorizeRequest(q))
+			areq, err := e.p.parseAuthorizeRequest(t.Context(), authorizeRequest(q))
 			if err != nil {
 				t.Fatalf("ParseAuthorizeRequest: %v", err)
 			}
-			to, err := e.p.IssueCode(t.Context(), areq, Login{Subject: testSubject})
+			to, err := e.p.issueCode(t.Context(), areq, Login{Subject: testSubject})
 			if err != nil {
 				t.Fatalf("IssueCode: %v", err)
 			}
@@ -522,7 +522,7 @@ func TestDeriveKey(t *testing.T) {
 	}
 	derive := func(p *Provider, purpose string) []byte {
 		t.Helper()
-		k, err := p.DeriveKey(purpose)
+		k, err := p.deriveKey(purpose)
 		if err != nil {
 			t.Fatalf("DeriveKey(%q): %v", purpose, err)
 		}
@@ -628,7 +628,7 @@ func TestRotateKeys(t *testing.T) {
 			b := newTestEnvOn(t, a.mem, edit)
 			interval := tc.interval
 			if interval == 0 {
-				interval = DefaultKeyRefreshInterval
+				interval = defaultKeyRefreshInterval
 			}
 			oldKID := idTokenKID(t, a)
 			if got := idTokenKID(t, b); got != oldKID {
@@ -719,15 +719,15 @@ func TestRetiredKeysUnpublished(t *testing.T) {
 			}
 			// The old keys are replaced when the new ones start signing, two
 			// refresh intervals after the rotation.
-			activation := 2 * DefaultKeyRefreshInterval
+			activation := 2 * defaultKeyRefreshInterval
 			clk.Advance(activation + tc.retire - time.Second)
 			if got := jwksKIDs(t, p); !slices.Equal(got, all) {
 				t.Errorf("%v after the rotation: got kids %v, want all four %v", activation+tc.retire-time.Second, got, all)
 			}
 			// The JWKS is recomputed when the keys are reread: at most a
 			// refresh interval after the retirement.
-			clk.Advance(DefaultKeyRefreshInterval + time.Second)
-			after := activation + tc.retire + DefaultKeyRefreshInterval
+			clk.Advance(defaultKeyRefreshInterval + time.Second)
+			after := activation + tc.retire + defaultKeyRefreshInterval
 			got := jwksKIDs(t, p)
 			if len(got) != 2 {
 				t.Fatalf("%v after the rotation: got %d published keys, want the 2 new ones", after, len(got))

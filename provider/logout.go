@@ -6,25 +6,20 @@ import (
 	"fmt"
 
 	"github.com/ory/fosite/token/jwt"
+
+	"github.com/pixieauth/pixie/internal/engine"
 )
 
-// IDTokenHint is what an id_token_hint (OpenID Connect RP-Initiated Logout
-// 1.0 §2) says, once its signature checks out.
-type IDTokenHint struct {
-	Subject  string   // sub: the user the app believes is logged in
-	Audience []string // aud: the client(s) the token was issued to
-}
-
-// VerifyIDTokenHint checks an ID token this provider issued, as the
+// verifyIDTokenHint checks an ID token this provider issued, as the
 // id_token_hint of a logout request: its signature (by any of the
 // provider's keys, rotated ones included) and its issuer. A hint longer
-// than MaxIDTokenHintLen is refused unread. An expired token is
+// than engine.MaxIDTokenHintLen is refused unread. An expired token is
 // accepted, as the specification allows: it only names who to log out.
-func (p *Provider) VerifyIDTokenHint(ctx context.Context, raw string) (*IDTokenHint, error) {
-	if len(raw) > MaxIDTokenHintLen {
+func (p *Provider) verifyIDTokenHint(ctx context.Context, raw string) (*engine.IDTokenHint, error) {
+	if len(raw) > engine.MaxIDTokenHintLen {
 		// Not parsed at all: splitting a huge token costs more than it
 		// could ever be worth.
-		return nil, fmt.Errorf("provider: id_token_hint longer than %d bytes", MaxIDTokenHintLen)
+		return nil, fmt.Errorf("provider: id_token_hint longer than %d bytes", engine.MaxIDTokenHintLen)
 	}
 	tok, err := newJWTSigner(p.keys, p.cfg.IDTokenAlg).Decode(ctx, raw)
 	var ve *jwt.ValidationError
@@ -41,7 +36,7 @@ func (p *Provider) VerifyIDTokenHint(ctx context.Context, raw string) (*IDTokenH
 	if sub == "" {
 		return nil, errors.New("provider: id_token_hint has no subject")
 	}
-	h := &IDTokenHint{Subject: sub}
+	h := &engine.IDTokenHint{Subject: sub}
 	switch aud := tok.Claims["aud"].(type) {
 	case string:
 		h.Audience = []string{aud}

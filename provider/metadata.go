@@ -5,14 +5,14 @@ import (
 	"github.com/pixieauth/pixie/internal/paths"
 )
 
-// Metadata returns the provider's discovery document (OpenID Connect
+// metadata returns the provider's discovery document (OpenID Connect
 // Discovery 1.0 §3, RFC 8414 §2): the issuer, the URLs of the endpoints
 // package handlers serves under it, and what they support (PKCE methods,
 // signing algorithms, scopes, claims, acr values, DPoP, pushed requests).
 // Package handlers serves it at /.well-known/openid-configuration and
 // /.well-known/oauth-authorization-server; a host that mounts the endpoints
 // itself can serve it as JSON. The map is the caller's.
-func (p *Provider) Metadata() map[string]any {
+func (p *Provider) metadata() map[string]any {
 	iss := p.cfg.Issuer
 	methods := []string{"S256"}
 	if p.cfg.InsecureAllowPlainPKCE {

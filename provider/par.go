@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
+
+	"github.com/pixieauth/pixie/internal/engine"
 )
 
 // Pushed authorization requests (RFC 9126).
@@ -43,7 +45,7 @@ const requestURIPrefix = "urn:ietf:params:oauth:request_uri:"
 // stored: client authentication.
 var pushedSecretParams = []string{"client_secret", "client_assertion", "client_assertion_type"}
 
-// PushAuthorizeRequest serves the pushed authorization request endpoint
+// pushAuthorizeRequest serves the pushed authorization request endpoint
 // (RFC 9126): a POST with an application/x-www-form-urlencoded body holding
 // the parameters of an authorization request. The client authenticates as
 // at the token endpoint (a public client by its client_id). The request is
@@ -51,8 +53,8 @@ var pushedSecretParams = []string{"client_secret", "client_assertion", "client_a
 // and stored for Config.PushedRequestLifespan; the result holds the JSON
 // members of the 201 response, request_uri and expires_in. The client then
 // sends the browser to the authorization endpoint with only client_id and
-// request_uri, which can be used once. On failure it returns an *Error.
-func (p *Provider) PushAuthorizeRequest(ctx context.Context, r *http.Request) (_ map[string]any, err error) {
+// request_uri, which can be used once. On failure it returns an *engine.Error.
+func (p *Provider) pushAuthorizeRequest(ctx context.Context, r *http.Request) (_ map[string]any, err error) {
 	ctx, span := p.endpoint(ctx, r, "par")
 	defer span.End()
 	defer p.failed(span, &err)
@@ -110,8 +112,8 @@ type pushedRequest struct {
 // parameters fosite must not see, returning the client ID of the client's
 // credentials (empty when it sent none).
 func checkPushForm(r *http.Request) (string, error) {
-	bad := func(description string) *Error {
-		return &Error{Code: CodeInvalidRequest, Description: description, Status: http.StatusBadRequest}
+	bad := func(description string) *engine.Error {
+		return &engine.Error{Code: engine.CodeInvalidRequest, Description: description, Status: http.StatusBadRequest}
 	}
 	id, _, cerr := clientCredentials(r) // parses the form POST
 	if cerr != nil {
@@ -132,7 +134,7 @@ func checkPushForm(r *http.Request) (string, error) {
 		return "", bad("A pushed authorization request must not contain request_uri (RFC 9126 §2.1).")
 	}
 	if form.Has("request") {
-		return "", &Error{Code: "request_not_supported", Description: "Request objects are not supported.", Status: http.StatusBadRequest}
+		return "", &engine.Error{Code: "request_not_supported", Description: "Request objects are not supported.", Status: http.StatusBadRequest}
 	}
 	if fid := form.Get("client_id"); fid != "" && fid != id {
 		// Basic credentials for one client, client_id for another: fosite
@@ -147,13 +149,13 @@ func checkPushForm(r *http.Request) (string, error) {
 // must be one this provider issued, unused and unexpired, and client_id the
 // pushing client's; otherwise the error is invalid_request_uri, shown to the
 // user: nothing of the request, its redirect URI least of all, is trusted.
-func (p *Provider) resolvePushed(ctx context.Context, form url.Values) (url.Values, *pushedRequest, *AuthorizeError) {
-	shown := func(code, description string) *AuthorizeError {
-		return &AuthorizeError{Err: &Error{Code: code, Description: description, Status: http.StatusBadRequest}}
+func (p *Provider) resolvePushed(ctx context.Context, form url.Values) (url.Values, *pushedRequest, *engine.AuthorizeError) {
+	shown := func(code, description string) *engine.AuthorizeError {
+		return &engine.AuthorizeError{Err: &engine.Error{Code: code, Description: description, Status: http.StatusBadRequest}}
 	}
 	uri, clientID := form.Get("request_uri"), form.Get("client_id")
 	if clientID == "" {
-		return nil, nil, shown(CodeInvalidRequest, "The client_id parameter is missing.")
+		return nil, nil, shown(engine.CodeInvalidRequest, "The client_id parameter is missing.")
 	}
 	st := &fositeStorage{p: p}
 	pr, err := st.GetPARSession(ctx, uri)
@@ -162,7 +164,7 @@ func (p *Provider) resolvePushed(ctx context.Context, form url.Values) (url.Valu
 		return nil, nil, shown(errCodeInvalidRequestURI, "The request_uri is unknown, expired or already used.")
 	case err != nil:
 		e := p.oauthError(ctx, "authorize", err)
-		return nil, nil, &AuthorizeError{Err: e}
+		return nil, nil, &engine.AuthorizeError{Err: e}
 	case pr.GetClient().GetID() != clientID:
 		p.log().WarnContext(ctx, "request_uri presented by another client", "client_id", clientID)
 		return nil, nil, shown(errCodeInvalidRequestURI, "The request_uri was not pushed by this client.")
@@ -214,7 +216,7 @@ func pushedHTTPRequest(ctx context.Context, orig *http.Request, form url.Values)
 // Both times are whole seconds (auth_time and the push time), and the
 // caller compares with a later reading of the clock: half a second of slack
 // absorbs that, without letting a login of the second before count.
-func (areq *AuthorizeRequest) measureFromPush(now, pushedAt time.Time) {
+func (areq *authzRequest) measureFromPush(now, pushedAt time.Time) {
 	since := max(now.Sub(pushedAt), 0) + time.Second/2
 	if areq.MaxAge >= 0 {
 		areq.MaxAge += since
@@ -230,7 +232,7 @@ func (areq *AuthorizeRequest) measureFromPush(now, pushedAt time.Time) {
 // consumePushed deletes the pushed request areq came from, if any: once a
 // code is issued, or the request ended, its request_uri opens nothing. It
 // reports false when a concurrent use consumed it first.
-func (p *Provider) consumePushed(ctx context.Context, areq *AuthorizeRequest) (bool, error) {
+func (p *Provider) consumePushed(ctx context.Context, areq *authzRequest) (bool, error) {
 	if areq.pushed == nil {
 		return true, nil
 	}

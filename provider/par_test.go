@@ -68,7 +68,7 @@ func TestPushedRequestRoundTrip(t *testing.T) {
 		pushed[k] = v
 	}
 	pushed.Set("client_secret", webSecret)
-	resp, err := e.p.PushAuthorizeRequest(t.Context(), pushRequest(pushed))
+	resp, err := e.p.pushAuthorizeRequest(t.Context(), pushRequest(pushed))
 	if err != nil {
 		t.Fatalf("PushAuthorizeRequest: %v", err)
 	}
@@ -93,11 +93,11 @@ func TestPushedRequestRoundTrip(t *testing.T) {
 		}
 	}
 
-	direct, err := e.p.ParseAuthorizeRequest(t.Context(), authorizeRequest(params))
+	direct, err := e.p.parseAuthorizeRequest(t.Context(), authorizeRequest(params))
 	if err != nil {
 		t.Fatalf("ParseAuthorizeRequest, direct: %v", err)
 	}
-	got, err := e.p.ParseAuthorizeRequest(t.Context(), authorizeRequest(url.Values{"client_id": {webID}, "request_uri": {uri}}))
+	got, err := e.p.parseAuthorizeRequest(t.Context(), authorizeRequest(url.Values{"client_id": {webID}, "request_uri": {uri}}))
 	if err != nil {
 		t.Fatalf("ParseAuthorizeRequest, pushed: %v", err)
 	}

@@ -69,7 +69,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	}
 	d := cfg.StoreTimeout
 	p := &Provider{cfg: cfg, users: storetimeout.Users(cfg.Users, d), grants: storetimeout.Grants(cfg.Grants, d)}
-	p.clients = newClientCache(storetimeout.Clients(cfg.Clients, d), cfg.ClientCacheTTL, MaxCachedClients, p.now)
+	p.clients = newClientCache(storetimeout.Clients(cfg.Clients, d), cfg.ClientCacheTTL, maxCachedClients, p.now)
 	p.userInfo = newUserInfoCache(cfg.UserInfoCacheTTL, cfg.UserInfoCacheSize, p.now)
 	ring := &keyring{
 		st:       storetimeout.Keys(cfg.Keys, d),
@@ -182,12 +182,12 @@ func (p *Provider) codeSignature(ctx context.Context, code string) string {
 // Issuer returns the issuer identifier.
 func (p *Provider) Issuer() string { return p.cfg.Issuer }
 
-// Client returns a copy of the registered client with the given id, after
+// client returns a copy of the registered client with the given id, after
 // the checks every endpoint applies ([ValidateClient]): a client the
 // authorization endpoint would refuse is refused here too. An unknown client
 // yields an error wrapping [store.ErrNotFound]; a registration that breaks
 // the rules, or a store failure, another error.
-func (p *Provider) Client(ctx context.Context, id string) (*store.Client, error) {
+func (p *Provider) client(ctx context.Context, id string) (*store.Client, error) {
 	c, err := p.clients.Client(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("provider: client %q: %w", id, err)
@@ -206,11 +206,6 @@ func (p *Provider) Client(ctx context.Context, id string) (*store.Client, error)
 func (p *Provider) Authenticate(ctx context.Context, username, password string) (subject string, err error) {
 	return p.users.Authenticate(ctx, username, password)
 }
-
-// StoreTimeout returns Config.StoreTimeout (its default applied): package
-// handlers bounds its own stores' calls by it too. Client and the store
-// returned by Users are already bounded by it.
-func (p *Provider) StoreTimeout() time.Duration { return p.cfg.StoreTimeout }
 
 // JWKS returns the public JSON Web Key Set (RFC 7517) that verifies the
 // provider's tokens, as served at /.well-known/jwks.json: the signing key of
@@ -236,17 +231,11 @@ func (p *Provider) RotateKeys(ctx context.Context) error {
 	return nil
 }
 
-// JWKSMaxAge is how long clients may cache the JWKS: Config.KeyRefreshInterval.
-func (p *Provider) JWKSMaxAge() time.Duration { return p.cfg.KeyRefreshInterval }
-
-// Logger returns the configured logger, or slog.Default().
-func (p *Provider) Logger() *slog.Logger { return p.log() }
-
-// DeriveKey returns a 32-byte key derived (HKDF-SHA256) from the provider's
+// deriveKey returns a 32-byte key derived (HKDF-SHA256) from the provider's
 // stored token secret, bound to purpose. Every replica sharing the key store
 // derives the same key, which is how package handlers seals the login cookie
 // without another secret to configure.
-func (p *Provider) DeriveKey(purpose string) ([]byte, error) {
+func (p *Provider) deriveKey(purpose string) ([]byte, error) {
 	secret, _ := p.keys.tokenSecrets()
 	k, err := hkdf.Key(sha256.New, secret, nil, "pixie "+purpose, 32)
 	if err != nil {
@@ -269,9 +258,6 @@ func (p *Provider) log() *slog.Logger {
 	}
 	return slog.Default()
 }
-
-// Now returns the current time from Config.Now.
-func (p *Provider) Now() time.Time { return p.now() }
 
 func (p *Provider) now() time.Time {
 	if p.cfg.Now != nil {

@@ -20,8 +20,8 @@ const (
 	ProtocolOAuth2RefreshToken = "oauth2-refresh-token" // refreshing tokens
 )
 
-// DefaultRuleTimeout is how long a rule may run by default.
-const DefaultRuleTimeout = 2 * time.Second
+// defaultRuleTimeout is how long a rule may run by default.
+const defaultRuleTimeout = 2 * time.Second
 
 // Rule is a hook that runs while tokens are being issued: when a user logs
 // in to a client, and again on every refresh. Rules run in order; each may
@@ -57,15 +57,15 @@ type RuleContext struct {
 	AccessToken map[string]any
 }
 
-// DenyError is a rule's refusal, made by [Deny].
-type DenyError struct{ Message string }
+// denyError is a rule's refusal, made by [Deny].
+type denyError struct{ Message string }
 
-func (e *DenyError) Error() string { return "provider: denied by rule: " + e.Message }
+func (e *denyError) Error() string { return "provider: denied by rule: " + e.Message }
 
 // Deny returns the error a rule returns to refuse the tokens: the login ends
 // with access_denied on the redirect, a refresh with invalid_grant, and the
 // message is the error_description the app receives.
-func Deny(message string) error { return &DenyError{Message: message} }
+func Deny(message string) error { return &denyError{Message: message} }
 
 // ruleClaims are the claims the rules added, kept with the grant so that a
 // refresh can replace them.
@@ -74,7 +74,7 @@ type ruleClaims struct {
 }
 
 // runRules runs every rule in order and returns the claims they added. A
-// *DenyError is returned as it is; any other failure as an internalError.
+// *denyError is returned as it is; any other failure as an internalError.
 func (p *Provider) runRules(ctx context.Context, protocol string, c *store.Client, u *store.User, scopes []string, api string) (ruleClaims, error) {
 	out := ruleClaims{IDToken: map[string]any{}, AccessToken: map[string]any{}}
 	for _, r := range p.cfg.Rules {
@@ -88,7 +88,7 @@ func (p *Provider) runRules(ctx context.Context, protocol string, c *store.Clien
 			AccessToken: maps.Clone(out.AccessToken),
 		}
 		if err := p.runRule(ctx, r, rc); err != nil {
-			var deny *DenyError
+			var deny *denyError
 			if errors.As(err, &deny) {
 				p.log().InfoContext(ctx, "rule denied the tokens", "rule", r.Name, "client_id", c.ID, "subject", u.Subject)
 				return ruleClaims{}, deny

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/pixieauth/pixie/internal/engine"
 	"github.com/pixieauth/pixie/store"
 	"github.com/pixieauth/pixie/store/memory"
 )
@@ -150,11 +151,11 @@ func (e *testEnv) issueCode(t testing.TB, clientID string) issued {
 		q.Set("client_id", webID)
 		q.Set("redirect_uri", webRedirect)
 	}
-	areq, err := e.p.ParseAuthorizeRequest(t.Context(), authorizeRequest(q))
+	areq, err := e.p.parseAuthorizeRequest(t.Context(), authorizeRequest(q))
 	if err != nil {
 		t.Fatalf("ParseAuthorizeRequest: got error %v, want nil", err)
 	}
-	to, err := e.p.IssueCode(t.Context(), areq, Login{Subject: testSubject, AMR: []string{"pwd"}})
+	to, err := e.p.issueCode(t.Context(), areq, Login{Subject: testSubject, AMR: []string{"pwd"}})
 	if err != nil {
 		t.Fatalf("IssueCode: got error %v, want nil", err)
 	}
@@ -188,7 +189,7 @@ func authenticate(form url.Values, clientID string) url.Values {
 
 // redeem calls the token endpoint with the code.
 func (e *testEnv) redeem(ctx context.Context, c issued) (map[string]any, error) {
-	return e.p.Token(ctx, formRequest("/oauth/token", authenticate(url.Values{
+	return e.p.token(ctx, formRequest("/oauth/token", authenticate(url.Values{
 		"grant_type":    {"authorization_code"},
 		"code":          {c.code},
 		"redirect_uri":  {c.redirectURI},
@@ -198,7 +199,7 @@ func (e *testEnv) redeem(ctx context.Context, c issued) (map[string]any, error) 
 
 // refresh calls the token endpoint with a refresh token.
 func (e *testEnv) refresh(ctx context.Context, clientID, refreshToken string) (map[string]any, error) {
-	return e.p.Token(ctx, formRequest("/oauth/token", authenticate(url.Values{
+	return e.p.token(ctx, formRequest("/oauth/token", authenticate(url.Values{
 		"grant_type":    {"refresh_token"},
 		"refresh_token": {refreshToken},
 	}, clientID)))
@@ -244,12 +245,12 @@ func hmacSignature(t testing.TB, token string) string {
 	return sig
 }
 
-// asError returns err as an *Error, failing the test if it is not one.
-func asError(t testing.TB, err error) *Error {
+// asError returns err as an *engine.Error, failing the test if it is not one.
+func asError(t testing.TB, err error) *engine.Error {
 	t.Helper()
-	var e *Error
+	var e *engine.Error
 	if !errors.As(err, &e) {
-		t.Fatalf("got error %v (%T), want an *Error", err, err)
+		t.Fatalf("got error %v (%T), want an *engine.Error", err, err)
 	}
 	return e
 }
@@ -791,13 +792,13 @@ func TestGetSessionWithoutPrototype(t *testing.T) {
 	// revokes the grant's access token too.
 	tk := e.login(t, webID)
 	form := authenticate(url.Values{"token": {tk.refresh}}, webID)
-	if err := e.p.Revoke(ctx, formRequest("/oauth/revoke", form)); err != nil {
+	if err := e.p.revoke(ctx, formRequest("/oauth/revoke", form)); err != nil {
 		t.Fatalf("Revoke: got error %v, want nil", err)
 	}
-	if _, err := e.p.UserInfo(ctx, tk.access); err == nil || asError(t, err).Code != CodeInvalidToken {
+	if _, err := e.p.userInfoClaims(ctx, tk.access); err == nil || asError(t, err).Code != engine.CodeInvalidToken {
 		t.Errorf("UserInfo after revocation: got error %v, want invalid_token", err)
 	}
-	if _, err := e.refresh(ctx, webID, tk.refresh); err == nil || asError(t, err).Code != CodeInvalidGrant {
+	if _, err := e.refresh(ctx, webID, tk.refresh); err == nil || asError(t, err).Code != engine.CodeInvalidGrant {
 		t.Errorf("refresh after revocation: got error %v, want invalid_grant", err)
 	}
 }
@@ -813,17 +814,17 @@ func TestReplayedCodeRevokesTokens(t *testing.T) {
 		t.Fatalf("first redemption: got error %v, want nil", err)
 	}
 	tk := tokensOf(t, resp)
-	if _, err := e.p.UserInfo(ctx, tk.access); err != nil {
+	if _, err := e.p.userInfoClaims(ctx, tk.access); err != nil {
 		t.Fatalf("UserInfo before the replay: got error %v, want nil", err)
 	}
 	_, err = e.redeem(ctx, c)
-	if err == nil || asError(t, err).Code != CodeInvalidGrant {
+	if err == nil || asError(t, err).Code != engine.CodeInvalidGrant {
 		t.Fatalf("replay: got error %v, want invalid_grant", err)
 	}
-	if _, err := e.p.UserInfo(ctx, tk.access); err == nil || asError(t, err).Code != CodeInvalidToken {
+	if _, err := e.p.userInfoClaims(ctx, tk.access); err == nil || asError(t, err).Code != engine.CodeInvalidToken {
 		t.Errorf("UserInfo after the replay: got error %v, want invalid_token", err)
 	}
-	if _, err := e.refresh(ctx, nativeID, tk.refresh); err == nil || asError(t, err).Code != CodeInvalidGrant {
+	if _, err := e.refresh(ctx, nativeID, tk.refresh); err == nil || asError(t, err).Code != engine.CodeInvalidGrant {
 		t.Errorf("refresh after the replay: got error %v, want invalid_grant", err)
 	}
 }
@@ -877,7 +878,7 @@ func concurrently(t *testing.T, n int, call func() (map[string]any, error)) {
 			tokensOf(t, resps[i])
 			continue
 		}
-		if e := asError(t, err); e.Code != CodeInvalidGrant {
+		if e := asError(t, err); e.Code != engine.CodeInvalidGrant {
 			t.Errorf("loser: got %s (%d) %q, want invalid_grant", e.Code, e.Status, e.Description)
 		}
 	}
@@ -912,7 +913,7 @@ func TestRefreshReuseRace(t *testing.T) {
 	if err == nil {
 		t.Fatal("replay of a rotated refresh token: got nil error, want invalid_grant")
 	}
-	if oe := asError(t, err); oe.Code != CodeInvalidGrant || oe.Status != http.StatusBadRequest {
+	if oe := asError(t, err); oe.Code != engine.CodeInvalidGrant || oe.Status != http.StatusBadRequest {
 		t.Errorf("replay of a rotated refresh token: got %s (%d) %q, want invalid_grant (400)", oe.Code, oe.Status, oe.Description)
 	}
 }
@@ -964,7 +965,7 @@ func TestStoreFailureIsInternal(t *testing.T) {
 				t.Errorf("got error %v, which fosite reads as not found", err)
 			}
 			oe := e.p.oauthError(ctx, "test", err)
-			if oe.Code != CodeServerError || oe.Status != http.StatusInternalServerError {
+			if oe.Code != engine.CodeServerError || oe.Status != http.StatusInternalServerError {
 				t.Errorf("oauthError: got %s (%d), want server_error (500)", oe.Code, oe.Status)
 			}
 		})
@@ -990,16 +991,16 @@ func TestStoreFailureIsServerError(t *testing.T) {
 	}{
 		{"AuthorizeClientLookup", nil, true, false, func(t *testing.T, e *testEnv, _ issued, _ tokens) error {
 			_, challenge := pkcePair(t)
-			_, err := e.p.ParseAuthorizeRequest(t.Context(), authorizeRequest(authorizeQuery(challenge, "S256")))
+			_, err := e.p.parseAuthorizeRequest(t.Context(), authorizeRequest(authorizeQuery(challenge, "S256")))
 			return err
 		}},
 		{"IssueCodeCreate", []string{"CreateGrant"}, false, false, func(t *testing.T, e *testEnv, _ issued, _ tokens) error {
 			_, challenge := pkcePair(t)
-			areq, err := e.p.ParseAuthorizeRequest(t.Context(), authorizeRequest(authorizeQuery(challenge, "S256")))
+			areq, err := e.p.parseAuthorizeRequest(t.Context(), authorizeRequest(authorizeQuery(challenge, "S256")))
 			if err != nil {
 				t.Fatalf("ParseAuthorizeRequest: %v", err)
 			}
-			_, err = e.p.IssueCode(t.Context(), areq, Login{Subject: testSubject})
+			_, err = e.p.issueCode(t.Context(), areq, Login{Subject: testSubject})
 			return err
 		}},
 		{"TokenClientLookup", nil, true, false, func(t *testing.T, e *testEnv, c issued, _ tokens) error {
@@ -1031,28 +1032,28 @@ func TestStoreFailureIsServerError(t *testing.T) {
 			return err
 		}},
 		{"RevokeLookup", []string{"Grant"}, false, true, func(t *testing.T, e *testEnv, _ issued, tk tokens) error {
-			return e.p.Revoke(t.Context(), formRequest("/oauth/revoke", authenticate(url.Values{"token": {tk.refresh}}, webID)))
+			return e.p.revoke(t.Context(), formRequest("/oauth/revoke", authenticate(url.Values{"token": {tk.refresh}}, webID)))
 		}},
 		{"RevokeRevoke", []string{"Revoke"}, false, true, func(t *testing.T, e *testEnv, _ issued, tk tokens) error {
-			return e.p.Revoke(t.Context(), formRequest("/oauth/revoke", authenticate(url.Values{"token": {tk.refresh}}, webID)))
+			return e.p.revoke(t.Context(), formRequest("/oauth/revoke", authenticate(url.Values{"token": {tk.refresh}}, webID)))
 		}},
 		{"RevokeClientLookup", nil, true, false, func(t *testing.T, e *testEnv, _ issued, tk tokens) error {
-			return e.p.Revoke(t.Context(), formRequest("/oauth/revoke", authenticate(url.Values{"token": {tk.refresh}}, webID)))
+			return e.p.revoke(t.Context(), formRequest("/oauth/revoke", authenticate(url.Values{"token": {tk.refresh}}, webID)))
 		}},
 		{"IntrospectLookup", []string{"Grant"}, false, false, func(t *testing.T, e *testEnv, _ issued, tk tokens) error {
-			_, err := e.p.Introspect(t.Context(), formRequest("/oauth/introspect", authenticate(url.Values{"token": {tk.access}}, webID)))
+			_, err := e.p.introspect(t.Context(), formRequest("/oauth/introspect", authenticate(url.Values{"token": {tk.access}}, webID)))
 			return err
 		}},
 		{"IntrospectClientLookup", nil, true, false, func(t *testing.T, e *testEnv, _ issued, tk tokens) error {
-			_, err := e.p.Introspect(t.Context(), formRequest("/oauth/introspect", authenticate(url.Values{"token": {tk.access}}, webID)))
+			_, err := e.p.introspect(t.Context(), formRequest("/oauth/introspect", authenticate(url.Values{"token": {tk.access}}, webID)))
 			return err
 		}},
 		{"UserInfoLookup", []string{"Grant"}, false, false, func(t *testing.T, e *testEnv, _ issued, tk tokens) error {
-			_, err := e.p.UserInfo(t.Context(), tk.access)
+			_, err := e.p.userInfoClaims(t.Context(), tk.access)
 			return err
 		}},
 		{"UserInfoClientLookup", nil, true, false, func(t *testing.T, e *testEnv, _ issued, tk tokens) error {
-			_, err := e.p.UserInfo(t.Context(), tk.access)
+			_, err := e.p.userInfoClaims(t.Context(), tk.access)
 			return err
 		}},
 	}
@@ -1068,11 +1069,11 @@ func TestStoreFailureIsServerError(t *testing.T) {
 			if err == nil {
 				t.Fatal("got nil error, want server_error")
 			}
-			var oe *Error
+			var oe *engine.Error
 			if !errors.As(err, &oe) {
-				t.Fatalf("got error %v (%T), want an *Error", err, err)
+				t.Fatalf("got error %v (%T), want an *engine.Error", err, err)
 			}
-			if oe.Code != CodeServerError || oe.Status != http.StatusInternalServerError {
+			if oe.Code != engine.CodeServerError || oe.Status != http.StatusInternalServerError {
 				t.Errorf("got %s (%d) %q, want server_error (500)", oe.Code, oe.Status, oe.Description)
 			}
 			if strings.Contains(oe.Description, "db-internal") || strings.Contains(oe.Description, "faulty") {
@@ -1081,7 +1082,7 @@ func TestStoreFailureIsServerError(t *testing.T) {
 			if !tc.dropsCause && !errors.Is(err, errStoreDown) {
 				t.Errorf("got error %v, want it to wrap the store's error for the log", err)
 			}
-			var ae *AuthorizeError
+			var ae *engine.AuthorizeError
 			if errors.As(err, &ae) && ae.RedirectURL != "" && !strings.Contains(ae.RedirectURL, "error=server_error") {
 				t.Errorf("got redirect %q, want error=server_error", ae.RedirectURL)
 			}

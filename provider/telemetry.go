@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/pixieauth/pixie/internal/engine"
 	"github.com/pixieauth/pixie/internal/storetimeout"
 	"github.com/pixieauth/pixie/internal/telemetry"
 	"github.com/pixieauth/pixie/store"
@@ -37,11 +38,6 @@ func (p *Provider) newTelemetry() (*telemetry.T, error) {
 		KeyAges:  p.keyAges,
 	})
 }
-
-// Telemetry is for package handlers, which records the spans, metrics and
-// audit events of its own pages (login, consent, logout) through the
-// provider's instruments. It is nil when instrumentation is turned off.
-func (p *Provider) Telemetry() *telemetry.T { return p.tel }
 
 // keyAges reports the age of the key that signs, per algorithm.
 func (p *Provider) keyAges() map[string]time.Duration {
@@ -149,17 +145,17 @@ func (p *Provider) failed(span telemetry.Span, errp *error) {
 }
 
 // errorCode is the OAuth error code of an endpoint's failure: that of its
-// *Error or *AuthorizeError, server_error for anything else.
+// *engine.Error or *engine.AuthorizeError, server_error for anything else.
 func errorCode(err error) string {
-	var e *Error
-	var ae *AuthorizeError
+	var e *engine.Error
+	var ae *engine.AuthorizeError
 	switch {
 	case errors.As(err, &ae):
 		return ae.Err.Code
 	case errors.As(err, &e):
 		return e.Code
 	}
-	return CodeServerError
+	return engine.CodeServerError
 }
 
 // revoked records an accepted revocation request.
@@ -221,11 +217,11 @@ func (p *Provider) authorizeDone(ctx context.Context, span telemetry.Span, clien
 	}
 }
 
-// Ready reports whether the provider can serve requests, for a readiness
+// ready reports whether the provider can serve requests, for a readiness
 // check (package handlers' Server.Ready): every configured store that is a
 // [store.Pinger] answers within Config.StoreTimeout, and a signing key of
 // each algorithm is loaded. It returns the first failure.
-func (p *Provider) Ready(ctx context.Context) error {
+func (p *Provider) ready(ctx context.Context) error {
 	if err := storetimeout.Ping(ctx, p.cfg.StoreTimeout, p.cfg.Clients, p.cfg.Users, p.cfg.Grants, p.cfg.Keys); err != nil {
 		return fmt.Errorf("provider: store: %w", err)
 	}

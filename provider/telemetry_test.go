@@ -40,7 +40,7 @@ func TestTelemetryWithoutHandlers(t *testing.T) {
 		"grant_type": {"authorization_code"}, "code": {c.code}, "redirect_uri": {c.redirectURI}, "code_verifier": {c.verifier},
 	}, nativeID))
 	r.Header.Set("X-Request-Id", "req-42")
-	resp, err := e.p.Token(ctx, r)
+	resp, err := e.p.token(ctx, r)
 	if err != nil {
 		t.Fatalf("Token: %v", err)
 	}

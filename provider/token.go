@@ -12,20 +12,21 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/pixieauth/pixie/internal/engine"
 	"github.com/pixieauth/pixie/internal/telemetry"
 	"github.com/pixieauth/pixie/store"
 )
 
-// Token serves a token request (RFC 6749 §4.1.3, §6): it redeems an
+// token serves a token request (RFC 6749 §4.1.3, §6): it redeems an
 // authorization code (checking the PKCE verifier, the redirect URI and the
 // client) or rotates a refresh token, and returns the JSON members of the
 // response (access_token, token_type, expires_in, scope, id_token,
 // refresh_token). The request must be a POST with an
-// application/x-www-form-urlencoded body. On failure it returns an *Error.
+// application/x-www-form-urlencoded body. On failure it returns an *engine.Error.
 //
 // Of concurrent redemptions of one code or refresh token exactly one
 // succeeds; the others get invalid_grant.
-func (p *Provider) Token(ctx context.Context, r *http.Request) (_ map[string]any, err error) {
+func (p *Provider) token(ctx context.Context, r *http.Request) (_ map[string]any, err error) {
 	ctx, span := p.endpoint(ctx, r, "token")
 	defer span.End()
 	ctx = withMemo(ctx)
@@ -34,7 +35,7 @@ func (p *Provider) Token(ctx context.Context, r *http.Request) (_ map[string]any
 		return nil, err
 	}
 	if k := repeated(r.PostForm); k != "" {
-		return nil, &Error{Code: CodeInvalidRequest, Description: "The parameter " + k + " is included more than once (RFC 6749 §3.2).", Status: http.StatusBadRequest}
+		return nil, &engine.Error{Code: engine.CodeInvalidRequest, Description: "The parameter " + k + " is included more than once (RFC 6749 §3.2).", Status: http.StatusBadRequest}
 	}
 	gt := r.PostForm.Get("grant_type")
 	switch gt {
@@ -43,10 +44,10 @@ func (p *Provider) Token(ctx context.Context, r *http.Request) (_ map[string]any
 			span.SetAttributes(telemetry.KeyGrantType.String(gt))
 		}
 	case "":
-		return nil, &Error{Code: CodeInvalidRequest, Description: "The grant_type parameter is missing.", Status: http.StatusBadRequest}
+		return nil, &engine.Error{Code: engine.CodeInvalidRequest, Description: "The grant_type parameter is missing.", Status: http.StatusBadRequest}
 	default:
 		// RFC 6749 §5.2; fosite would answer invalid_request.
-		return nil, &Error{Code: "unsupported_grant_type", Description: "Only the authorization_code and refresh_token grants are supported.", Status: http.StatusBadRequest}
+		return nil, &engine.Error{Code: "unsupported_grant_type", Description: "Only the authorization_code and refresh_token grants are supported.", Status: http.StatusBadRequest}
 	}
 	p.maybeCleanup(ctx)
 	if err := p.equalizeClientAuth(ctx, r, "token"); err != nil {
@@ -187,7 +188,7 @@ func (p *Provider) refreshClaims(ctx context.Context, ar fosite.AccessRequester)
 	}
 	rules, err := p.runRules(ctx, ProtocolOAuth2RefreshToken, c.c, u, ar.GetGrantedScopes(), api)
 	if err != nil {
-		var deny *DenyError
+		var deny *denyError
 		if errors.As(err, &deny) {
 			return p.oauthError(ctx, "token", fosite.ErrInvalidGrant.WithHint(deny.Message))
 		}
@@ -228,33 +229,33 @@ func repeated(form url.Values) string {
 }
 
 // checkForm refuses anything but a form POST.
-func checkForm(r *http.Request) *Error {
+func checkForm(r *http.Request) *engine.Error {
 	if r.Method != http.MethodPost {
-		return &Error{Code: CodeInvalidRequest, Description: "The endpoint accepts only POST.", Status: http.StatusMethodNotAllowed}
+		return &engine.Error{Code: engine.CodeInvalidRequest, Description: "The endpoint accepts only POST.", Status: http.StatusMethodNotAllowed}
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/x-www-form-urlencoded" {
-		return &Error{Code: CodeInvalidRequest, Description: "The request body must be application/x-www-form-urlencoded.", Status: http.StatusBadRequest}
+		return &engine.Error{Code: engine.CodeInvalidRequest, Description: "The request body must be application/x-www-form-urlencoded.", Status: http.StatusBadRequest}
 	}
 	return nil
 }
 
 // parseForm parses a form POST, refusing anything else. Once it has
 // succeeded, calling it again costs nothing and succeeds.
-func parseForm(r *http.Request) *Error {
+func parseForm(r *http.Request) *engine.Error {
 	if err := checkForm(r); err != nil {
 		return err
 	}
 	if err := r.ParseForm(); err != nil {
-		return &Error{Code: CodeInvalidRequest, Description: "The request body could not be parsed.", Status: http.StatusBadRequest}
+		return &engine.Error{Code: engine.CodeInvalidRequest, Description: "The request body could not be parsed.", Status: http.StatusBadRequest}
 	}
 	return nil
 }
 
-// Revoke serves a revocation request (RFC 7009). Revoking a refresh token
+// revoke serves a revocation request (RFC 7009). Revoking a refresh token
 // revokes the access tokens of its grant too. An unknown token is not an
-// error (RFC 7009 §2.2). On failure it returns an *Error.
-func (p *Provider) Revoke(ctx context.Context, r *http.Request) (err error) {
+// error (RFC 7009 §2.2). On failure it returns an *engine.Error.
+func (p *Provider) revoke(ctx context.Context, r *http.Request) (err error) {
 	ctx, span := p.endpoint(ctx, r, "revoke")
 	defer span.End()
 	defer p.failed(span, &err)
@@ -281,13 +282,13 @@ func (p *Provider) Revoke(ctx context.Context, r *http.Request) (err error) {
 	return nil
 }
 
-// Introspect serves an introspection request (RFC 7662). Unlike fosite's
+// introspect serves an introspection request (RFC 7662). Unlike fosite's
 // default, which accepts any valid access token as the caller's credential,
 // only a confidential client registered with [store.Client.Introspect] may
 // call it, authenticating with HTTP Basic (client_secret_basic) or in the
 // form (client_secret_post). It returns the JSON members of the response.
-// On failure it returns an *Error.
-func (p *Provider) Introspect(ctx context.Context, r *http.Request) (map[string]any, error) {
+// On failure it returns an *engine.Error.
+func (p *Provider) introspect(ctx context.Context, r *http.Request) (map[string]any, error) {
 	ctx, span := p.endpoint(ctx, r, "introspect")
 	defer span.End()
 	if err := parseForm(r); err != nil {
@@ -298,7 +299,7 @@ func (p *Provider) Introspect(ctx context.Context, r *http.Request) (map[string]
 	}
 	token := r.PostForm.Get("token")
 	if token == "" {
-		return nil, &Error{Code: CodeInvalidRequest, Description: "The token parameter is missing.", Status: http.StatusBadRequest}
+		return nil, &engine.Error{Code: engine.CodeInvalidRequest, Description: "The token parameter is missing.", Status: http.StatusBadRequest}
 	}
 	use, ar, err := p.oauth2.IntrospectToken(ctx, token, fosite.TokenUse(r.PostForm.Get("token_type_hint")), newSession())
 	if err != nil {
@@ -345,9 +346,9 @@ func (p *Provider) Introspect(ctx context.Context, r *http.Request) (map[string]
 }
 
 // authenticateResourceServer checks the caller of the introspection endpoint.
-func (p *Provider) authenticateResourceServer(ctx context.Context, r *http.Request) *Error {
+func (p *Provider) authenticateResourceServer(ctx context.Context, r *http.Request) *engine.Error {
 	id, secret, _ := clientCredentials(r)
-	unauthorized := &Error{Code: CodeInvalidClient, Description: "Client authentication failed: introspection needs a confidential client allowed to introspect.", Status: http.StatusUnauthorized}
+	unauthorized := &engine.Error{Code: engine.CodeInvalidClient, Description: "Client authentication failed: introspection needs a confidential client allowed to introspect.", Status: http.StatusUnauthorized}
 	if id == "" || secret == "" {
 		return unauthorized
 	}
@@ -376,26 +377,10 @@ func (p *Provider) authenticateResourceServer(ctx context.Context, r *http.Reque
 	return nil
 }
 
-// ClientCredentials returns the client ID that a token, revocation or
-// introspection request names, and whether it presents a secret (HTTP Basic
-// or client_secret in the form, RFC 6749 §2.3.1), so that a throttle in
-// front of [Provider.Token], [Provider.Revoke] or [Provider.Introspect] can
-// refuse an attempt before the secret is checked. It parses the form as
-// those methods do: for a request they refuse before authenticating the
-// client (not a form POST, an unreadable body, Basic credentials that are
-// not form-encoded) it returns the *Error they return.
-func ClientCredentials(r *http.Request) (clientID string, withSecret bool, err error) {
-	id, secret, e := clientCredentials(r)
-	if e != nil {
-		return "", false, e
-	}
-	return id, secret != "", nil
-}
-
 // clientCredentials parses a form POST and returns the client credentials
 // it carries: HTTP Basic if present (form-encoded, RFC 6749 §2.3.1), else
 // client_id and client_secret in the form, as fosite reads them.
-func clientCredentials(r *http.Request) (id, secret string, err *Error) {
+func clientCredentials(r *http.Request) (id, secret string, err *engine.Error) {
 	if err := parseForm(r); err != nil {
 		return "", "", err
 	}
@@ -406,7 +391,7 @@ func clientCredentials(r *http.Request) (id, secret string, err *Error) {
 	id, err1 := url.QueryUnescape(id)
 	secret, err2 := url.QueryUnescape(secret)
 	if err1 != nil || err2 != nil {
-		return "", "", &Error{Code: CodeInvalidRequest, Description: "The client credentials in the Authorization header are not form-encoded (RFC 6749 §2.3.1).", Status: http.StatusBadRequest}
+		return "", "", &engine.Error{Code: engine.CodeInvalidRequest, Description: "The client credentials in the Authorization header are not form-encoded (RFC 6749 §2.3.1).", Status: http.StatusBadRequest}
 	}
 	return id, secret, nil
 }
@@ -420,7 +405,7 @@ func clientCredentials(r *http.Request) (id, secret string, err *Error) {
 // a dummy hash for an unknown or public one. A request without a secret
 // costs none: a confidential client is refused at once (fosite would check
 // the empty secret against its hash).
-func (p *Provider) equalizeClientAuth(ctx context.Context, r *http.Request, op string) *Error {
+func (p *Provider) equalizeClientAuth(ctx context.Context, r *http.Request, op string) *engine.Error {
 	id, secret, _ := clientCredentials(r)
 	if id == "" {
 		return nil // fosite refuses it

@@ -15,16 +15,17 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/pixieauth/pixie/internal/dpop"
+	"github.com/pixieauth/pixie/internal/engine"
 	"github.com/pixieauth/pixie/internal/httpauth"
 	"github.com/pixieauth/pixie/internal/paths"
 	"github.com/pixieauth/pixie/store"
 )
 
-// UserInfo returns the claims of the user an access token was issued for
+// userInfoClaims returns the claims of the user an access token was issued for
 // (OIDC Core §5.3): sub always, the claims of the granted scopes (profile,
 // email, address, phone) and those the claims request parameter asked for
 // at userinfo (§5.5), when the user has them. The token must carry the
-// openid scope. On failure it returns an *Error: invalid_token (401) for a missing, unknown, expired or
+// openid scope. On failure it returns an *engine.Error: invalid_token (401) for a missing, unknown, expired or
 // revoked token, insufficient_scope (403) for a token without openid.
 //
 // The answer for a token it has verified is remembered for
@@ -33,15 +34,15 @@ import (
 // user, and a change of the user's profile may not show. A revocation by
 // this provider shows at once. The map is the caller's. A DPoP-bound token
 // is refused (invalid_token): the proof it needs comes with a request, to
-// [Provider.UserInfoJSON].
-func (p *Provider) UserInfo(ctx context.Context, accessToken string) (map[string]any, error) {
+// userInfoJSON.
+func (p *Provider) userInfoClaims(ctx context.Context, accessToken string) (map[string]any, error) {
 	e, err := p.userInfoAnswer(ctx, accessToken)
 	if err != nil {
 		return nil, err
 	}
 	if e.jkt != "" {
 		// Only a request can carry the proof: see UserInfoJSON.
-		return nil, &Error{Code: CodeInvalidToken, Description: "The access token is bound to a DPoP key.", Status: http.StatusUnauthorized}
+		return nil, &engine.Error{Code: engine.CodeInvalidToken, Description: "The access token is bound to a DPoP key.", Status: http.StatusUnauthorized}
 	}
 	// The claims are strings, booleans and the address object: JSON gives
 	// them back as they were.
@@ -52,17 +53,17 @@ func (p *Provider) UserInfo(ctx context.Context, accessToken string) (map[string
 	return claims, nil
 }
 
-// UserInfoJSON serves a request to the userinfo endpoint: it takes the
+// userInfoJSON serves a request to the userinfo endpoint: it takes the
 // access token from the Authorization header (Bearer, RFC 6750 §2.1, or
 // DPoP with a proof of the token's key, RFC 9449 §7.1) or from the
 // access_token field of a form POST (RFC 6750 §2.2; the caller bounds the
-// body), and returns [Provider.UserInfo]'s claims encoded as the endpoint
+// body), and returns the claims of userInfoClaims, encoded as the endpoint
 // sends them: a JSON object (as [json.Marshal] encodes the map) and a
 // newline. The slice is the caller's. A DPoP-bound token is refused unless
 // it comes with the DPoP scheme and a valid proof; an unbound one with the
-// DPoP scheme too. On failure it returns an *Error whose WWWAuthenticate
+// DPoP scheme too. On failure it returns an *engine.Error whose WWWAuthenticate
 // is the challenge to send.
-func (p *Provider) UserInfoJSON(ctx context.Context, r *http.Request) (_ []byte, err error) {
+func (p *Provider) userInfoJSON(ctx context.Context, r *http.Request) (_ []byte, err error) {
 	ctx, span := p.endpoint(ctx, r, "userinfo")
 	defer span.End()
 	defer p.failed(span, &err)
@@ -75,12 +76,12 @@ func (p *Provider) UserInfoJSON(ctx context.Context, r *http.Request) (_ []byte,
 		err = p.checkResourceProof(ctx, r, scheme, token, e.jkt)
 	}
 	if err != nil {
-		var pe *Error
+		var pe *engine.Error
 		if errors.As(err, &pe) && pe.Status < 500 && pe.WWWAuthenticate == "" {
 			switch {
 			case scheme == "DPoP":
 				pe.WWWAuthenticate = dpopChallenge(pe)
-			case r.Header.Get("Authorization") == "" && token == "" && pe.Code != CodeInvalidRequest:
+			case r.Header.Get("Authorization") == "" && token == "" && pe.Code != engine.CodeInvalidRequest:
 				// RFC 6750 §3.1: no error code for a request without credentials.
 				pe.WWWAuthenticate = httpauth.Challenge("Bearer", "realm", "pixie")
 			default:
@@ -97,7 +98,7 @@ func (p *Provider) UserInfoJSON(ctx context.Context, r *http.Request) (_ []byte,
 // this request and this token; the DPoP scheme needs a bound token.
 func (p *Provider) checkResourceProof(ctx context.Context, r *http.Request, scheme, token, jkt string) error {
 	invalid := func(description string) error {
-		e := &Error{Code: CodeInvalidToken, Description: description, Status: http.StatusUnauthorized}
+		e := &engine.Error{Code: engine.CodeInvalidToken, Description: description, Status: http.StatusUnauthorized}
 		e.WWWAuthenticate = dpopChallenge(e)
 		return e
 	}
@@ -115,7 +116,7 @@ func (p *Provider) checkResourceProof(ctx context.Context, r *http.Request, sche
 	var de *dpop.Error
 	switch {
 	case errors.As(err, &de):
-		e := &Error{Code: de.Code, Description: de.Description, Status: http.StatusUnauthorized, cause: err}
+		e := &engine.Error{Code: de.Code, Description: de.Description, Status: http.StatusUnauthorized, Cause: err}
 		e.WWWAuthenticate = dpopChallenge(e)
 		p.tel.DPoPRejection(ctx, "userinfo", e.Code)
 		p.log().DebugContext(ctx, "request refused", "op", "userinfo", "error_code", e.Code, "description", e.Description)
@@ -141,16 +142,16 @@ func userInfoToken(r *http.Request) (scheme, token string, err error) {
 		return scheme, token, nil
 	}
 	if err := r.ParseForm(); err != nil {
-		return "", "", &Error{Code: CodeInvalidRequest, Description: "The request body could not be parsed.", Status: http.StatusBadRequest}
+		return "", "", &engine.Error{Code: engine.CodeInvalidRequest, Description: "The request body could not be parsed.", Status: http.StatusBadRequest}
 	}
 	vs, ok := r.PostForm["access_token"]
 	switch {
 	case !ok:
 		return scheme, token, nil
 	case len(vs) > 1:
-		return "", "", &Error{Code: CodeInvalidRequest, Description: "The parameter access_token is included more than once.", Status: http.StatusBadRequest}
+		return "", "", &engine.Error{Code: engine.CodeInvalidRequest, Description: "The parameter access_token is included more than once.", Status: http.StatusBadRequest}
 	case r.Header.Get("Authorization") != "":
-		return "", "", &Error{Code: CodeInvalidRequest, Description: "The access token must be sent in one way only, not both in the Authorization header and in the body (RFC 6750 §2).", Status: http.StatusBadRequest}
+		return "", "", &engine.Error{Code: engine.CodeInvalidRequest, Description: "The access token must be sent in one way only, not both in the Authorization header and in the body (RFC 6750 §2).", Status: http.StatusBadRequest}
 	}
 	return "", vs[0], nil
 }
@@ -158,7 +159,7 @@ func userInfoToken(r *http.Request) (scheme, token string, err error) {
 // userInfoAnswer returns the userinfo answer for the access token, from
 // the cache or verified afresh (and then cached).
 func (p *Provider) userInfoAnswer(ctx context.Context, accessToken string) (*userInfoEntry, error) {
-	invalid := &Error{Code: CodeInvalidToken, Description: "The access token is missing, expired, revoked or invalid.", Status: http.StatusUnauthorized}
+	invalid := &engine.Error{Code: engine.CodeInvalidToken, Description: "The access token is missing, expired, revoked or invalid.", Status: http.StatusUnauthorized}
 	if accessToken == "" {
 		return nil, invalid
 	}
@@ -205,7 +206,7 @@ func (p *Provider) userInfoAnswer(ctx context.Context, accessToken string) (*use
 
 // userInfoGrant looks up the access token's grant, refusing a token that
 // may not read the userinfo; invalid is the answer to one that is not valid.
-func (p *Provider) userInfoGrant(ctx context.Context, accessToken string, invalid *Error) (fosite.AccessRequester, error) {
+func (p *Provider) userInfoGrant(ctx context.Context, accessToken string, invalid *engine.Error) (fosite.AccessRequester, error) {
 	use, ar, err := p.oauth2.IntrospectToken(ctx, accessToken, fosite.AccessToken, newSession())
 	if err != nil {
 		var internal *internalError
@@ -226,7 +227,7 @@ func (p *Provider) userInfoGrant(ctx context.Context, accessToken string, invali
 		return nil, invalid
 	}
 	if !ar.GetGrantedScopes().Has("openid") {
-		return nil, &Error{Code: CodeInsufficientScope, Description: "The access token was not granted the openid scope.", Status: http.StatusForbidden}
+		return nil, &engine.Error{Code: engine.CodeInsufficientScope, Description: "The access token was not granted the openid scope.", Status: http.StatusForbidden}
 	}
 	return ar, nil
 }

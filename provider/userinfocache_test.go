@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pixieauth/pixie/internal/engine"
 )
 
 // len returns the number of entries.
@@ -35,7 +37,7 @@ func TestUserInfoCacheBound(t *testing.T) {
 	var access []string
 	for i := range 4 * size {
 		access = append(access, e.login(t, nativeID).access)
-		claims, err := e.p.UserInfo(t.Context(), access[i])
+		claims, err := e.p.userInfoClaims(t.Context(), access[i])
 		if err != nil || claims["sub"] != testSubject {
 			t.Fatalf("UserInfo with token %d: got %v, %v; want alice's claims", i, claims, err)
 		}
@@ -49,7 +51,7 @@ func TestUserInfoCacheBound(t *testing.T) {
 		t.Errorf("after %d tokens: the cache holds %d, want it (about) full: %d", len(access), n, size)
 	}
 	for i, tok := range access {
-		if claims, err := e.p.UserInfo(t.Context(), tok); err != nil || claims["name"] != "Alice Example" {
+		if claims, err := e.p.userInfoClaims(t.Context(), tok); err != nil || claims["name"] != "Alice Example" {
 			t.Errorf("UserInfo again with token %d: got %v, %v; want alice's claims", i, claims, err)
 		}
 	}
@@ -71,15 +73,15 @@ func TestUserInfoCacheOnlySuccess(t *testing.T) {
 		name, token string
 		wantCode    string
 	}{
-		{"garbage", "not-a-token", CodeInvalidToken},
-		{"forged signature", tk.access[:len(tk.access)-4] + "AAAA", CodeInvalidToken},
-		{"header only", head, CodeInvalidToken},
-		{"refresh token", tk.refresh, CodeInvalidToken},
-		{"without openid", noOpenID, CodeInsufficientScope},
+		{"garbage", "not-a-token", engine.CodeInvalidToken},
+		{"forged signature", tk.access[:len(tk.access)-4] + "AAAA", engine.CodeInvalidToken},
+		{"header only", head, engine.CodeInvalidToken},
+		{"refresh token", tk.refresh, engine.CodeInvalidToken},
+		{"without openid", noOpenID, engine.CodeInsufficientScope},
 	}
 	for _, tc := range tests {
 		for range 2 {
-			_, err := e.p.UserInfo(ctx, tc.token)
+			_, err := e.p.userInfoClaims(ctx, tc.token)
 			if err == nil || asError(t, err).Code != tc.wantCode {
 				t.Errorf("%s: got error %v, want %s", tc.name, err, tc.wantCode)
 			}
@@ -88,19 +90,19 @@ func TestUserInfoCacheOnlySuccess(t *testing.T) {
 			t.Errorf("%s: the cache holds %d entries, want none", tc.name, n)
 		}
 	}
-	if _, err := e.p.UserInfo(ctx, tk.access); err != nil {
+	if _, err := e.p.userInfoClaims(ctx, tk.access); err != nil {
 		t.Fatalf("UserInfo: %v", err)
 	}
 	if n := e.p.userInfo.len(); n != 1 {
 		t.Fatalf("after a good token: the cache holds %d entries, want 1", n)
 	}
-	if err := e.p.Revoke(ctx, formRequest("/oauth/revoke", authenticate(url.Values{"token": {tk.access}}, nativeID))); err != nil {
+	if err := e.p.revoke(ctx, formRequest("/oauth/revoke", authenticate(url.Values{"token": {tk.access}}, nativeID))); err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
 	if n := e.p.userInfo.len(); n != 0 {
 		t.Errorf("after the revocation: the cache holds %d entries, want none", n)
 	}
-	if _, err := e.p.UserInfo(ctx, tk.access); err == nil || asError(t, err).Code != CodeInvalidToken {
+	if _, err := e.p.userInfoClaims(ctx, tk.access); err == nil || asError(t, err).Code != engine.CodeInvalidToken {
 		t.Errorf("UserInfo after the revocation: got error %v, want invalid_token", err)
 	}
 }
@@ -112,11 +114,11 @@ func (e *testEnv) loginWithScope(t *testing.T, scope string) string {
 	verifier, challenge := pkcePair(t)
 	q := authorizeQuery(challenge, "S256")
 	q.Set("scope", scope)
-	areq, err := e.p.ParseAuthorizeRequest(t.Context(), authorizeRequest(q))
+	areq, err := e.p.parseAuthorizeRequest(t.Context(), authorizeRequest(q))
 	if err != nil {
 		t.Fatalf("ParseAuthorizeRequest: %v", err)
 	}
-	to, err := e.p.IssueCode(t.Context(), areq, Login{Subject: testSubject, AMR: []string{"pwd"}})
+	to, err := e.p.issueCode(t.Context(), areq, Login{Subject: testSubject, AMR: []string{"pwd"}})
 	if err != nil {
 		t.Fatalf("IssueCode: %v", err)
 	}
@@ -216,8 +218,8 @@ func TestUserInfoCacheConfig(t *testing.T) {
 		wantCache bool
 	}{
 		{"defaults", 0, 0, "", true},
-		{"at most a minute", MaxUserInfoCacheTTL, 1, "", true},
-		{"over a minute", MaxUserInfoCacheTTL + time.Second, 0, "Config.UserInfoCacheTTL", false},
+		{"at most a minute", maxUserInfoCacheTTL, 1, "", true},
+		{"over a minute", maxUserInfoCacheTTL + time.Second, 0, "Config.UserInfoCacheTTL", false},
 		{"negative size", 0, -1, "Config.UserInfoCacheSize", false},
 		{"disabled", -1, 0, "", false},
 	}
@@ -241,8 +243,8 @@ func TestUserInfoCacheConfig(t *testing.T) {
 		})
 	}
 	cfg := validConfig()
-	if err := cfg.validate(); err != nil || cfg.UserInfoCacheTTL != DefaultUserInfoCacheTTL || cfg.UserInfoCacheSize != DefaultUserInfoCacheSize {
-		t.Errorf("defaults: got TTL %v size %d (%v), want %v and %d", cfg.UserInfoCacheTTL, cfg.UserInfoCacheSize, err, DefaultUserInfoCacheTTL, DefaultUserInfoCacheSize)
+	if err := cfg.validate(); err != nil || cfg.UserInfoCacheTTL != defaultUserInfoCacheTTL || cfg.UserInfoCacheSize != defaultUserInfoCacheSize {
+		t.Errorf("defaults: got TTL %v size %d (%v), want %v and %d", cfg.UserInfoCacheTTL, cfg.UserInfoCacheSize, err, defaultUserInfoCacheTTL, defaultUserInfoCacheSize)
 	}
 }
 
@@ -252,14 +254,14 @@ func TestUserInfoWithoutCache(t *testing.T) {
 	e := newTestEnv(t, func(c *Config) { c.UserInfoCacheTTL = -1 })
 	tk := e.login(t, nativeID)
 	for range 2 {
-		if claims, err := e.p.UserInfo(t.Context(), tk.access); err != nil || claims["sub"] != testSubject {
+		if claims, err := e.p.userInfoClaims(t.Context(), tk.access); err != nil || claims["sub"] != testSubject {
 			t.Fatalf("UserInfo: got %v, %v; want alice's claims", claims, err)
 		}
 	}
-	if err := e.p.Revoke(t.Context(), formRequest("/oauth/revoke", authenticate(url.Values{"token": {tk.access}}, nativeID))); err != nil {
+	if err := e.p.revoke(t.Context(), formRequest("/oauth/revoke", authenticate(url.Values{"token": {tk.access}}, nativeID))); err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
-	if _, err := e.p.UserInfo(t.Context(), tk.access); err == nil || asError(t, err).Code != CodeInvalidToken {
+	if _, err := e.p.userInfoClaims(t.Context(), tk.access); err == nil || asError(t, err).Code != engine.CodeInvalidToken {
 		t.Errorf("UserInfo after the revocation: got error %v, want invalid_token", err)
 	}
 }
@@ -271,20 +273,20 @@ func TestUserInfoJSON(t *testing.T) {
 	for _, ttl := range []time.Duration{0, -1} {
 		e := newTestEnv(t, func(c *Config) { c.UserInfoCacheTTL = ttl })
 		tk := e.login(t, nativeID)
-		claims, err := e.p.UserInfo(t.Context(), tk.access)
+		claims, err := e.p.userInfoClaims(t.Context(), tk.access)
 		if err != nil {
 			t.Fatalf("TTL %v: UserInfo: %v", ttl, err)
 		}
 		want, _ := json.Marshal(claims)
 		want = append(want, '\n')
 		for i := range 2 {
-			got, err := e.p.UserInfoJSON(t.Context(), userinfoRequest(t, tk.access))
+			got, err := e.p.userInfoJSON(t.Context(), userinfoRequest(t, tk.access))
 			if err != nil || !bytes.Equal(got, want) {
 				t.Errorf("TTL %v: UserInfoJSON %d: got %q, %v; want %q", ttl, i, got, err, want)
 			}
 			clear(got)
 		}
-		if _, err := e.p.UserInfoJSON(t.Context(), userinfoRequest(t, tk.refresh)); err == nil || asError(t, err).Code != CodeInvalidToken {
+		if _, err := e.p.userInfoJSON(t.Context(), userinfoRequest(t, tk.refresh)); err == nil || asError(t, err).Code != engine.CodeInvalidToken {
 			t.Errorf("TTL %v: UserInfoJSON with the refresh token: got error %v, want invalid_token", ttl, err)
 		}
 	}

@@ -41,10 +41,14 @@ var libraryPackages = []string{
 // Provider.Metadata, the discovery document, in place of six accessors only
 // the discovery handler read (AllowsPlainPKCE, RequiresPAR, IDTokenAlgs,
 // ScopesSupported, ClaimsSupported, ACRValuesSupported), and
-// Provider.Authenticate in place of Provider.Users.
+// Provider.Authenticate in place of Provider.Users; 256 with the
+// operations only package handlers calls (Token, IssueCode, Refuse, …, with
+// Error, AuthorizeRequest and the error codes) moved behind
+// internal/engine, and the Default*/Max* constants that only restated a
+// Config field's documented default or bound unexported.
 // Issue 12 aims at 180. Lower it as the surface shrinks; raising it needs
 // a reason in the commit.
-const ceiling = 311
+const ceiling = 256
 
 type surface struct {
 	idents int // exported types, functions, methods of exported types, vars and consts
