@@ -39,16 +39,16 @@ const (
 // relative to the issuer URL, as the paths above.
 const pathPAR = paths.PAR
 
-// DefaultSessionLifetime is how long a login session lasts by default.
-const DefaultSessionLifetime = 12 * time.Hour
+// defaultSessionLifetime is how long a login session lasts by default.
+const defaultSessionLifetime = 12 * time.Hour
 
-// DefaultConsentLifetime is how long a consent is remembered by default.
-const DefaultConsentLifetime = 365 * 24 * time.Hour
+// defaultConsentLifetime is how long a consent is remembered by default.
+const defaultConsentLifetime = 365 * 24 * time.Hour
 
-// DefaultSessionIdleTimeout is how long a login session may go unused by
+// defaultSessionIdleTimeout is how long a login session may go unused by
 // default before it ends (OWASP's Session Management Cheat Sheet suggests
 // 15 to 30 minutes for low-risk applications; Keycloak's default is 30).
-const DefaultSessionIdleTimeout = 30 * time.Minute
+const defaultSessionIdleTimeout = 30 * time.Minute
 
 // maxTouchInterval bounds how often a session's last use is written: at
 // most once a minute (less for idle timeouts shorter than 10 minutes).
@@ -84,8 +84,8 @@ type Config struct {
 	// through without a login; viewing the login, consent or logout page
 	// does not count. The last use is recorded at most once a minute, so a
 	// session may end up to a minute before the timeout. At least a minute
-	// and at most SessionLifetime. Default [DefaultSessionIdleTimeout] (30
-	// minutes), or SessionLifetime if that is shorter.
+	// and at most SessionLifetime. Default 30 minutes, or SessionLifetime if
+	// that is shorter.
 	SessionIdleTimeout time.Duration
 	// Sessions keeps the login sessions' records: the cookie carries only
 	// a random session ID (and the forms' CSRF token), and the record says
@@ -118,8 +118,8 @@ type Config struct {
 	// ClientAuthBackoff slows down guessing client secrets at the token,
 	// pushed authorization request, revocation and introspection
 	// endpoints: see [Backoff]. Default: the
-	// Backoff defaults, with PerName [DefaultClientFailuresPerName] (1000
-	// failures per client ID an hour).
+	// Backoff defaults, with PerName 1000 (failures per client ID an
+	// hour).
 	ClientAuthBackoff Backoff
 	// ClientIP returns the address an attempt comes from, for the
 	// throttle. Default: the connection's remote address; behind a reverse
@@ -134,8 +134,8 @@ type Config struct {
 	// ConsentLifetime is how long a consent is remembered: after it, the
 	// user is asked again (and prompt=none answers consent_required). It
 	// runs from when the user allowed the scopes: allowing one more scope
-	// later does not extend the consent to the others. Default
-	// DefaultConsentLifetime (365 days); at least a minute.
+	// later does not extend the consent to the others. Default 365 days;
+	// at least a minute.
 	ConsentLifetime time.Duration
 }
 
@@ -262,13 +262,13 @@ func New(prov *provider.Provider, cfg Config) (*Server, error) {
 // so that New refuses a Config whose sessions could not work as documented.
 func sessionDefaults(cfg *Config) error {
 	if cfg.SessionLifetime == 0 {
-		cfg.SessionLifetime = DefaultSessionLifetime
+		cfg.SessionLifetime = defaultSessionLifetime
 	} else if cfg.SessionLifetime < time.Minute {
 		return fmt.Errorf("handlers: Config.SessionLifetime %v is shorter than a minute", cfg.SessionLifetime)
 	}
 	switch {
 	case cfg.SessionIdleTimeout == 0:
-		cfg.SessionIdleTimeout = min(DefaultSessionIdleTimeout, cfg.SessionLifetime)
+		cfg.SessionIdleTimeout = min(defaultSessionIdleTimeout, cfg.SessionLifetime)
 	case cfg.SessionIdleTimeout < time.Minute || cfg.SessionIdleTimeout > cfg.SessionLifetime:
 		return fmt.Errorf("handlers: Config.SessionIdleTimeout %v must be at least a minute and at most SessionLifetime (%v)",
 			cfg.SessionIdleTimeout, cfg.SessionLifetime)
@@ -321,7 +321,7 @@ func (s *Server) useStores(p engineOps, cfg Config) error {
 	}
 	s.consentLifetime = cfg.ConsentLifetime
 	if s.consentLifetime == 0 {
-		s.consentLifetime = DefaultConsentLifetime
+		s.consentLifetime = defaultConsentLifetime
 	} else if s.consentLifetime < time.Minute {
 		return fmt.Errorf("handlers: Config.ConsentLifetime %v is shorter than a minute", cfg.ConsentLifetime)
 	}
@@ -347,11 +347,11 @@ func (s *Server) useStores(p engineOps, cfg Config) error {
 // useLimiters sets up the throttling of failed logins and failed client
 // authentications on thr, which slows down guessing passwords and secrets.
 func (s *Server) useLimiters(p engineOps, cfg Config, thr store.Throttle) error {
-	login, err := cfg.LoginBackoff.withDefaults("LoginBackoff", DefaultLoginFailuresPerName)
+	login, err := cfg.LoginBackoff.withDefaults("LoginBackoff", defaultLoginFailuresPerName)
 	if err != nil {
 		return err
 	}
-	client, err := cfg.ClientAuthBackoff.withDefaults("ClientAuthBackoff", DefaultClientFailuresPerName)
+	client, err := cfg.ClientAuthBackoff.withDefaults("ClientAuthBackoff", defaultClientFailuresPerName)
 	if err != nil {
 		return err
 	}

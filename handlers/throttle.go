@@ -18,13 +18,13 @@ import (
 // Defaults of [Backoff], for logins ([Config.LoginBackoff]) and client
 // authentication ([Config.ClientAuthBackoff]) alike unless named for one.
 const (
-	DefaultFreeFailures          = 5
-	DefaultBackoffDelay          = time.Second
-	DefaultMaxBackoffDelay       = 15 * time.Minute
-	DefaultLoginFailuresPerName  = 100  // per username
-	DefaultClientFailuresPerName = 1000 // per client ID
-	DefaultFailuresPerAddress    = 100
-	DefaultFailureWindow         = time.Hour
+	defaultFreeFailures          = 5
+	defaultBackoffDelay          = time.Second
+	defaultMaxBackoffDelay       = 15 * time.Minute
+	defaultLoginFailuresPerName  = 100  // per username
+	defaultClientFailuresPerName = 1000 // per client ID
+	defaultFailuresPerAddress    = 100
+	defaultFailureWindow         = time.Hour
 )
 
 // knownAddressWindow is how long an address from which a user logged in
@@ -57,23 +57,22 @@ const addressConcurrency = 4
 // left zero takes its default.
 type Backoff struct {
 	// FreeFailures is how many failures one name may have from one address
-	// before attempts wait. Default [DefaultFreeFailures].
+	// before attempts wait. Default 5.
 	FreeFailures int
 	// Delay is the first wait, doubled by each further failure. Default
-	// [DefaultBackoffDelay]; at least a millisecond.
+	// 1 second; at least a millisecond.
 	Delay time.Duration
-	// MaxDelay caps the wait. Default [DefaultMaxBackoffDelay]; not less
+	// MaxDelay caps the wait. Default 15 minutes; not less
 	// than Delay.
 	MaxDelay time.Duration
 	// PerName is how many failures one name may have from all addresses in
-	// a window. Default [DefaultLoginFailuresPerName] for logins,
-	// [DefaultClientFailuresPerName] for clients.
+	// a window. Default 100 for logins, 1000 for clients.
 	PerName int
 	// PerAddress is how many failures one address may have for all names in
-	// a window. Default [DefaultFailuresPerAddress].
+	// a window. Default 100.
 	PerAddress int
 	// Window is how long failures are counted. Default
-	// [DefaultFailureWindow]; at least a second.
+	// 1 hour; at least a second.
 	Window time.Duration
 }
 
@@ -90,12 +89,12 @@ func (b Backoff) withDefaults(field string, perName int) (Backoff, error) {
 			*v = d
 		}
 	}
-	def(&b.FreeFailures, DefaultFreeFailures)
+	def(&b.FreeFailures, defaultFreeFailures)
 	def(&b.PerName, perName)
-	def(&b.PerAddress, DefaultFailuresPerAddress)
-	defDur(&b.Delay, DefaultBackoffDelay)
-	defDur(&b.MaxDelay, DefaultMaxBackoffDelay)
-	defDur(&b.Window, DefaultFailureWindow)
+	def(&b.PerAddress, defaultFailuresPerAddress)
+	defDur(&b.Delay, defaultBackoffDelay)
+	defDur(&b.MaxDelay, defaultMaxBackoffDelay)
+	defDur(&b.Window, defaultFailureWindow)
 	switch {
 	case b.FreeFailures < 0:
 		return b, fmt.Errorf("handlers: Config.%s.FreeFailures %d is negative", field, b.FreeFailures)

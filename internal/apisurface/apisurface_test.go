@@ -45,10 +45,12 @@ var libraryPackages = []string{
 // operations only package handlers calls (Token, IssueCode, Refuse, …, with
 // Error, AuthorizeRequest and the error codes) moved behind
 // internal/engine, and the Default*/Max* constants that only restated a
-// Config field's documented default or bound unexported.
+// Config field's documented default or bound unexported; 246 without
+// handlers' ten Default* constants (session, consent and Backoff
+// defaults), whose values the Config and Backoff field docs now state.
 // Issue 12 aims at 180. Lower it as the surface shrinks; raising it needs
 // a reason in the commit.
-const ceiling = 256
+const ceiling = 246
 
 type surface struct {
 	idents int // exported types, functions, methods of exported types, vars and consts
