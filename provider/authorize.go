@@ -33,7 +33,9 @@ type authzRequest struct {
 	ar             fosite.AuthorizeRequester
 }
 
-// Login is the outcome of authenticating the user, passed to issueCode.
+// Login is the outcome of authenticating the user: who logged in, when and
+// how. A host app with a login page of its own passes it to
+// handlers.Pending.Complete; pixie's login page makes one too.
 type Login struct {
 	Subject  string    // the user's subject identifier: the sub of the tokens. Required.
 	AuthTime time.Time // when the user authenticated (auth_time); zero means now
