@@ -5,9 +5,9 @@ import (
 	"time"
 )
 
-// DefaultSignatureCacheSize is how many verified tokens a Verifier
-// remembers by default.
-const DefaultSignatureCacheSize = 10000
+// defaultSignatureCacheSize is how many verified tokens a Verifier
+// remembers by default (Config.SignatureCacheSize documents it).
+const defaultSignatureCacheSize = 10000
 
 // sigCache remembers tokens whose signature checked out: by the SHA-256 of
 // the whole token, the key that verified it and the decoded claims. An app

@@ -72,7 +72,7 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	}
 	switch {
 	case c.SignatureCacheSize == 0:
-		v.sigs = newSigCache(DefaultSignatureCacheSize)
+		v.sigs = newSigCache(defaultSignatureCacheSize)
 	case c.SignatureCacheSize > 0:
 		v.sigs = newSigCache(c.SignatureCacheSize)
 	}

@@ -47,10 +47,12 @@ var libraryPackages = []string{
 // internal/engine, and the Default*/Max* constants that only restated a
 // Config field's documented default or bound unexported; 246 without
 // handlers' ten Default* constants (session, consent and Backoff
-// defaults), whose values the Config and Backoff field docs now state.
+// defaults), whose values the Config and Backoff field docs now state;
+// 245 without middleware.DefaultSignatureCacheSize, which
+// Config.SignatureCacheSize's doc states.
 // Issue 12 aims at 180. Lower it as the surface shrinks; raising it needs
 // a reason in the commit.
-const ceiling = 246
+const ceiling = 245
 
 type surface struct {
 	idents int // exported types, functions, methods of exported types, vars and consts
