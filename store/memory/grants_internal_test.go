@@ -76,7 +76,16 @@ func TestGrantsModel(t *testing.T) {
 	for i := range byte(numKinds) {
 		kinds = append(kinds, kindOf(i))
 	}
-	datas := [][]byte{nil, []byte("request one"), []byte("request two"), bytes.Repeat([]byte("x"), 1300)}
+	// Data that are deltas of one another, so that records hold deltas
+	// against bases whose records come and go.
+	near := bytes.Repeat([]byte("x"), 1300)
+	near[600] = 'y'
+	var text []byte
+	for i := range 60 {
+		text = fmt.Appendf(text, `{"n":%d,"at":"2031-01-02T03:04:05Z"}`, i)
+	}
+	datas := [][]byte{nil, []byte("request one"), []byte("request two"), bytes.Repeat([]byte("x"), 1300), near,
+		text, bytes.ReplaceAll(text, []byte("03:04"), []byte("04:04")), append(bytes.Clone(text), "more"...)}
 	for step := range 3000 {
 		kind := kinds[rng.IntN(len(kinds))]
 		sig := pick("s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8")
