@@ -36,9 +36,9 @@ func deltaHash(s string, i int) uint32 {
 }
 
 // encodeDelta appends to dst the delta that rebuilds data from base, and
-// returns it. It stops, returning nil, once the delta would be longer than
-// limit bytes.
-func encodeDelta(dst []byte, base string, data []byte, limit int) []byte {
+// returns it and true; or, once the delta would be longer than limit bytes,
+// dst as far as it got and false (so that the caller may reuse it).
+func encodeDelta(dst []byte, base string, data []byte, limit int) ([]byte, bool) {
 	// The first position in base of each hash, +1 (0: none), so that a run
 	// of Data equal to base from its start is copied in one operation.
 	var table [1 << deltaHashBits]int32
@@ -47,7 +47,7 @@ func encodeDelta(dst []byte, base string, data []byte, limit int) []byte {
 			table[h] = int32(i + 1)
 		}
 	}
-	start := len(dst)
+	limit += len(dst)
 	dst = binary.AppendUvarint(dst, uint64(len(data)))
 	lit := 0 // where the pending literal run starts
 	for j := 0; j+4 <= len(data); {
@@ -68,20 +68,19 @@ func encodeDelta(dst []byte, base string, data []byte, limit int) []byte {
 			j++
 			continue
 		}
+		if len(dst)+(j-back-lit)+2*binary.MaxVarintLen64 > limit {
+			return dst, false
+		}
 		dst = appendLiteral(dst, data[lit:j-back])
 		dst = binary.AppendUvarint(dst, uint64(n+back)<<1|1)
 		dst = binary.AppendUvarint(dst, uint64(c-back))
 		j += n
 		lit = j
-		if len(dst)-start > limit {
-			return nil
-		}
 	}
-	dst = appendLiteral(dst, data[lit:])
-	if len(dst)-start > limit {
-		return nil
+	if len(dst)+(len(data)-lit)+binary.MaxVarintLen64 > limit {
+		return dst, false
 	}
-	return dst
+	return appendLiteral(dst, data[lit:]), true
 }
 
 // appendLiteral appends the operation of a literal run, if lit is not

@@ -308,11 +308,11 @@ func (s *Store) encode(f *family, data []byte) (payload []byte, ref string) {
 	if f.base == "" || len(data) == 0 {
 		return data, ""
 	}
-	d := encodeDelta(s.deltaBuf[:0], f.base, data, deltaLimit(len(data)))
-	if d == nil {
+	d, ok := encodeDelta(s.deltaBuf[:0], f.base, data, deltaLimit(len(data)))
+	s.deltaBuf = d
+	if !ok {
 		return data, ""
 	}
-	s.deltaBuf = d
 	return d, f.base
 }
 
