@@ -244,16 +244,25 @@ func (s *Store) insert(k byte, g *store.Grant) {
 	// Share the payload of the newest record of a kind that holds the
 	// same: the access and refresh tokens of an exchange.
 	payload, ref := g.Data, ""
-	data, shared := f.samePayload(payload, ref)
-	if !shared {
+	same := f.samePayload(payload, ref)
+	if same == nil {
 		payload, ref = s.encode(f, g.Data)
-		data, shared = f.samePayload(payload, ref)
+		same = f.samePayload(payload, ref)
 	}
+	// A short delta moves to the new record instead, which the provider
+	// keeps longer (the refresh token, after the access token), so that
+	// the older record's text goes with it.
+	move := same != nil && ref != "" && len(payload) <= maxMovedDelta
+	shared := same != nil && !move
 	// Keep the client ID and subject only if they are not the family's.
 	own := f.text[f.clientOff:f.subjectOff] != g.ClientID || f.text[f.subjectOff:] != g.Subject
 	text, n := recordText(k, g, own, payload, shared)
-	if !shared {
-		data = text[n:]
+	data := text[n:]
+	switch {
+	case shared:
+		data = same.data
+	case move:
+		same.data = data
 	}
 	if ref == "" && len(data) > 0 {
 		f.base = data
@@ -316,19 +325,22 @@ func (s *Store) encode(f *family, data []byte) (payload []byte, ref string) {
 	return d, f.base
 }
 
-// samePayload returns the data of the family's newest record of a kind
-// that holds payload against ref, and true, so that a new record need not
-// hold a copy of its own; with no such record, or no payload, "" and false.
-func (f *family) samePayload(payload []byte, ref string) (string, bool) {
+// samePayload returns the family's newest record of a kind that holds
+// payload against ref, so that a new record need not hold a copy of its
+// own; or nil if there is none, or no payload.
+func (f *family) samePayload(payload []byte, ref string) *record {
 	if len(payload) > 0 {
 		for _, o := range f.newest {
 			if o != nil && o.ref == ref && o.data == string(payload) {
-				return o.data, true
+				return o
 			}
 		}
 	}
-	return "", false
+	return nil
 }
+
+// maxMovedDelta is the longest delta insert moves rather than shares.
+const maxMovedDelta = 256
 
 // recordText lays out in one allocation the text of g's record of kind
 // index k: its key, its client ID and subject if own, and its payload
