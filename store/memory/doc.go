@@ -30,7 +30,7 @@
 // the rotated refresh tokens kept until they expire to detect their reuse)
 // keeps only a delta against it, some 40 bytes with the provider's Data.
 // BenchmarkGrantFootprint measures it: some 1.7 KB a grant before its first
-// refresh, and 360 bytes more for each rotated refresh token.
+// refresh, and 320 bytes more for each rotated refresh token.
 //
 // A Store is safe for concurrent use. Every value it returns is a fresh copy
 // the caller may modify, and it keeps its own copies of the values passed in.

@@ -25,8 +25,8 @@ import (
 // ever evicted before it expires. A record takes about 250 bytes and its
 // Data, or a delta against an earlier Data of its request, which for the
 // provider's refreshed tokens is some 40 bytes (BenchmarkGrantFootprint:
-// some 650 bytes a record over a flow and a refresh, some 360 a refresh
-// token kept after its rotation), so the bound is some 0.4 to 0.8 GB.
+// some 660 bytes a record over a flow and a refresh, some 320 a refresh
+// token kept after its rotation), so the bound is some 0.3 to 0.7 GB.
 const MaxGrants = 1_000_000
 
 // ErrFull is wrapped by the error [Store.CreateGrant] returns when the
