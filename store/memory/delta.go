@@ -3,6 +3,7 @@ package memory
 import (
 	"encoding/binary"
 	"errors"
+	"math"
 )
 
 // A record's Data is kept either as it is or, when it is mostly made of
@@ -41,10 +42,13 @@ func deltaHash(s string, i int) uint32 {
 func encodeDelta(dst []byte, base string, data []byte, limit int) ([]byte, bool) {
 	// The first position in base of each hash, +1 (0: none), so that a run
 	// of Data equal to base from its start is copied in one operation.
-	var table [1 << deltaHashBits]int32
-	for i := 0; i+4 <= len(base); i++ {
+	// Runs are looked up from the base's first 64 KB (they may extend
+	// beyond): uint16 positions keep the table, cleared on every call,
+	// small.
+	var table [1 << deltaHashBits]uint16
+	for i := 0; i+4 <= len(base) && i < math.MaxUint16; i++ {
 		if h := deltaHash(base, i); table[h] == 0 {
-			table[h] = int32(i + 1)
+			table[h] = uint16(i + 1)
 		}
 	}
 	limit += len(dst)

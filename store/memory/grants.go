@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"bytes"
 	"container/heap"
 	"context"
 	"errors"
@@ -311,18 +312,33 @@ func (s *Store) familyFor(g *store.Grant) *family {
 
 // encode returns how to hold data in a record of f: a delta against f's
 // base, and the base, if there is one and the delta is short enough (see
-// deltaLimit); else data itself and "". The delta is in s.deltaBuf, valid
-// until the next call. s.mu must be held for writing.
+// deltaLimit); else data itself and "". The delta is valid until the next
+// call. s.mu must be held for writing.
 func (s *Store) encode(f *family, data []byte) (payload []byte, ref string) {
 	if f.base == "" || len(data) == 0 {
 		return data, ""
 	}
-	d, ok := encodeDelta(s.deltaBuf[:0], f.base, data, deltaLimit(len(data)))
-	s.deltaBuf = d
-	if !ok {
+	last := &s.deltaLast
+	// The refresh token of an exchange has the access token's Data: the
+	// delta made for the one is the other's.
+	if last.fam != f || last.base != f.base || !bytes.Equal(last.data, data) {
+		last.fam, last.base, last.data = f, f.base, append(last.data[:0], data...)
+		last.delta, last.ok = encodeDelta(last.delta[:0], f.base, data, deltaLimit(len(data)))
+	}
+	if !last.ok {
 		return data, ""
 	}
-	return d, f.base
+	return last.delta, f.base
+}
+
+// lastDelta is the last delta Store.encode made, and what from, so that it
+// need not make it again for the next record.
+type lastDelta struct {
+	fam   *family
+	base  string
+	data  []byte
+	delta []byte
+	ok    bool
 }
 
 // samePayload returns the family's newest record of a kind that holds
