@@ -1,16 +1,20 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"flag"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -1194,5 +1198,79 @@ func TestDeleteExpired(t *testing.T) {
 	f, _, _ := newFaultyEnv(t) // its grant store is a wrapper without DeleteExpired
 	if _, err := f.p.DeleteExpired(ctx); !errors.Is(err, ErrNoCleanup) {
 		t.Errorf("DeleteExpired on a store without the capability: got %v, want ErrNoCleanup", err)
+	}
+}
+
+var updateFlowRecords = flag.Bool("update-flow-records", false,
+	"rewrite ../store/memory/testdata/flow-records.json from a real flow")
+
+// flowRecordsFile holds the Data of the records of one real flow and one
+// refresh, which store/memory's BenchmarkGrantFootprint stores: the memory
+// store's footprint depends on what the provider writes, so the benchmark
+// uses what it writes, not a guess.
+var flowRecordsFile = filepath.Join("..", "store", "memory", "testdata", "flow-records.json")
+
+// flowSample is the content of flowRecordsFile.
+type flowSample struct {
+	// RequestID is the request ID in the Data, which the benchmark
+	// replaces with each flow's own.
+	RequestID string `json:"request_id"`
+	// Records are the records the flow created, in order: the code (with
+	// its PKCE and OIDC requests), the first access and refresh tokens,
+	// the rotated pair.
+	Records []flowSampleRecord `json:"records"`
+}
+
+type flowSampleRecord struct {
+	Kind store.Kind `json:"kind"`
+	Data string     `json:"data"`
+}
+
+// TestFlowRecordsSample runs a flow and a refresh of the native client
+// (scope openid profile offline_access) and checks that the records it
+// creates are those of flowRecordsFile, give or take 5% in the size of
+// each Data (times and IDs differ from run to run). With
+// -update-flow-records it rewrites the file instead.
+func TestFlowRecordsSample(t *testing.T) {
+	e, fg, _ := newFaultyEnv(t)
+	tk := e.login(t, nativeID)
+	if _, err := e.refresh(t.Context(), nativeID, tk.refresh); err != nil {
+		t.Fatal(err)
+	}
+	recs := fg.records()
+	got := flowSample{RequestID: recs[0].RequestID}
+	for _, g := range recs {
+		if g.RequestID != got.RequestID {
+			t.Fatalf("%s record of request %q, want every record of %q", g.Kind, g.RequestID, got.RequestID)
+		}
+		got.Records = append(got.Records, flowSampleRecord{Kind: g.Kind, Data: string(g.Data)})
+	}
+	if *updateFlowRecords {
+		js, err := json.MarshalIndent(got, "", "\t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(flowRecordsFile, append(js, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	js, err := os.ReadFile(flowRecordsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want flowSample
+	if err := json.NewDecoder(bytes.NewReader(js)).Decode(&want); err != nil {
+		t.Fatal(err)
+	}
+	const regen = "; rerun with -update-flow-records, and BenchmarkGrantFootprint"
+	if len(got.Records) != len(want.Records) {
+		t.Fatalf("the flow created %d records, %s holds %d%s", len(got.Records), flowRecordsFile, len(want.Records), regen)
+	}
+	for i, g := range got.Records {
+		w := want.Records[i]
+		if n, m := len(g.Data), len(w.Data); g.Kind != w.Kind || n < m*95/100 || n > m*105/100 {
+			t.Errorf("record %d: got %s with %d bytes of Data, %s holds %s with %d%s", i, g.Kind, n, flowRecordsFile, w.Kind, m, regen)
+		}
 	}
 }

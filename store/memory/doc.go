@@ -25,7 +25,12 @@
 //
 // A grant record takes its Data and about 250 bytes more; the access and
 // refresh tokens of one exchange, whose Data the provider serializes from
-// the same request, share one copy of it.
+// the same request, share one copy of it, and a record whose Data is mostly
+// that of an earlier record of its request (the tokens of a rotation, and
+// the rotated refresh tokens kept until they expire to detect their reuse)
+// keeps only a delta against it, some 40 bytes with the provider's Data.
+// BenchmarkGrantFootprint measures it: some 1.7 KB a grant before its first
+// refresh, and 320 bytes more for each rotated refresh token.
 //
 // A Store is safe for concurrent use. Every value it returns is a fresh copy
 // the caller may modify, and it keeps its own copies of the values passed in.

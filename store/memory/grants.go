@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"bytes"
 	"container/heap"
 	"context"
 	"errors"
@@ -22,10 +23,11 @@ import (
 // (tokens, rotated refresh tokens) may take the Store a quarter beyond it,
 // so that a flood of new logins cannot stop the users already signed in
 // from refreshing; past that every new record is refused. No record is
-// ever evicted before it expires. A record takes its Data and about 250
-// bytes more (BenchmarkGrantFootprint: some 1 KB a record with the
-// provider's Data of 1.1 to 1.3 KB, the two tokens of a pair sharing it),
-// so the bound is some 1.25 GB.
+// ever evicted before it expires. A record takes about 250 bytes and its
+// Data, or a delta against an earlier Data of its request, which for the
+// provider's refreshed tokens is some 40 bytes (BenchmarkGrantFootprint:
+// some 660 bytes a record over a flow and a refresh, some 320 a refresh
+// token kept after its rotation), so the bound is some 0.3 to 0.7 GB.
 const MaxGrants = 1_000_000
 
 // ErrFull is wrapped by the error [Store.CreateGrant] returns when the
@@ -39,7 +41,11 @@ var ErrFull = errors.New("memory: grant store full")
 // record's signature and kind (its key) are one string with its Data,
 // unless it shares the Data of another record of its family: the access
 // and refresh tokens of one exchange, which the provider serializes from
-// the same request into equal bytes, keep one copy.
+// the same request into equal bytes, keep one copy. And a record whose
+// Data is mostly that of an earlier record of its family (the family's
+// base) keeps only a delta against it (delta.go): the tokens of a
+// rotation differ from those before them in a few times, and a rotated
+// refresh token is kept until it expires, to detect its reuse.
 
 // numKinds is how many kinds of grant record there are.
 const numKinds = 8
@@ -84,9 +90,13 @@ type record struct {
 	// are the family's, the client ID and the subject; text[:keyLen] is
 	// the key in Store.grants.
 	text string
-	// data is the record's Data: it shares text's allocation, or is the
-	// data of another record of the family with equal bytes.
-	data      string
+	// data is the record's Data, or with a ref its delta against ref: it
+	// shares text's allocation, or is the data of another record of the
+	// family with the same ref and bytes.
+	data string
+	// ref is the Data data is a delta against (a family's base, which
+	// stays as long as a record refers to it), or "" if data is the Data.
+	ref       string
 	fam       *family
 	newer     *record // the next newer record of this kind and family
 	older     *record // the next older one
@@ -125,7 +135,21 @@ type family struct {
 	clientOff  uint16
 	subjectOff uint16
 	newest     [numKinds]*record // of each kind; each links to the older ones
+	// base is the Data the family's next records are encoded against:
+	// the first that could not be (see deltaLimit).
+	base string
 }
+
+// deltaLimit is the most, as a fraction of the Data, that a delta may take:
+// Data whose delta against its family's base would be longer is kept as it
+// is, and becomes the base. With the provider's Data (testdata), a
+// rotation's token Data is a delta of some 4% of the token Data before it,
+// the first tokens' a fifth of the code's: so the first tokens' Data is
+// kept whole, and the code's is freed with the code, while the rotated
+// refresh tokens, kept 30 days, hold their deltas.
+func deltaLimit(n int) int { return n / deltaLimitDiv }
+
+const deltaLimitDiv = 8
 
 func (f *family) requestID() string { return f.text[:f.clientOff] }
 
@@ -218,18 +242,36 @@ func (s *Store) makeRoom(kind store.Kind, n int) error {
 // held for writing.
 func (s *Store) insert(k byte, g *store.Grant) {
 	f := s.familyFor(g)
-	// Share the Data of the newest record of a kind with equal bytes: the
-	// access and refresh tokens of an exchange.
-	data, shared := f.sameData(g.Data)
+	// Share the payload of the newest record of a kind that holds the
+	// same: the access and refresh tokens of an exchange.
+	payload, ref := g.Data, ""
+	same := f.samePayload(payload, ref)
+	if same == nil {
+		payload, ref = s.encode(f, g.Data)
+		same = f.samePayload(payload, ref)
+	}
+	// A short delta moves to the new record instead, which the provider
+	// keeps longer (the refresh token, after the access token), so that
+	// the older record's text goes with it.
+	move := same != nil && ref != "" && len(payload) <= maxMovedDelta
+	shared := same != nil && !move
 	// Keep the client ID and subject only if they are not the family's.
 	own := f.text[f.clientOff:f.subjectOff] != g.ClientID || f.text[f.subjectOff:] != g.Subject
-	text, n := recordText(k, g, own, shared)
-	if !shared {
-		data = text[n:]
+	text, n := recordText(k, g, own, payload, shared)
+	data := text[n:]
+	switch {
+	case shared:
+		data = same.data
+	case move:
+		same.data = data
+	}
+	if ref == "" && len(data) > 0 {
+		f.base = data
 	}
 	r := &record{
 		text:    text[:n],
 		data:    data,
+		ref:     ref,
 		fam:     f,
 		older:   f.newest[k],
 		expSec:  g.ExpiresAt.Unix(),
@@ -268,24 +310,58 @@ func (s *Store) familyFor(g *store.Grant) *family {
 	return f
 }
 
-// sameData returns the Data of the family's newest record of a kind whose
-// Data has the bytes of data, and true, so that a new record need not hold
-// a copy of its own; with no such record, or no data, "" and false.
-func (f *family) sameData(data []byte) (string, bool) {
-	if len(data) > 0 {
+// encode returns how to hold data in a record of f: a delta against f's
+// base, and the base, if there is one and the delta is short enough (see
+// deltaLimit); else data itself and "". The delta is valid until the next
+// call. s.mu must be held for writing.
+func (s *Store) encode(f *family, data []byte) (payload []byte, ref string) {
+	if f.base == "" || len(data) == 0 {
+		return data, ""
+	}
+	last := &s.deltaLast
+	// The refresh token of an exchange has the access token's Data: the
+	// delta made for the one is the other's.
+	if last.fam != f || last.base != f.base || !bytes.Equal(last.data, data) {
+		last.fam, last.base, last.data = f, f.base, append(last.data[:0], data...)
+		last.delta, last.ok = encodeDelta(last.delta[:0], f.base, data, deltaLimit(len(data)))
+	}
+	if !last.ok {
+		return data, ""
+	}
+	return last.delta, f.base
+}
+
+// lastDelta is the last delta Store.encode made, and what from, so that it
+// need not make it again for the next record.
+type lastDelta struct {
+	fam   *family
+	base  string
+	data  []byte
+	delta []byte
+	ok    bool
+}
+
+// samePayload returns the family's newest record of a kind that holds
+// payload against ref, so that a new record need not hold a copy of its
+// own; or nil if there is none, or no payload.
+func (f *family) samePayload(payload []byte, ref string) *record {
+	if len(payload) > 0 {
 		for _, o := range f.newest {
-			if o != nil && o.data == string(data) {
-				return o.data, true
+			if o != nil && o.ref == ref && o.data == string(payload) {
+				return o
 			}
 		}
 	}
-	return "", false
+	return nil
 }
 
+// maxMovedDelta is the longest delta insert moves rather than shares.
+const maxMovedDelta = 256
+
 // recordText lays out in one allocation the text of g's record of kind
-// index k: its key, its client ID and subject if own, and its Data unless
-// shared; n is where the Data starts.
-func recordText(k byte, g *store.Grant, own, shared bool) (text string, n int) {
+// index k: its key, its client ID and subject if own, and its payload
+// unless shared; n is where the payload starts.
+func recordText(k byte, g *store.Grant, own bool, payload []byte, shared bool) (text string, n int) {
 	n = len(g.Signature) + 1
 	if own {
 		n += len(g.ClientID) + len(g.Subject)
@@ -294,7 +370,7 @@ func recordText(k byte, g *store.Grant, own, shared bool) (text string, n int) {
 	if shared {
 		b.Grow(n)
 	} else {
-		b.Grow(n + len(g.Data))
+		b.Grow(n + len(payload))
 	}
 	b.WriteString(g.Signature)
 	b.WriteByte(k)
@@ -303,7 +379,7 @@ func recordText(k byte, g *store.Grant, own, shared bool) (text string, n int) {
 		b.WriteString(g.Subject)
 	}
 	if !shared {
-		b.Write(g.Data)
+		b.Write(payload)
 	}
 	return b.String(), n
 }
@@ -311,8 +387,8 @@ func recordText(k byte, g *store.Grant, own, shared bool) (text string, n int) {
 // grant returns a copy of r as a store.Grant, whose signature is sig.
 // None of its strings is part of r.text, which may hold the Data: a caller
 // that keeps one (in a cache, say) keeps no more than its bytes, or the
-// family's few.
-func (r *record) grant(sig string) *store.Grant {
+// family's few. The error is that of a delta that does not decode: a bug.
+func (r *record) grant(sig string) (*store.Grant, error) {
 	client, subject := r.clientSubject()
 	if r.subjectOff != 0 {
 		client, subject = strings.Clone(client), strings.Clone(subject)
@@ -326,10 +402,17 @@ func (r *record) grant(sig string) *store.Grant {
 		ExpiresAt: time.Unix(r.expSec, int64(r.expNsec)).UTC(),
 		Active:    r.active,
 	}
-	if r.data != "" {
+	switch {
+	case r.ref != "":
+		data, err := decodeDelta(r.ref, r.data)
+		if err != nil {
+			return nil, fmt.Errorf("memory: grant %s: %w", g.Kind, err)
+		}
+		g.Data = data
+	case r.data != "":
 		g.Data = []byte(r.data)
 	}
-	return g
+	return g, nil
 }
 
 // Grant returns a copy of the record of that kind and signature, active or
@@ -346,7 +429,7 @@ func (s *Store) Grant(_ context.Context, kind store.Kind, signature string) (*st
 	if r == nil {
 		return nil, fmt.Errorf("memory: grant %s: %w", kind, store.ErrNotFound)
 	}
-	return r.grant(signature), nil
+	return r.grant(signature)
 }
 
 // Consume marks the active record of that kind and signature inactive. Of

@@ -76,7 +76,16 @@ func TestGrantsModel(t *testing.T) {
 	for i := range byte(numKinds) {
 		kinds = append(kinds, kindOf(i))
 	}
-	datas := [][]byte{nil, []byte("request one"), []byte("request two"), bytes.Repeat([]byte("x"), 1300)}
+	// Data that are deltas of one another, so that records hold deltas
+	// against bases whose records come and go.
+	near := bytes.Repeat([]byte("x"), 1300)
+	near[600] = 'y'
+	var text []byte
+	for i := range 60 {
+		text = fmt.Appendf(text, `{"n":%d,"at":"2031-01-02T03:04:05Z"}`, i)
+	}
+	datas := [][]byte{nil, []byte("request one"), []byte("request two"), bytes.Repeat([]byte("x"), 1300), near,
+		text, bytes.ReplaceAll(text, []byte("03:04"), []byte("04:04")), append(bytes.Clone(text), "more"...)}
 	for step := range 3000 {
 		kind := kinds[rng.IntN(len(kinds))]
 		sig := pick("s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8")
@@ -301,8 +310,9 @@ func TestGrantStringsOwnTheirBytes(t *testing.T) {
 	}
 }
 
-// TestGrantsExpireOnTheirOwn: with no call but the ones that store them,
-// the Store forgets grant records once they have expired, active or not,
+// TestGrantsExpireOnTheirOwn: with no call but the ones that store them
+// (a flow and a rotation), the Store forgets grant records once they have
+// expired, active or not, those held as deltas and their bases too,
 // keeps the others until then, and frees their memory: nothing is left in
 // its indexes, the janitor stops, and the heap falls back to what it was.
 func TestGrantsExpireOnTheirOwn(t *testing.T) {
@@ -315,20 +325,35 @@ func TestGrantsExpireOnTheirOwn(t *testing.T) {
 		data := bytes.Repeat([]byte("d"), 1000)
 		for i := range flows {
 			req := fmt.Sprint("req-", i)
-			mk := func(kind store.Kind, sig string, life time.Duration) {
+			mk := func(kind store.Kind, sig string, life time.Duration, change string) {
 				err := s.CreateGrant(ctx, &store.Grant{Kind: kind, Signature: sig, RequestID: req, ClientID: "app",
-					Subject: "alice", ExpiresAt: start.Add(life), Data: append(bytes.Clone(data), req...)})
+					Subject: "alice", ExpiresAt: start.Add(life), Data: append(append(bytes.Clone(data), req...), change...)})
 				if err != nil {
 					t.Fatal(err)
 				}
 			}
-			mk(store.KindAuthorizeCode, "code-"+req, 10*time.Minute)
-			mk(store.KindAccessToken, "at-"+req, time.Hour)
-			mk(store.KindRefreshToken, "rt-"+req, 2*time.Hour)
-			if err := s.Consume(ctx, store.KindAuthorizeCode, "code-"+req); err != nil {
-				t.Fatal(err)
+			mk(store.KindAuthorizeCode, "code-"+req, 10*time.Minute, "")
+			mk(store.KindAccessToken, "at-"+req, time.Hour, "")
+			mk(store.KindRefreshToken, "rt-"+req, 2*time.Hour, "")
+			// A rotation, whose tokens keep a delta against the Data
+			// above.
+			for _, err := range []error{
+				s.Consume(ctx, store.KindAuthorizeCode, "code-"+req),
+				s.Consume(ctx, store.KindRefreshToken, "rt-"+req),
+				s.Revoke(ctx, store.KindAccessToken, req),
+			} {
+				if err != nil {
+					t.Fatal(err)
+				}
 			}
+			mk(store.KindAccessToken, "at2-"+req, time.Hour, "rotated")
+			mk(store.KindRefreshToken, "rt2-"+req, 2*time.Hour, "rotated")
 		}
+		s.mu.RLock()
+		if r := s.find(4, "rt2-req-0"); r.ref == "" {
+			t.Error("the rotated refresh token holds its Data whole, want a delta")
+		}
+		s.mu.RUnlock()
 		peak := liveHeapBytes()
 		present := func(kind store.Kind, sig string) bool {
 			t.Helper()
@@ -348,8 +373,8 @@ func TestGrantsExpireOnTheirOwn(t *testing.T) {
 		s.mu.RLock()
 		held := len(s.grants)
 		s.mu.RUnlock()
-		if held != 2*flows {
-			t.Errorf("11 minutes on: %d records held, want %d", held, 2*flows)
+		if held != 4*flows {
+			t.Errorf("11 minutes on: %d records held, want %d", held, 4*flows)
 		}
 
 		time.Sleep(2 * time.Hour)

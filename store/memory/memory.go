@@ -43,6 +43,7 @@ type Store struct {
 	grantExpiry expiryHeap[*record]
 	maxGrants   int         // MaxGrants, lower in tests
 	grantsPeak  int         // the most records grants held since compactGrants
+	deltaLast   lastDelta   // insert's last delta (delta.go)
 	keys        []store.Key // in the order added
 	consents    map[consentKey]*consentEntry
 	// byExpiry orders the consents by ExpiresAt, soonest first (a min-heap
