@@ -623,8 +623,8 @@ func (s *fositeStorage) revokeAccessTokens(ctx context.Context, requestID string
 // BeginTX starts a transaction when the grant store is a store.Transactor,
 // so that fosite's write phase (consume the code, store the tokens) is all
 // or nothing. Without one it is a no-op, and so it is (with Commit and
-// Rollback) inside the transaction the token endpoint (Provider.token) begins around every
-// handler (see newAccessResponse).
+// Rollback) inside the transaction the token endpoint (Provider.token)
+// begins around every handler (see newAccessResponse).
 func (s *fositeStorage) BeginTX(ctx context.Context) (context.Context, error) {
 	if inOuterTx(ctx) {
 		return ctx, nil
