@@ -141,6 +141,8 @@ type Store struct {
 	reads  map[*sql.Stmt]*sql.Stmt
 	readDB *sql.DB // Config.ReadDB, for Ping
 
+	group groupCommit // the writes waiting for SQLite's writer (group.go)
+
 	dummyOnce sync.Once
 	dummyHash string
 	dummyErr  error
@@ -291,6 +293,12 @@ func (s *Store) Rollback(ctx context.Context) error {
 		return fmt.Errorf("sqlstore: rollback: %w", err)
 	}
 	return nil
+}
+
+// grouped reports whether a write made with ctx goes through group commit
+// (group.go): on SQLite, outside a transaction of [Store.BeginTx].
+func (s *Store) grouped(ctx context.Context) bool {
+	return s.dialect == SQLite && s.tx(ctx) == nil
 }
 
 // tx returns the transaction s began that ctx carries, or nil.

@@ -22,7 +22,9 @@
 // The Store has two connection pools on the file. Writes and transactions
 // use a single connection ([Store.DB]): SQLite has one writer at a time
 // anyway, and database/sql then queues writers rather than SQLite failing
-// them with SQLITE_BUSY. Reads made outside a transaction use a pool of
+// them with SQLITE_BUSY. Concurrent grant writes share that connection's
+// transactions: each commit holds the writes of every caller that queued
+// during the one before (group commit, see package sqlstore). Reads made outside a transaction use a pool of
 // read-only (query_only) connections, GOMAXPROCS of them but at least two
 // ([Store.ReadDB], see [ReadDSN]): in WAL mode they do not wait for the
 // writer, not even while a transaction is open, and each sees every write
