@@ -62,7 +62,7 @@ func (s *Store) ApplyGrants(ctx context.Context, b *store.GrantBatch) error {
 // applyGrouped applies b as one write of group commit (group.go): in the
 // group's transaction, so all or none as if in one of its own.
 func (s *Store) applyGrouped(ctx context.Context, b *store.GrantBatch) error {
-	err := s.write(ctx, func(txCtx context.Context) (bool, error) { return s.applyIn(txCtx, b) })
+	err := s.write(ctx, false, func(txCtx context.Context) (bool, error) { return s.applyIn(txCtx, b) })
 	if err != nil {
 		return fmt.Errorf("sqlstore: apply grants: %w", err)
 	}

@@ -25,7 +25,7 @@ func (s *Store) CreateGrant(ctx context.Context, g *store.Grant) error {
 		return fmt.Errorf("sqlstore: create grant: invalid kind %q", g.Kind)
 	}
 	if s.grouped(ctx) {
-		return s.write(ctx, func(txCtx context.Context) (bool, error) { return false, s.createGrant(txCtx, g) })
+		return s.write(ctx, true, func(txCtx context.Context) (bool, error) { return false, s.createGrant(txCtx, g) })
 	}
 	return s.createGrant(ctx, g)
 }
@@ -83,7 +83,7 @@ func (s *Store) Consume(ctx context.Context, kind store.Kind, signature string) 
 		return fmt.Errorf("sqlstore: consume: invalid kind %q", kind)
 	}
 	if s.grouped(ctx) {
-		return s.write(ctx, func(txCtx context.Context) (bool, error) { return false, s.consume(txCtx, kind, signature) })
+		return s.write(ctx, true, func(txCtx context.Context) (bool, error) { return false, s.consume(txCtx, kind, signature) })
 	}
 	return s.consume(ctx, kind, signature)
 }
@@ -117,7 +117,7 @@ func (s *Store) Delete(ctx context.Context, kind store.Kind, signature string) e
 		return fmt.Errorf("sqlstore: delete: invalid kind %q", kind)
 	}
 	if s.grouped(ctx) {
-		return s.write(ctx, func(txCtx context.Context) (bool, error) { return false, s.delete(txCtx, kind, signature) })
+		return s.write(ctx, true, func(txCtx context.Context) (bool, error) { return false, s.delete(txCtx, kind, signature) })
 	}
 	return s.delete(ctx, kind, signature)
 }
@@ -142,7 +142,7 @@ func (s *Store) Revoke(ctx context.Context, kind store.Kind, requestID string) e
 		return fmt.Errorf("sqlstore: revoke: invalid kind %q", kind)
 	}
 	if s.grouped(ctx) {
-		return s.write(ctx, func(txCtx context.Context) (bool, error) { return false, s.revoke(txCtx, kind, requestID) })
+		return s.write(ctx, true, func(txCtx context.Context) (bool, error) { return false, s.revoke(txCtx, kind, requestID) })
 	}
 	return s.revoke(ctx, kind, requestID)
 }

@@ -70,6 +70,7 @@ const (
 type groupWrite struct {
 	ctx   context.Context // the caller's: a write whose context ended is not run
 	run   writeFunc
+	one   bool        // run is one statement that changes rows, the rest only reads
 	state groupState  // guarded by groupCommit.mu
 	wake  chan wakeup // buffered: one lead message, then one answer
 }
@@ -89,11 +90,14 @@ type groupCommit struct {
 }
 
 // write runs w in a group transaction (see above) and returns its outcome.
-func (s *Store) write(ctx context.Context, w writeFunc) error {
+// one says that w makes one statement that changes rows (and maybe reads
+// after it): alone in its group, it runs without BEGIN and COMMIT, in the
+// statement's own transaction, which SQLite commits as it would ours.
+func (s *Store) write(ctx context.Context, one bool, w writeFunc) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	op := &groupWrite{ctx: ctx, run: w, wake: make(chan wakeup, 1)}
+	op := &groupWrite{ctx: ctx, run: w, one: one, wake: make(chan wakeup, 1)}
 	g := &s.group
 	g.mu.Lock()
 	g.queue = append(g.queue, op)
@@ -153,6 +157,14 @@ func (s *Store) lead() {
 		op.state = taken
 	}
 	g.mu.Unlock()
+	if len(ops) == 1 && ops[0].one {
+		err := ops[0].ctx.Err()
+		if err == nil {
+			_, err = ops[0].run(context.Background())
+		}
+		ops[0].wake <- wakeup{err: err}
+		ops = nil
+	}
 	for len(ops) > 0 {
 		ops = s.applyGroup(ops)
 	}

@@ -270,7 +270,9 @@ func testingProcs() int { return runtime.GOMAXPROCS(0) }
 // the access and refresh tokens) with one [sqlstore.Store.ApplyGrants]. Each
 // flow's calls carry a context that can be canceled, as an HTTP request's
 // does. "parallel=16" runs it from 16 goroutines, as the 16 clients of
-// ../shared/bench/side-by-side do. Run:
+// ../shared/bench/side-by-side do. Besides flows/s it reports the CPU time
+// the process spent per flow (cpu-µs/op), which is what a busy server's
+// throughput is made of. Run:
 //
 //	go test -run '^$' -bench TokenFlow -count 6 ./store/sqlstore/sqlite/
 func BenchmarkTokenFlow(b *testing.B) {
@@ -303,6 +305,7 @@ func BenchmarkTokenFlow(b *testing.B) {
 				}
 			}
 			b.ReportAllocs()
+			cpu0 := processCPU(b)
 			b.ResetTimer()
 			if par == 0 {
 				for b.Loop() {
@@ -313,6 +316,7 @@ func BenchmarkTokenFlow(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "flows/s")
+			b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 			if fi, err := os.Stat(path + "-wal"); err == nil {
 				b.ReportMetric(float64(fi.Size())/(1<<20), "wal-MiB")
 			}
