@@ -3,7 +3,9 @@ package sqlstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"time"
 
 	"github.com/pixieauth/pixie/store"
 )
@@ -42,9 +44,13 @@ import (
 //     taken into a group the write runs (a group takes well under a
 //     millisecond) and its caller waits for its answer.
 //
-// The group's transaction runs with a context that is never canceled, so
-// that one caller's deadline cannot undo the others' writes, and so that
-// the driver does not start a goroutine per statement to watch it.
+// The group's transaction runs with a context that no caller's cancellation
+// ends, so that one caller's deadline cannot undo the others' writes (see
+// groupContext), and its statements with one that has no deadline at all,
+// so that the driver does not start a goroutine per statement to watch it.
+// A write alone in its group that is one statement (all but ApplyGrants)
+// runs as it would without group commit: in autocommit, under its caller's
+// context, without BEGIN and COMMIT.
 
 // maxGroup is the most writes one transaction holds. A group is a handful of
 // writes under load (as many as callers arrived during the last commit);
@@ -158,10 +164,9 @@ func (s *Store) lead() {
 	}
 	g.mu.Unlock()
 	if len(ops) == 1 && ops[0].one {
-		err := ops[0].ctx.Err()
-		if err == nil {
-			_, err = ops[0].run(context.Background())
-		}
+		// Its caller's own statement: its context bounds it, as it
+		// would without group commit.
+		_, err := ops[0].run(ops[0].ctx)
 		ops[0].wake <- wakeup{err: err}
 		ops = nil
 	}
@@ -183,11 +188,16 @@ func (s *Store) lead() {
 // rolls back, answers that op and returns the others of ops, not answered,
 // to run again.
 func (s *Store) applyGroup(ops []*groupWrite) (again []*groupWrite) {
-	txCtx, err := s.BeginTx(context.Background())
+	bctx, cancel := groupContext(ops)
+	defer cancel()
+	tx, err := s.db.BeginTx(bctx, nil)
 	if err != nil {
-		answer(ops, err)
+		answer(ops, fmt.Errorf("sqlstore: begin transaction: %w", err))
 		return nil
 	}
+	// The statements run with a context that carries the transaction and
+	// no deadline: the driver watches none, and starts no goroutine each.
+	txCtx := context.WithValue(context.Background(), txKey{s}, tx)
 	done := make([]*groupWrite, 0, len(ops)) // in the transaction, to answer at its commit
 	for i, op := range ops {
 		if err := op.ctx.Err(); err != nil {
@@ -210,6 +220,25 @@ func (s *Store) applyGroup(ops []*groupWrite) (again []*groupWrite) {
 	}
 	answer(done, s.Commit(txCtx))
 	return nil
+}
+
+// groupContext is the context of a group's transaction: no caller's
+// cancellation ends it, so that none undoes the others' writes, but it
+// ends at the latest deadline of the callers' contexts, when each of them
+// has given up, so that a group waiting for a lock another process holds
+// does not outwait them all. With a caller without a deadline, it has none.
+func groupContext(ops []*groupWrite) (context.Context, context.CancelFunc) {
+	var latest time.Time
+	for _, op := range ops {
+		d, ok := op.ctx.Deadline()
+		if !ok {
+			return context.Background(), func() {}
+		}
+		if d.After(latest) {
+			latest = d
+		}
+	}
+	return context.WithDeadline(context.Background(), latest)
 }
 
 // answer gives every op of ops the outcome err.
