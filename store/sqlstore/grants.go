@@ -57,7 +57,7 @@ func (s *Store) Grant(ctx context.Context, kind store.Kind, signature string) (*
 	}
 	g := &store.Grant{Kind: kind, Signature: signature}
 	var expires int64
-	err := s.stmt(ctx, s.stmts.grantGet).QueryRowContext(ctx, string(kind), signature).Scan(
+	err := s.stmt(ctx, s.stmts.grantGet).QueryRowContext(s.readCtx(ctx), string(kind), signature).Scan(
 		&g.RequestID, &g.ClientID, &g.Subject, &expires, &g.Active, &g.Data)
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {

@@ -301,6 +301,19 @@ func (s *Store) grouped(ctx context.Context) bool {
 	return s.dialect == SQLite && s.tx(ctx) == nil
 }
 
+// readCtx is the context of a read by primary key outside a transaction.
+// On SQLite's read pool such a read takes microseconds and waits for no
+// lock (WAL mode), so that watching ctx while it runs costs more than it
+// can save: the driver, and database/sql for its rows, would each start a
+// goroutine to watch it. The read then runs under ctx's values without its
+// cancellation, once ctx is checked not to have ended already.
+func (s *Store) readCtx(ctx context.Context) context.Context {
+	if s.dialect != SQLite || s.reads == nil || s.tx(ctx) != nil || ctx.Err() != nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
+}
+
 // tx returns the transaction s began that ctx carries, or nil.
 func (s *Store) tx(ctx context.Context) *sql.Tx {
 	tx, _ := ctx.Value(txKey{s}).(*sql.Tx)
