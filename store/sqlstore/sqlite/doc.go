@@ -17,7 +17,9 @@
 // storage interface of package store, and closes the file on [Store.Close].
 //
 // The database runs in WAL mode with a 10-second busy timeout, foreign keys
-// on, synchronous=NORMAL, a WAL file cut back to 16 MiB after checkpoints,
+// on, synchronous=NORMAL, checkpoints in the background (every 50 ms, by a
+// connection of their own, so that writers never wait for one), a WAL file
+// cut back to 16 MiB after checkpoints,
 // and transactions that take the write lock when they begin (see [DSN]).
 // The Store has two connection pools on the file. Writes and transactions
 // use a single connection ([Store.DB]): SQLite has one writer at a time
