@@ -32,9 +32,10 @@ var _ store.Batcher = (*Store)(nil)
 // part of b has, so that the driver's statement cache (pgx's, by default)
 // prepares it once per shape and connection.
 //
-// On SQLite it is a local transaction (BEGIN IMMEDIATE with the DSN package
-// sqlite uses) running [Store.Consume], [Store.Revoke] and
-// [Store.CreateGrant] in that order, rolled back on the first error.
+// On SQLite it runs [Store.Consume], [Store.Revoke] and [Store.CreateGrant]
+// in that order in a transaction (BEGIN IMMEDIATE with the DSN package
+// sqlite uses), undone on the first error: the transaction of a group
+// commit, which concurrent callers' writes share (see [Store.CreateGrant]).
 //
 // A batch is its own transaction: ApplyGrants with a context carrying a
 // transaction of [Store.BeginTx] is an error, and writes nothing. So are
@@ -55,38 +56,43 @@ func (s *Store) ApplyGrants(ctx context.Context, b *store.GrantBatch) error {
 	if s.dialect == Postgres {
 		return s.applyPostgres(ctx, b)
 	}
-	return s.applyTx(ctx, b)
+	return s.applyGrouped(ctx, b)
 }
 
-// applyTx applies b in a transaction of its own.
-func (s *Store) applyTx(ctx context.Context, b *store.GrantBatch) (err error) {
-	txCtx, err := s.BeginTx(ctx)
+// applyGrouped applies b as one write of group commit (group.go): in the
+// group's transaction, so all or none as if in one of its own.
+func (s *Store) applyGrouped(ctx context.Context, b *store.GrantBatch) error {
+	err := s.write(ctx, false, func(txCtx context.Context) (bool, error) { return s.applyIn(txCtx, b) })
 	if err != nil {
 		return fmt.Errorf("sqlstore: apply grants: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			// The error that matters is the one that made us roll back.
-			_ = s.Rollback(txCtx)
-			err = fmt.Errorf("sqlstore: apply grants: %w", err)
-		}
-	}()
+	return nil
+}
+
+// applyIn runs the statements of b in the transaction txCtx carries:
+// Consume, Revoke and CreateGrant in that order, up to the first error.
+// wrote says whether a statement before the failing one ran, whose change
+// the transaction must then undo.
+func (s *Store) applyIn(txCtx context.Context, b *store.GrantBatch) (wrote bool, err error) {
 	for _, k := range b.Consume {
-		if err := s.Consume(txCtx, k.Kind, k.Signature); err != nil {
-			return err
+		if err := s.consume(txCtx, k.Kind, k.Signature); err != nil {
+			return wrote, err
 		}
+		wrote = true
 	}
 	for _, f := range b.Revoke {
-		if err := s.Revoke(txCtx, f.Kind, f.RequestID); err != nil {
-			return err
+		if err := s.revoke(txCtx, f.Kind, f.RequestID); err != nil {
+			return wrote, err
 		}
+		wrote = true
 	}
 	for _, g := range b.Create {
-		if err := s.CreateGrant(txCtx, g); err != nil {
-			return err
+		if err := s.createGrant(txCtx, g); err != nil {
+			return wrote, err
 		}
+		wrote = true
 	}
-	return s.Commit(txCtx)
+	return wrote, nil
 }
 
 // applyPostgres applies b in one statement; see [Store.ApplyGrants].

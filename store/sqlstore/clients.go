@@ -63,7 +63,7 @@ func (s *Store) writeClient(ctx context.Context, st *sql.Stmt, c *store.Client, 
 func (s *Store) Client(ctx context.Context, id string) (*store.Client, error) {
 	c := &store.Client{ID: id}
 	var redirects, scopes, grantTypes, apis, postLogout string
-	err := s.stmt(ctx, s.stmts.clientGet).QueryRowContext(ctx, id).Scan(
+	err := s.stmt(ctx, s.stmts.clientGet).QueryRowContext(s.readCtx(ctx), id).Scan(
 		&c.Name, &c.SecretHash, &redirects, &scopes, &grantTypes, &c.Native, &c.FirstParty, &c.Introspect, &c.IDTokenAlg, &apis, &postLogout, &c.RequireDPoP, &c.RequirePAR)
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {

@@ -203,6 +203,23 @@
 // (one statement) and a local transaction on SQLite: see
 // [Store.ApplyGrants].
 //
+// # Group commit (SQLite)
+//
+// On SQLite, the grant writes made outside a transaction of [Store.BeginTx]
+// (CreateGrant, Consume, Delete, Revoke and ApplyGrants) are group
+// committed: a caller that finds another one writing queues its write, and
+// the caller writing next runs every queued write, each after the other in
+// arrival order, in one transaction, and commits it once. SQLite has one
+// writer at a time, and most of a commit's cost is the same for one write
+// as for many. Each caller is answered only once the commit that holds its
+// write has returned, so a write that returned is as durable, and as
+// visible to reads, as before; the compare-and-set statements keep exactly
+// one winner, since the writes of a group run one after the other. A
+// caller's error is its own: a write that fails rolls back only itself (the
+// others of its group are applied without it), except a failed BEGIN or
+// COMMIT, which fails the writes it held. A write still queued when its
+// caller's context ends is withdrawn, never run.
+//
 // # Durability
 //
 // Every commit waits for the database's own durability setting, with one

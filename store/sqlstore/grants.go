@@ -14,7 +14,9 @@ import (
 // with the same Kind and Signature already present, active or not, yields an
 // error wrapping [store.ErrAlreadyExists]. An invalid g.Kind is an error. On
 // PostgreSQL, an authorization code written outside a transaction does not
-// wait for its commit to reach the disk (see qGrantCreateCode).
+// wait for its commit to reach the disk (see qGrantCreateCode). On SQLite, a
+// write outside a transaction is group committed (see the package
+// documentation), as are those of Consume, Delete, Revoke and ApplyGrants.
 func (s *Store) CreateGrant(ctx context.Context, g *store.Grant) error {
 	if g == nil {
 		return errors.New("sqlstore: create grant: nil grant")
@@ -22,6 +24,14 @@ func (s *Store) CreateGrant(ctx context.Context, g *store.Grant) error {
 	if !g.Kind.Valid() {
 		return fmt.Errorf("sqlstore: create grant: invalid kind %q", g.Kind)
 	}
+	if s.grouped(ctx) {
+		return s.write(ctx, true, func(txCtx context.Context) (bool, error) { return false, s.createGrant(txCtx, g) })
+	}
+	return s.createGrant(ctx, g)
+}
+
+// createGrant is CreateGrant once g is checked: one INSERT.
+func (s *Store) createGrant(ctx context.Context, g *store.Grant) error {
 	data := g.Data
 	if data == nil {
 		data = []byte{} // NOT NULL: drivers send a nil slice as NULL
@@ -47,7 +57,7 @@ func (s *Store) Grant(ctx context.Context, kind store.Kind, signature string) (*
 	}
 	g := &store.Grant{Kind: kind, Signature: signature}
 	var expires int64
-	err := s.stmt(ctx, s.stmts.grantGet).QueryRowContext(ctx, string(kind), signature).Scan(
+	err := s.stmt(ctx, s.stmts.grantGet).QueryRowContext(s.readCtx(ctx), string(kind), signature).Scan(
 		&g.RequestID, &g.ClientID, &g.Subject, &expires, &g.Active, &g.Data)
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
@@ -72,6 +82,14 @@ func (s *Store) Consume(ctx context.Context, kind store.Kind, signature string) 
 	if !kind.Valid() {
 		return fmt.Errorf("sqlstore: consume: invalid kind %q", kind)
 	}
+	if s.grouped(ctx) {
+		return s.write(ctx, true, func(txCtx context.Context) (bool, error) { return false, s.consume(txCtx, kind, signature) })
+	}
+	return s.consume(ctx, kind, signature)
+}
+
+// consume is Consume once kind is checked.
+func (s *Store) consume(ctx context.Context, kind store.Kind, signature string) error {
 	n, err := affected(s.stmt(ctx, s.stmts.grantConsume).ExecContext(ctx, string(kind), signature))
 	if err != nil {
 		return fmt.Errorf("sqlstore: consume %s: %w", kind, err)
@@ -98,6 +116,14 @@ func (s *Store) Delete(ctx context.Context, kind store.Kind, signature string) e
 	if !kind.Valid() {
 		return fmt.Errorf("sqlstore: delete: invalid kind %q", kind)
 	}
+	if s.grouped(ctx) {
+		return s.write(ctx, true, func(txCtx context.Context) (bool, error) { return false, s.delete(txCtx, kind, signature) })
+	}
+	return s.delete(ctx, kind, signature)
+}
+
+// delete is Delete once kind is checked.
+func (s *Store) delete(ctx context.Context, kind store.Kind, signature string) error {
 	n, err := affected(s.stmt(ctx, s.stmts.grantDelete).ExecContext(ctx, string(kind), signature))
 	if err != nil {
 		return fmt.Errorf("sqlstore: delete %s: %w", kind, err)
@@ -115,6 +141,14 @@ func (s *Store) Revoke(ctx context.Context, kind store.Kind, requestID string) e
 	if !kind.Valid() {
 		return fmt.Errorf("sqlstore: revoke: invalid kind %q", kind)
 	}
+	if s.grouped(ctx) {
+		return s.write(ctx, true, func(txCtx context.Context) (bool, error) { return false, s.revoke(txCtx, kind, requestID) })
+	}
+	return s.revoke(ctx, kind, requestID)
+}
+
+// revoke is Revoke once kind is checked.
+func (s *Store) revoke(ctx context.Context, kind store.Kind, requestID string) error {
 	if _, err := s.stmt(ctx, s.stmts.grantRevoke).ExecContext(ctx, string(kind), requestID); err != nil {
 		return fmt.Errorf("sqlstore: revoke %s: %w", kind, err)
 	}

@@ -37,7 +37,7 @@ func (s *Store) Session(ctx context.Context, id string) (*store.Session, error) 
 	sess := &store.Session{ID: id}
 	var authTime, created, expires, lastUsed int64
 	var amr string
-	err := s.stmt(ctx, s.stmts.sessionGet).QueryRowContext(ctx, id).Scan(
+	err := s.stmt(ctx, s.stmts.sessionGet).QueryRowContext(s.readCtx(ctx), id).Scan(
 		&sess.Subject, &authTime, &amr, &sess.ACR, &created, &expires, &lastUsed, &sess.Revoked)
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {

@@ -141,6 +141,8 @@ type Store struct {
 	reads  map[*sql.Stmt]*sql.Stmt
 	readDB *sql.DB // Config.ReadDB, for Ping
 
+	group groupCommit // the writes waiting for SQLite's writer (group.go)
+
 	dummyOnce sync.Once
 	dummyHash string
 	dummyErr  error
@@ -291,6 +293,25 @@ func (s *Store) Rollback(ctx context.Context) error {
 		return fmt.Errorf("sqlstore: rollback: %w", err)
 	}
 	return nil
+}
+
+// grouped reports whether a write made with ctx goes through group commit
+// (group.go): on SQLite, outside a transaction of [Store.BeginTx].
+func (s *Store) grouped(ctx context.Context) bool {
+	return s.dialect == SQLite && s.tx(ctx) == nil
+}
+
+// readCtx is the context of a read by primary key outside a transaction.
+// On SQLite's read pool such a read takes microseconds and waits for no
+// lock (WAL mode), so that watching ctx while it runs costs more than it
+// can save: the driver, and database/sql for its rows, would each start a
+// goroutine to watch it. The read then runs under ctx's values without its
+// cancellation, once ctx is checked not to have ended already.
+func (s *Store) readCtx(ctx context.Context) context.Context {
+	if s.dialect != SQLite || s.reads == nil || s.tx(ctx) != nil || ctx.Err() != nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
 }
 
 // tx returns the transaction s began that ctx carries, or nil.

@@ -103,7 +103,7 @@ func (s *Store) dummy() (string, error) {
 // wrapping [store.ErrNotFound]. It implements [store.Users].
 func (s *Store) User(ctx context.Context, subject string) (*store.User, error) {
 	u := &store.User{Subject: subject}
-	err := s.stmt(ctx, s.stmts.userGet).QueryRowContext(ctx, subject).Scan(
+	err := s.stmt(ctx, s.stmts.userGet).QueryRowContext(s.readCtx(ctx), subject).Scan(
 		&u.PreferredUsername, &u.Name, &u.GivenName, &u.FamilyName, &u.Email, &u.EmailVerified, &u.Picture, &u.Locale,
 		&u.Address.Formatted, &u.Address.StreetAddress, &u.Address.Locality, &u.Address.Region, &u.Address.PostalCode, &u.Address.Country,
 		&u.PhoneNumber, &u.PhoneNumberVerified)

@@ -260,3 +260,89 @@ func inTx(ctx context.Context, s *sqlstore.Store, f func(context.Context) error)
 
 // testingProcs is the GOMAXPROCS RunParallel multiplies SetParallelism by.
 func testingProcs() int { return runtime.GOMAXPROCS(0) }
+
+// BenchmarkTokenFlow makes, per iteration, the store calls one
+// authorization-code flow makes through package provider today, with the
+// app's clients in memory as example/server has them: GET /authorize reads
+// the login session and stores the code's one record outside any
+// transaction; POST /oauth/token reads the code back, reads the user's
+// profile for the ID token, and applies its writes (consume the code, store
+// the access and refresh tokens) with one [sqlstore.Store.ApplyGrants]. Each
+// flow's calls carry a context that can be canceled, as an HTTP request's
+// does. "parallel=16" runs it from 16 goroutines, as the 16 clients of
+// ../shared/bench/side-by-side do. Besides flows/s it reports the CPU time
+// the process spent per flow (cpu-µs/op), which is what a busy server's
+// throughput is made of. Run:
+//
+//	go test -run '^$' -bench TokenFlow -count 6 ./store/sqlstore/sqlite/
+func BenchmarkTokenFlow(b *testing.B) {
+	for _, par := range []int{0, 16} {
+		name := "sequential"
+		if par > 0 {
+			name = fmt.Sprintf("parallel=%d", par)
+		}
+		b.Run(name, func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "pixie.db")
+			s, err := sqlite.Open(b.Context(), path, sqlstore.Config{KeySecret: benchSecret})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = s.Close() })
+			if err := s.AddUser(b.Context(), &store.User{Subject: "alice", Name: "Alice"}, "alice", "pw"); err != nil {
+				b.Fatal(err)
+			}
+			sess := &store.Session{ID: "sid", Subject: "alice", AuthTime: time.Now(), CreatedAt: time.Now(),
+				ExpiresAt: time.Now().Add(time.Hour), LastUsed: time.Now()}
+			if err := s.CreateSession(b.Context(), sess); err != nil {
+				b.Fatal(err)
+			}
+			var n atomic.Int64
+			flow := func() {
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				if err := tokenFlowCalls(ctx, s.Store, fmt.Sprint(n.Add(1))); err != nil {
+					b.Error(err)
+				}
+			}
+			b.ReportAllocs()
+			cpu0 := processCPU(b)
+			b.ResetTimer()
+			if par == 0 {
+				for b.Loop() {
+					flow()
+				}
+			} else {
+				runParallel(b, par, flow)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "flows/s")
+			b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+			if fi, err := os.Stat(path + "-wal"); err == nil {
+				b.ReportMetric(float64(fi.Size())/(1<<20), "wal-MiB")
+			}
+		})
+	}
+}
+
+// tokenFlowCalls makes the store calls of one flow as BenchmarkTokenFlow
+// describes them, with signatures made from id.
+func tokenFlowCalls(ctx context.Context, s *sqlstore.Store, id string) error {
+	code := "code-" + id
+	if _, err := s.Session(ctx, "sid"); err != nil {
+		return err
+	}
+	if err := s.CreateGrant(ctx, benchRecord(store.KindAuthorizeCode, code, id)); err != nil {
+		return err
+	}
+	if _, err := s.Grant(ctx, store.KindAuthorizeCode, code); err != nil {
+		return err
+	}
+	if _, err := s.User(ctx, "alice"); err != nil {
+		return err
+	}
+	return s.ApplyGrants(ctx, &store.GrantBatch{
+		Consume: []store.GrantKey{{Kind: store.KindAuthorizeCode, Signature: code}},
+		Create: []*store.Grant{benchRecord(store.KindAccessToken, "at-"+id, id),
+			benchRecord(store.KindRefreshToken, "rt-"+id, id)},
+	})
+}

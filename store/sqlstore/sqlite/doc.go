@@ -17,12 +17,16 @@
 // storage interface of package store, and closes the file on [Store.Close].
 //
 // The database runs in WAL mode with a 10-second busy timeout, foreign keys
-// on, synchronous=NORMAL, a WAL file cut back to 16 MiB after checkpoints,
+// on, synchronous=NORMAL, checkpoints in the background (every 50 ms, by a
+// connection of their own, so that writers never wait for one), a WAL file
+// cut back to 16 MiB after checkpoints,
 // and transactions that take the write lock when they begin (see [DSN]).
 // The Store has two connection pools on the file. Writes and transactions
 // use a single connection ([Store.DB]): SQLite has one writer at a time
 // anyway, and database/sql then queues writers rather than SQLite failing
-// them with SQLITE_BUSY. Reads made outside a transaction use a pool of
+// them with SQLITE_BUSY. Concurrent grant writes share that connection's
+// transactions: each commit holds the writes of every caller that queued
+// during the one before (group commit, see package sqlstore). Reads made outside a transaction use a pool of
 // read-only (query_only) connections, GOMAXPROCS of them but at least two
 // ([Store.ReadDB], see [ReadDSN]): in WAL mode they do not wait for the
 // writer, not even while a transaction is open, and each sees every write
