@@ -35,11 +35,13 @@
 // and curve must fit the token's alg (so a public key can never be used as
 // an HMAC secret); the signature; iss; aud; exp, nbf and iat with a small
 // leeway. [RequireToken] then checks scopes. Each refusal is an [*Error]
-// wrapping its own sentinel ([ErrExpired], [ErrAudience], …) and renders
-// as the RFC 6750 §3 challenge: 401 invalid_token, 403 insufficient_scope
-// with the required scopes, 400 invalid_request for a malformed header, a
-// bare `Bearer realm="…"` (and a DPoP challenge) when the request has no
-// token.
+// that renders as the RFC 6750 §3 challenge: 401 invalid_token, 403
+// insufficient_scope with the required scopes, 400 invalid_request for a
+// malformed header, a bare `Bearer realm="…"` (and a DPoP challenge) when
+// the request has no token. The errors of Verify and [ParseBearer] wrap
+// one sentinel per answer: [ErrNoToken], [ErrMalformedHeader],
+// [ErrInvalidToken] (and [ErrExpired] within it, for a caller that
+// refreshes) or [ErrUnavailable]; which check failed is in the message.
 //
 // # DPoP
 //

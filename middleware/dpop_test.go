@@ -243,11 +243,11 @@ func TestRequireTokenDPoP(t *testing.T) {
 	if err != nil || tok.JKT != jkt(t, f.key) {
 		t.Fatalf("Verify(bound) = %+v, %v; want JKT %s", tok, err, jkt(t, f.key))
 	}
-	if _, err := f.v.Verify(t.Context(), boundTokenCnf(t, f, map[string]any{"jkt": 7})); !errors.Is(err, middleware.ErrMalformedToken) {
-		t.Errorf("cnf.jkt a number: %v, want ErrMalformedToken", err)
+	if _, err := f.v.Verify(t.Context(), boundTokenCnf(t, f, map[string]any{"jkt": 7})); !errors.Is(err, middleware.ReasonMalformedToken) {
+		t.Errorf("cnf.jkt a number: %v, want ReasonMalformedToken", err)
 	}
-	if _, err := f.v.Verify(t.Context(), boundTokenCnf(t, f, "jkt")); !errors.Is(err, middleware.ErrMalformedToken) {
-		t.Errorf("cnf a string: %v, want ErrMalformedToken", err)
+	if _, err := f.v.Verify(t.Context(), boundTokenCnf(t, f, "jkt")); !errors.Is(err, middleware.ReasonMalformedToken) {
+		t.Errorf("cnf a string: %v, want ReasonMalformedToken", err)
 	}
 }
 

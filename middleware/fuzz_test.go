@@ -114,7 +114,7 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("Verify(%q): a token with error %v", raw, err)
 		}
 		var e *middleware.Error
-		if !errors.As(err, &e) || e.Code != middleware.CodeInvalidToken || e.Status != 401 {
+		if !errors.As(err, &e) || e.Code != "invalid_token" || e.Status != 401 {
 			t.Fatalf("Verify(%q): got %#v", raw, err)
 		}
 	})

@@ -49,7 +49,7 @@ func (v *Verifier) introspect(ctx context.Context, raw string) (*Token, error) {
 	if in.ttl > 0 {
 		if body, ok := in.cache.get(key, now); ok {
 			if body == nil {
-				return nil, errInactive()
+				return nil, refuseInactive()
 			}
 			resp, err := decodeIntrospection(body)
 			if err != nil { // cannot happen: it decoded before
@@ -81,13 +81,13 @@ func (v *Verifier) introspect(ctx context.Context, raw string) (*Token, error) {
 		in.cache.put(key, body, until, now)
 	}
 	if !active {
-		return nil, errInactive()
+		return nil, refuseInactive()
 	}
 	return v.introspectionToken(resp, now)
 }
 
-func errInactive() *Error {
-	return refuse(ErrInactive, "The access token is not active: it expired, was revoked or is unknown.")
+func refuseInactive() *Error {
+	return refuse(errInactive, "The access token is not active: it expired, was revoked or is unknown.")
 }
 
 // call POSTs the token to the endpoint (RFC 7662 §2.1) and returns the body
@@ -144,14 +144,14 @@ func decodeIntrospection(body []byte) (map[string]any, error) {
 // token as in a JWT.
 func (v *Verifier) introspectionToken(resp map[string]any, now time.Time) (*Token, error) {
 	if resp["active"] != true {
-		return nil, errInactive()
+		return nil, refuseInactive()
 	}
 	isDPoP := false
 	if tt, ok := resp["token_type"]; ok {
 		s, _ := tt.(string)
 		isDPoP = strings.EqualFold(s, "dpop")
 		if !isDPoP && !strings.EqualFold(s, "bearer") && !strings.EqualFold(s, "access_token") {
-			return nil, refuse(ErrWrongTokenType, "The token is not an access token.")
+			return nil, refuse(errWrongTokenType, "The token is not an access token.")
 		}
 	}
 	_, hasIss := resp["iss"]

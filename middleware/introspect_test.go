@@ -136,8 +136,8 @@ func TestIntrospection(t *testing.T) {
 	// Inactive: 401 invalid_token; also cached.
 	inactive := opaque(2)
 	for range 3 {
-		if _, err := v.Verify(t.Context(), inactive); !errors.Is(err, middleware.ErrInactive) {
-			t.Fatalf("inactive: got %v, want ErrInactive", err)
+		if _, err := v.Verify(t.Context(), inactive); !errors.Is(err, middleware.ReasonInactive) {
+			t.Fatalf("inactive: got %v, want ReasonInactive", err)
 		}
 	}
 	if rec := serve(v, inactive); rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="invalid_token"`) {
@@ -156,8 +156,8 @@ func TestIntrospection(t *testing.T) {
 		t.Fatalf("revoked but cached: got %v", err)
 	}
 	clk.Advance(time.Second)
-	if _, err := v.Verify(t.Context(), active); !errors.Is(err, middleware.ErrInactive) {
-		t.Fatalf("revoked, after CacheTTL: got %v, want ErrInactive", err)
+	if _, err := v.Verify(t.Context(), active); !errors.Is(err, middleware.ReasonInactive) {
+		t.Fatalf("revoked, after CacheTTL: got %v, want ReasonInactive", err)
 	}
 	if srv.calls.Load() != 3 {
 		t.Fatalf("calls: got %d, want 3", srv.calls.Load())
@@ -246,12 +246,12 @@ func TestIntrospectionRefusals(t *testing.T) {
 		edit    func(m map[string]any)
 		wantErr error
 	}{
-		{"refresh token", func(m map[string]any) { m["token_type"] = "refresh_token" }, middleware.ErrWrongTokenType},
-		{"wrong audience", func(m map[string]any) { m["aud"] = "https://other.example.com" }, middleware.ErrAudience},
-		{"wrong issuer", func(m map[string]any) { m["iss"] = "https://evil.example.com" }, middleware.ErrIssuer},
+		{"refresh token", func(m map[string]any) { m["token_type"] = "refresh_token" }, middleware.ReasonWrongTokenType},
+		{"wrong audience", func(m map[string]any) { m["aud"] = "https://other.example.com" }, middleware.ReasonAudience},
+		{"wrong issuer", func(m map[string]any) { m["iss"] = "https://evil.example.com" }, middleware.ReasonIssuer},
 		{"expired", func(m map[string]any) { m["exp"] = t0.Add(-time.Hour).Unix() }, middleware.ErrExpired},
-		{"nbf in the future", func(m map[string]any) { m["nbf"] = t0.Add(time.Hour).Unix() }, middleware.ErrNotYetValid},
-		{"scope not a string", func(m map[string]any) { m["scope"] = []string{"read"} }, middleware.ErrMalformedToken},
+		{"nbf in the future", func(m map[string]any) { m["nbf"] = t0.Add(time.Hour).Unix() }, middleware.ReasonNotYetValid},
+		{"scope not a string", func(m map[string]any) { m["scope"] = []string{"read"} }, middleware.ReasonMalformedToken},
 		{"active a string", func(m map[string]any) { m["active"] = "true" }, middleware.ErrUnavailable},
 		// RFC 7662 §2.2: only active is required.
 		{"only active", func(m map[string]any) {
@@ -272,6 +272,9 @@ func TestIntrospectionRefusals(t *testing.T) {
 			got, err := v.Verify(t.Context(), tok)
 			if !errors.Is(err, tc.wantErr) || (err == nil) != (got != nil) {
 				t.Errorf("got %v, %v; want %v", got, err, tc.wantErr)
+			}
+			if want := tc.wantErr != nil && tc.wantErr != middleware.ErrUnavailable; errors.Is(err, middleware.ErrInvalidToken) != want {
+				t.Errorf("errors.Is(%v, ErrInvalidToken) = %v, want %v", err, !want, want)
 			}
 		})
 	}
@@ -357,8 +360,8 @@ func TestMixedMode(t *testing.T) {
 		t.Fatalf("JWT: %v", err)
 	}
 	evil := sharedKey(t, "rsa-evil", "RS256")
-	if _, err := v.Verify(t.Context(), token(t, evil, t0)); !errors.Is(err, middleware.ErrUnknownKey) {
-		t.Fatalf("JWT with an unknown key: got %v, want ErrUnknownKey (not introspected)", err)
+	if _, err := v.Verify(t.Context(), token(t, evil, t0)); !errors.Is(err, middleware.ReasonUnknownKey) {
+		t.Fatalf("JWT with an unknown key: got %v, want ReasonUnknownKey (not introspected)", err)
 	}
 	if srv.calls.Load() != 0 {
 		t.Fatalf("JWTs were introspected: %d calls", srv.calls.Load())
@@ -372,7 +375,7 @@ func TestMixedMode(t *testing.T) {
 		t.Fatalf("calls: got %d, want 1", srv.calls.Load())
 	}
 	// Garbage is not sent to the endpoint.
-	if _, err := v.Verify(t.Context(), "not a token"); !errors.Is(err, middleware.ErrMalformedToken) {
+	if _, err := v.Verify(t.Context(), "not a token"); !errors.Is(err, middleware.ReasonMalformedToken) {
 		t.Fatalf("garbage: got %v", err)
 	}
 	if srv.calls.Load() != 1 {

@@ -129,7 +129,7 @@ func (r *remoteKeys) lookup(ctx context.Context, kid string) (*verifyKey, *Error
 		return k, nil
 	}
 	if r.closed.Load() {
-		return nil, errUnknownKey()
+		return nil, refuseUnknownKey()
 	}
 	select {
 	case r.fetching <- struct{}{}:
@@ -146,7 +146,7 @@ func (r *remoteKeys) lookup(ctx context.Context, kid string) (*verifyKey, *Error
 		if r.lastErr != nil {
 			return nil, unavailable(r.lastErr)
 		}
-		return nil, errUnknownKey()
+		return nil, refuseUnknownKey()
 	}
 	prev := r.last
 	r.last = now
@@ -165,11 +165,11 @@ func (r *remoteKeys) lookup(ctx context.Context, kid string) (*verifyKey, *Error
 	if k := r.get(kid); k != nil {
 		return k, nil
 	}
-	return nil, errUnknownKey()
+	return nil, refuseUnknownKey()
 }
 
-func errUnknownKey() *Error {
-	return refuse(ErrUnknownKey, "The access token is signed with an unknown key.")
+func refuseUnknownKey() *Error {
+	return refuse(errUnknownKey, "The access token is signed with an unknown key.")
 }
 
 // fetchJWKS GETs the JWK Set at u: 200 only, at most 1 MiB.

@@ -37,14 +37,14 @@ func TestRemoteKeyRotation(t *testing.T) {
 	wantRequests(1) // known kid: no fetch
 
 	tokB := token(t, b, clk.Now())
-	if _, err := v.Verify(t.Context(), tokB); !errors.Is(err, middleware.ErrUnknownKey) {
-		t.Fatalf("B before it is published: got %v, want ErrUnknownKey", err)
+	if _, err := v.Verify(t.Context(), tokB); !errors.Is(err, middleware.ReasonUnknownKey) {
+		t.Fatalf("B before it is published: got %v, want ReasonUnknownKey", err)
 	}
 	wantRequests(2) // one refetch, which did not have B
 
 	srv.set(t, a, b) // the server rotates B in
-	if _, err := v.Verify(t.Context(), tokB); !errors.Is(err, middleware.ErrUnknownKey) {
-		t.Fatalf("B within MinRefetchInterval of the last refetch: got %v, want ErrUnknownKey", err)
+	if _, err := v.Verify(t.Context(), tokB); !errors.Is(err, middleware.ReasonUnknownKey) {
+		t.Fatalf("B within MinRefetchInterval of the last refetch: got %v, want ReasonUnknownKey", err)
 	}
 	wantRequests(2) // rate-limited
 
@@ -71,12 +71,12 @@ func TestRemoteKeyRotation(t *testing.T) {
 	// it, and tokens A signed are refused from then on.
 	srv.set(t, b)
 	clk.Advance(10 * time.Second)
-	if _, err := v.Verify(t.Context(), token(t, sharedKey(t, "rsa-evil", "RS256"), clk.Now())); !errors.Is(err, middleware.ErrUnknownKey) {
+	if _, err := v.Verify(t.Context(), token(t, sharedKey(t, "rsa-evil", "RS256"), clk.Now())); !errors.Is(err, middleware.ReasonUnknownKey) {
 		t.Fatalf("unknown key: got %v", err)
 	}
 	wantRequests(4)
-	if _, err := v.Verify(t.Context(), token(t, a, clk.Now())); !errors.Is(err, middleware.ErrUnknownKey) {
-		t.Fatalf("retired A: got %v, want ErrUnknownKey", err)
+	if _, err := v.Verify(t.Context(), token(t, a, clk.Now())); !errors.Is(err, middleware.ReasonUnknownKey) {
+		t.Fatalf("retired A: got %v, want ReasonUnknownKey", err)
 	}
 }
 
@@ -105,8 +105,8 @@ func TestRemoteUnknownKidFlood(t *testing.T) {
 				for i := range forged {
 					if _, err := v.Verify(t.Context(), forged[(g+i)%len(forged)]); err == nil {
 						accepted.Add(1)
-					} else if !errors.Is(err, middleware.ErrUnknownKey) {
-						t.Errorf("forged kid: got %v, want ErrUnknownKey", err)
+					} else if !errors.Is(err, middleware.ReasonUnknownKey) {
+						t.Errorf("forged kid: got %v, want ReasonUnknownKey", err)
 					}
 				}
 			})
@@ -240,7 +240,7 @@ func TestRemoteClose(t *testing.T) {
 	if _, err := v.Verify(t.Context(), token(t, a, t0)); err != nil {
 		t.Fatalf("known key after Close: %v", err)
 	}
-	if _, err := v.Verify(t.Context(), token(t, sharedKey(t, "rsa-evil", "RS256"), t0)); !errors.Is(err, middleware.ErrUnknownKey) {
+	if _, err := v.Verify(t.Context(), token(t, sharedKey(t, "rsa-evil", "RS256"), t0)); !errors.Is(err, middleware.ReasonUnknownKey) {
 		t.Fatalf("unknown key after Close: got %v", err)
 	}
 	if got := srv.requests.Load(); got != 1 {
@@ -277,7 +277,7 @@ func TestProviderKeys(t *testing.T) {
 	if _, err := v.Verify(t.Context(), token(t, a, t0)); err != nil {
 		t.Fatalf("A: %v", err)
 	}
-	if _, err := v.Verify(t.Context(), token(t, b, t0)); !errors.Is(err, middleware.ErrUnknownKey) {
+	if _, err := v.Verify(t.Context(), token(t, b, t0)); !errors.Is(err, middleware.ReasonUnknownKey) {
 		t.Fatalf("B before rotation: got %v", err)
 	}
 	p.set(jwksOf(t, a, b))
@@ -285,7 +285,7 @@ func TestProviderKeys(t *testing.T) {
 		t.Fatalf("B after rotation: %v", err)
 	}
 	p.set(jwksOf(t, b))
-	if _, err := v.Verify(t.Context(), token(t, a, t0)); !errors.Is(err, middleware.ErrUnknownKey) {
+	if _, err := v.Verify(t.Context(), token(t, a, t0)); !errors.Is(err, middleware.ReasonUnknownKey) {
 		t.Fatalf("A after retirement: got %v", err)
 	}
 	// A broken key source is an outage, not a bad token.
@@ -339,7 +339,7 @@ func TestRemoteBackgroundRefresh(t *testing.T) {
 
 		// Five refetches for forged kids, 10s apart.
 		for range 5 {
-			if _, err := v.Verify(t.Context(), token(t, evil, time.Now())); !errors.Is(err, middleware.ErrUnknownKey) {
+			if _, err := v.Verify(t.Context(), token(t, evil, time.Now())); !errors.Is(err, middleware.ReasonUnknownKey) {
 				t.Fatalf("forged kid: got %v", err)
 			}
 			time.Sleep(10 * time.Second)
@@ -353,8 +353,8 @@ func TestRemoteBackgroundRefresh(t *testing.T) {
 		setDoc(b)
 		time.Sleep(75 * time.Second)
 		synctest.Wait()
-		if _, err := v.Verify(t.Context(), token(t, a, time.Now())); !errors.Is(err, middleware.ErrUnknownKey) {
-			t.Fatalf("A after the background refresh: got %v, want ErrUnknownKey", err)
+		if _, err := v.Verify(t.Context(), token(t, a, time.Now())); !errors.Is(err, middleware.ReasonUnknownKey) {
+			t.Fatalf("A after the background refresh: got %v, want ReasonUnknownKey", err)
 		}
 		before := requests.Load()
 		if _, err := v.Verify(t.Context(), token(t, b, time.Now())); err != nil {

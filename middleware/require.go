@@ -85,11 +85,11 @@ func RequireToken(v *Verifier, scopes ...string) func(http.Handler) http.Handler
 				for _, s := range required {
 					if !tok.HasScope(s) {
 						err = &Error{
-							Code:        CodeInsufficientScope,
+							Code:        codeInsufficientScope,
 							Description: "The access token lacks a scope this request needs.",
 							Scope:       scopeAttr,
 							Status:      http.StatusForbidden,
-							reason:      ErrInsufficientScope,
+							reason:      errInsufficientScope,
 							dpop:        tok.JKT != "",
 						}
 						break
@@ -128,7 +128,7 @@ func (v *Verifier) authenticate(r *http.Request) (*Token, error) {
 		return nil, err
 	}
 	if tok.JKT != "" {
-		return nil, errDPoP(CodeInvalidToken, "The access token is DPoP-bound: send it with the DPoP authorization scheme and a DPoP proof (RFC 9449 section 7.1).")
+		return nil, refuseDPoP(codeInvalidToken, "The access token is DPoP-bound: send it with the DPoP authorization scheme and a DPoP proof (RFC 9449 section 7.1).")
 	}
 	return tok, nil
 }
@@ -148,11 +148,11 @@ func (v *Verifier) authenticateDPoP(r *http.Request, rest string) (*Token, error
 		return nil, asDPoP(err)
 	}
 	if tok.JKT == "" {
-		return nil, errDPoP(CodeInvalidToken, "The access token is not DPoP-bound: send it with the Bearer authorization scheme.")
+		return nil, refuseDPoP(codeInvalidToken, "The access token is not DPoP-bound: send it with the Bearer authorization scheme.")
 	}
 	u, ok := v.requestURL(r)
 	if !ok {
-		return nil, errDPoP(dpop.CodeInvalidProof, "The request's URL cannot be determined for the DPoP proof's htu.")
+		return nil, refuseDPoP(dpop.CodeInvalidProof, "The request's URL cannot be determined for the DPoP proof's htu.")
 	}
 	_, err = v.dpop.Check(r.Context(), r.Header.Values("DPoP"), dpop.Request{
 		Method:      r.Method,
@@ -163,7 +163,7 @@ func (v *Verifier) authenticateDPoP(r *http.Request, rest string) (*Token, error
 	var pe *dpop.Error
 	switch {
 	case errors.As(err, &pe):
-		return nil, errDPoP(pe.Code, pe.Description)
+		return nil, refuseDPoP(pe.Code, pe.Description)
 	case err != nil:
 		return nil, unavailable(err)
 	}
@@ -232,7 +232,8 @@ func (v *Verifier) writeError(w http.ResponseWriter, r *http.Request, err error)
 	_ = json.NewEncoder(w).Encode(errorBody{Error: e.Code, Description: e.Description})
 }
 
-// reasonText is the sentinel's message, for logs.
+// reasonText is the reason's message, which names the check that
+// failed, for logs.
 func (e *Error) reasonText() string {
 	if e.reason != nil {
 		return e.reason.Error()

@@ -42,8 +42,8 @@ func TestSignatureCache(t *testing.T) {
 			}
 			// One byte changed in the signature: checked, and refused.
 			forged := tokA[:len(tokA)-2] + map[bool]string{true: "AA", false: "BB"}[tokA[len(tokA)-2:] != "AA"]
-			if _, err := v.Verify(ctx, forged); !errors.Is(err, middleware.ErrSignature) {
-				t.Errorf("altered signature after the token was cached: got %v, want ErrSignature", err)
+			if _, err := v.Verify(ctx, forged); !errors.Is(err, middleware.ReasonSignature) {
+				t.Errorf("altered signature after the token was cached: got %v, want ReasonSignature", err)
 			}
 			// Expiry is checked on every call.
 			now = t0.Add(24 * time.Hour)
@@ -54,8 +54,8 @@ func TestSignatureCache(t *testing.T) {
 			// Key a retired: its cached token is refused.
 			onlyB := setOf(t, b)
 			keys.set.Store(&onlyB)
-			if _, err := v.Verify(ctx, tokA); !errors.Is(err, middleware.ErrUnknownKey) {
-				t.Errorf("cached token of a retired key: got %v, want ErrUnknownKey", err)
+			if _, err := v.Verify(ctx, tokA); !errors.Is(err, middleware.ReasonUnknownKey) {
+				t.Errorf("cached token of a retired key: got %v, want ReasonUnknownKey", err)
 			}
 			if _, err := v.Verify(ctx, tokB); err != nil {
 				t.Errorf("token of the remaining key: %v", err)

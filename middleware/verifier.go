@@ -161,39 +161,37 @@ func (v *Verifier) log() *slog.Logger {
 }
 
 // Verify validates an access token and returns its claims. The error is
-// always an [*Error] wrapping one of the Err… sentinels.
+// always an [*Error] wrapping [ErrInvalidToken] (401 invalid_token; also
+// [ErrExpired] when the token expired) or [ErrUnavailable] (503). Its
+// Description, and its message, say which check failed.
 //
-// A JWT (RFC 9068) is checked in this order, each failure its own sentinel:
-//   - the compact JWS shape, base64url segments and JSON header
-//     ([ErrMalformedToken]);
-//   - alg is in Config.Algorithms ([ErrAlgorithm]): never "none" nor HMAC;
+// A JWT (RFC 9068) is checked in this order:
+//   - the compact JWS shape, base64url segments and JSON header;
+//   - alg is in Config.Algorithms: never "none" nor HMAC;
 //   - no crit or b64 header parameter, which this package does not
-//     implement (RFC 7515 §4.1.11, RFC 7797; [ErrMalformedToken]);
+//     implement (RFC 7515 §4.1.11, RFC 7797);
 //   - typ is "at+jwt" or "application/at+jwt", case-insensitively
-//     (RFC 9068 §4; [ErrTokenType]), so an ID token cannot pass as an
-//     access token;
-//   - kid names a key of the key set ([ErrUnknownKey]), after at most one
-//     rate-limited refetch of a remote set;
-//   - that key is for alg: its JWK alg, type and curve ([ErrKeyMismatch]);
-//   - the signature ([ErrSignature]);
-//   - the claims: iss, aud and exp present ([ErrMissingClaim]); iss equals
-//     Config.Issuer ([ErrIssuer]); aud contains Config.Audience
-//     ([ErrAudience]); exp not past ([ErrExpired]), nbf ([ErrNotYetValid])
-//     and iat ([ErrIssuedInFuture]) not in the future, each with
-//     Config.Leeway; sub, client_id, jti and scope are strings and
-//     auth_time a NumericDate when present ([ErrMalformedToken]).
+//     (RFC 9068 §4), so an ID token cannot pass as an access token;
+//   - kid names a key of the key set, after at most one rate-limited
+//     refetch of a remote set;
+//   - that key is for alg: its JWK alg, type and curve;
+//   - the signature;
+//   - the claims: iss, aud and exp present; iss equals Config.Issuer; aud
+//     contains Config.Audience; exp not past ([ErrExpired]), nbf and iat
+//     not in the future, each with Config.Leeway; sub, client_id, jti and
+//     scope are strings and auth_time a NumericDate when present.
 //
 // With Config.Introspection, a token that is not shaped like a JWS (or
 // every token, without a key source) is introspected instead (RFC 7662):
-// it must be active ([ErrInactive]) and, when the answer has them, of
-// token_type Bearer ([ErrWrongTokenType]), for Config.Issuer and
-// Config.Audience, and unexpired. An unreachable key set or introspection
-// endpoint gives [ErrUnavailable] (HTTP 503), logged at Error.
+// it must be active and, when the answer has them, of token_type Bearer,
+// for Config.Issuer and Config.Audience, and unexpired. An unreachable key
+// set or introspection endpoint gives [ErrUnavailable] (HTTP 503), logged
+// at Error.
 //
 // A token whose claims (or introspection answer) hold cnf.jkt is
 // DPoP-bound (RFC 9449 §6): Verify returns it with [Token.JKT] set, and
 // checks no DPoP proof, which [RequireToken] does. A cnf that is not an
-// object with a string jkt gives [ErrMalformedToken].
+// object with a string jkt makes the token invalid.
 //
 // Verify never checks scopes: [RequireToken] or [Token.HasScope] does.
 // ctx bounds the refetch or introspection the call may make.
@@ -238,23 +236,23 @@ func (v *Verifier) verifyJWT(ctx context.Context, raw string) (*Token, error) {
 	}
 	verifier, ok := v.algs[h.Alg]
 	if !ok {
-		return nil, refuse(ErrAlgorithm, "The access token's signature algorithm is not accepted.")
+		return nil, refuse(errAlgorithm, "The access token's signature algorithm is not accepted.")
 	}
 	if h.Crit != nil || h.B64 != nil {
 		return nil, malformed("The access token's header has parameters this server does not support (crit, b64).")
 	}
 	if !strings.EqualFold(h.Typ, "at+jwt") && !strings.EqualFold(h.Typ, "application/at+jwt") {
-		return nil, refuse(ErrTokenType, "The token is not an access token: its typ header is not at+jwt (RFC 9068).")
+		return nil, refuse(errTokenType, "The token is not an access token: its typ header is not at+jwt (RFC 9068).")
 	}
 	if h.Kid == "" {
-		return nil, refuse(ErrUnknownKey, "The access token names no signing key (kid).")
+		return nil, refuse(errUnknownKey, "The access token names no signing key (kid).")
 	}
 	key, kerr := v.lookup(ctx, h.Kid)
 	if kerr != nil {
 		return nil, kerr
 	}
 	if !key.fits(h.Alg) {
-		return nil, refuse(ErrKeyMismatch, "The access token's signing key is not for its signature algorithm.")
+		return nil, refuse(errKeyMismatch, "The access token's signing key is not for its signature algorithm.")
 	}
 	sum := sha256.Sum256([]byte(raw))
 	if claims := v.sigs.claims(sum, key); claims != nil {
@@ -262,10 +260,10 @@ func (v *Verifier) verifyJWT(ctx context.Context, raw string) (*Token, error) {
 	}
 	sig, err := v.b64.DecodeString(raw[j+1:])
 	if err != nil || len(sig) == 0 {
-		return nil, refuse(ErrSignature, "The access token's signature is invalid.")
+		return nil, refuse(errSignature, "The access token's signature is invalid.")
 	}
 	if err := verifier.Verify([]byte(raw[:j]), sig, key.pub); err != nil {
-		return nil, refuse(ErrSignature, "The access token's signature is invalid.")
+		return nil, refuse(errSignature, "The access token's signature is invalid.")
 	}
 	// Only now, with the signature checked, are the claims worth reading.
 	payload, err := v.b64.DecodeString(raw[i+1 : j])
@@ -304,7 +302,7 @@ func (v *Verifier) lookup(ctx context.Context, kid string) (*verifyKey, *Error) 
 	if k := t.byKID[kid]; k != nil {
 		return k, nil
 	}
-	return nil, errUnknownKey()
+	return nil, refuseUnknownKey()
 }
 
 // claimsToken checks the claims of a verified JWT or of an introspection
@@ -317,36 +315,36 @@ func (v *Verifier) claimsToken(m map[string]any, now time.Time, needIss, needAud
 	if t.Issuer, has, ok = stringClaim(m, "iss"); !ok {
 		return nil, malformed("The iss claim is not a string.")
 	} else if !has && needIss {
-		return nil, refuse(ErrMissingClaim, "The access token has no iss claim.")
+		return nil, refuse(errMissingClaim, "The access token has no iss claim.")
 	} else if has && t.Issuer != v.cfg.Issuer {
-		return nil, refuse(ErrIssuer, "The access token is from another issuer.")
+		return nil, refuse(errIssuer, "The access token is from another issuer.")
 	}
 
 	if t.Audience, has, ok = audienceClaim(m); !ok {
 		return nil, malformed("The aud claim is not a string or an array of strings.")
 	} else if !has && needAud {
-		return nil, refuse(ErrMissingClaim, "The access token has no aud claim.")
+		return nil, refuse(errMissingClaim, "The access token has no aud claim.")
 	} else if has && !slices.Contains(t.Audience, v.cfg.Audience) {
-		return nil, refuse(ErrAudience, "The access token is not meant for this resource server (aud).")
+		return nil, refuse(errAudience, "The access token is not meant for this resource server (aud).")
 	}
 
 	leeway := v.cfg.Leeway
 	if t.ExpiresAt, has, ok = numericDate(m, "exp"); !ok {
 		return nil, malformed("The exp claim is not a NumericDate.")
 	} else if !has && needExp {
-		return nil, refuse(ErrMissingClaim, "The access token has no exp claim.")
+		return nil, refuse(errMissingClaim, "The access token has no exp claim.")
 	} else if has && !now.Before(t.ExpiresAt.Add(leeway)) {
-		return nil, refuse(ErrExpired, "The access token has expired.")
+		return nil, refuse(errExpired, "The access token has expired.")
 	}
 	if nbf, has, ok := numericDate(m, "nbf"); !ok {
 		return nil, malformed("The nbf claim is not a NumericDate.")
 	} else if has && now.Add(leeway).Before(nbf) {
-		return nil, refuse(ErrNotYetValid, "The access token is not valid yet (nbf).")
+		return nil, refuse(errNotYetValid, "The access token is not valid yet (nbf).")
 	}
 	if t.IssuedAt, has, ok = numericDate(m, "iat"); !ok {
 		return nil, malformed("The iat claim is not a NumericDate.")
 	} else if has && now.Add(leeway).Before(t.IssuedAt) {
-		return nil, refuse(ErrIssuedInFuture, "The access token was issued in the future (iat).")
+		return nil, refuse(errIssuedInFuture, "The access token was issued in the future (iat).")
 	}
 	if t.AuthTime, _, ok = numericDate(m, "auth_time"); !ok {
 		return nil, malformed("The auth_time claim is not a NumericDate.")

@@ -26,8 +26,9 @@ type verifyTest struct {
 	scopes []string
 	// wantStatus is the response status; 200 means the handler ran.
 	wantStatus int
-	// wantErr is the sentinel the refusal wraps (from Verify when the
-	// header parses, else from ParseBearer); nil for success.
+	// wantErr is the sentinel or unexported reason the refusal wraps (from
+	// Verify when the header parses, else from ParseBearer); nil for
+	// success.
 	wantErr error
 	// wantChallenge is the exact WWW-Authenticate value; "" means the
 	// header must be absent.
@@ -137,37 +138,37 @@ func TestRequireToken(t *testing.T) {
 		}, wantStatus: 400, wantErr: middleware.ErrMalformedHeader, wantCode: "invalid_request"},
 
 		// Malformed tokens.
-		{name: "Bearer a.b", auth: raw("Bearer a.b"), wantStatus: 401, wantErr: middleware.ErrMalformedToken, wantCode: "invalid_token",
+		{name: "Bearer a.b", auth: raw("Bearer a.b"), wantStatus: 401, wantErr: middleware.ReasonMalformedToken, wantCode: "invalid_token",
 			wantChallenge: invalidTokenFmt + `The access token is not a JWT: it needs three dot-separated parts."`},
-		{name: "four segments", auth: bearer(func(tb testing.TB, f *fixture) string { return token(tb, f.rsa, t0) + ".x" }), wantStatus: 401, wantErr: middleware.ErrMalformedToken, wantCode: "invalid_token"},
-		{name: "header not base64url", auth: raw("Bearer a+b.c.d"), wantStatus: 401, wantErr: middleware.ErrMalformedToken, wantCode: "invalid_token"},
+		{name: "four segments", auth: bearer(func(tb testing.TB, f *fixture) string { return token(tb, f.rsa, t0) + ".x" }), wantStatus: 401, wantErr: middleware.ReasonMalformedToken, wantCode: "invalid_token"},
+		{name: "header not base64url", auth: raw("Bearer a+b.c.d"), wantStatus: 401, wantErr: middleware.ReasonMalformedToken, wantCode: "invalid_token"},
 		{name: "header JSON null", auth: bearer(func(tb testing.TB, f *fixture) string {
 			tok := token(tb, f.rsa, t0)
 			return b64json(tb, nil) + tok[strings.IndexByte(tok, '.'):]
-		}), wantStatus: 401, wantErr: middleware.ErrMalformedToken, wantCode: "invalid_token"},
-		{name: "crit header", auth: bearer(withHeader(func(h map[string]any) { h["crit"] = []string{"exp"}; h["exp"] = 1 })), wantStatus: 401, wantErr: middleware.ErrMalformedToken, wantCode: "invalid_token"},
-		{name: "b64 false header", auth: bearer(withHeader(func(h map[string]any) { h["b64"] = false })), wantStatus: 401, wantErr: middleware.ErrMalformedToken, wantCode: "invalid_token"},
-		{name: "scope an array", auth: bearer(withClaims(func(c map[string]any) { c["scope"] = []string{"read"} })), wantStatus: 401, wantErr: middleware.ErrMalformedToken, wantCode: "invalid_token"},
-		{name: "aud a number", auth: bearer(withClaims(func(c map[string]any) { c["aud"] = 7 })), wantStatus: 401, wantErr: middleware.ErrMalformedToken, wantCode: "invalid_token"},
-		{name: "exp a string", auth: bearer(withClaims(func(c map[string]any) { c["exp"] = "tomorrow" })), wantStatus: 401, wantErr: middleware.ErrMalformedToken, wantCode: "invalid_token"},
-		{name: "sub a number", auth: bearer(withClaims(func(c map[string]any) { c["sub"] = 42 })), wantStatus: 401, wantErr: middleware.ErrMalformedToken, wantCode: "invalid_token"},
+		}), wantStatus: 401, wantErr: middleware.ReasonMalformedToken, wantCode: "invalid_token"},
+		{name: "crit header", auth: bearer(withHeader(func(h map[string]any) { h["crit"] = []string{"exp"}; h["exp"] = 1 })), wantStatus: 401, wantErr: middleware.ReasonMalformedToken, wantCode: "invalid_token"},
+		{name: "b64 false header", auth: bearer(withHeader(func(h map[string]any) { h["b64"] = false })), wantStatus: 401, wantErr: middleware.ReasonMalformedToken, wantCode: "invalid_token"},
+		{name: "scope an array", auth: bearer(withClaims(func(c map[string]any) { c["scope"] = []string{"read"} })), wantStatus: 401, wantErr: middleware.ReasonMalformedToken, wantCode: "invalid_token"},
+		{name: "aud a number", auth: bearer(withClaims(func(c map[string]any) { c["aud"] = 7 })), wantStatus: 401, wantErr: middleware.ReasonMalformedToken, wantCode: "invalid_token"},
+		{name: "exp a string", auth: bearer(withClaims(func(c map[string]any) { c["exp"] = "tomorrow" })), wantStatus: 401, wantErr: middleware.ReasonMalformedToken, wantCode: "invalid_token"},
+		{name: "sub a number", auth: bearer(withClaims(func(c map[string]any) { c["sub"] = 42 })), wantStatus: 401, wantErr: middleware.ReasonMalformedToken, wantCode: "invalid_token"},
 		{name: "claims not an object", auth: bearer(func(tb testing.TB, f *fixture) string {
 			return signRaw(tb, f.rsa.priv, "RS256", b64json(tb, header(f.rsa))+"."+b64json(tb, []string{"x"}))
-		}), wantStatus: 401, wantErr: middleware.ErrMalformedToken, wantCode: "invalid_token"},
+		}), wantStatus: 401, wantErr: middleware.ReasonMalformedToken, wantCode: "invalid_token"},
 
 		// Algorithms.
 		{name: "alg none, empty signature", auth: bearer(func(tb testing.TB, f *fixture) string {
 			return b64json(tb, map[string]any{"alg": "none", "typ": "at+jwt"}) + "." + b64json(tb, claimsAt(t0)) + "."
-		}), wantStatus: 401, wantErr: middleware.ErrAlgorithm, wantCode: "invalid_token",
+		}), wantStatus: 401, wantErr: middleware.ReasonAlgorithm, wantCode: "invalid_token",
 			wantChallenge: invalidTokenFmt + `The access token's signature algorithm is not accepted."`},
 		{name: "alg none with a kid and a stolen signature", auth: bearer(func(tb testing.TB, f *fixture) string {
 			tok := token(tb, f.rsa, t0)
 			return b64json(tb, map[string]any{"alg": "none", "typ": "at+jwt", "kid": f.rsa.kid}) + tok[strings.IndexByte(tok, '.'):]
-		}), wantStatus: 401, wantErr: middleware.ErrAlgorithm, wantCode: "invalid_token"},
+		}), wantStatus: 401, wantErr: middleware.ReasonAlgorithm, wantCode: "invalid_token"},
 		{name: "alg NONE", auth: bearer(func(tb testing.TB, f *fixture) string {
 			return b64json(tb, map[string]any{"alg": "NONE", "typ": "at+jwt", "kid": f.rsa.kid}) + "." + b64json(tb, claimsAt(t0)) + "."
-		}), wantStatus: 401, wantErr: middleware.ErrAlgorithm, wantCode: "invalid_token"},
-		{name: "no alg", auth: bearer(withHeader(func(h map[string]any) { delete(h, "alg") })), wantStatus: 401, wantErr: middleware.ErrAlgorithm, wantCode: "invalid_token"},
+		}), wantStatus: 401, wantErr: middleware.ReasonAlgorithm, wantCode: "invalid_token"},
+		{name: "no alg", auth: bearer(withHeader(func(h map[string]any) { delete(h, "alg") })), wantStatus: 401, wantErr: middleware.ReasonAlgorithm, wantCode: "invalid_token"},
 		{name: "HS256 keyed with the RSA public key PEM (key confusion)", auth: bearer(func(tb testing.TB, f *fixture) string {
 			der, err := x509.MarshalPKIXPublicKey(f.rsa.priv.Public())
 			if err != nil {
@@ -175,34 +176,34 @@ func TestRequireToken(t *testing.T) {
 			}
 			secret := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 			return sign(tb, secret, map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": f.rsa.kid}, claimsAt(t0))
-		}), wantStatus: 401, wantErr: middleware.ErrAlgorithm, wantCode: "invalid_token"},
+		}), wantStatus: 401, wantErr: middleware.ReasonAlgorithm, wantCode: "invalid_token"},
 		{name: "HS256 keyed with the published JWK (key confusion)", auth: bearer(func(tb testing.TB, f *fixture) string {
 			secret, err := json.Marshal(f.rsa.pub)
 			if err != nil {
 				tb.Fatal(err)
 			}
 			return sign(tb, secret, map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": f.rsa.kid}, claimsAt(t0))
-		}), wantStatus: 401, wantErr: middleware.ErrAlgorithm, wantCode: "invalid_token"},
+		}), wantStatus: 401, wantErr: middleware.ReasonAlgorithm, wantCode: "invalid_token"},
 		{name: "PS256 not in the allow-list", auth: bearer(func(tb testing.TB, f *fixture) string {
 			return sign(tb, f.ps.priv, map[string]any{"alg": "PS256", "typ": "at+jwt", "kid": f.ps.kid}, claimsAt(t0))
-		}), wantStatus: 401, wantErr: middleware.ErrAlgorithm, wantCode: "invalid_token"},
+		}), wantStatus: 401, wantErr: middleware.ReasonAlgorithm, wantCode: "invalid_token"},
 
 		// Token type.
-		{name: "typ JWT (an ID token)", auth: bearer(withHeader(func(h map[string]any) { h["typ"] = "JWT" })), wantStatus: 401, wantErr: middleware.ErrTokenType, wantCode: "invalid_token"},
-		{name: "no typ", auth: bearer(withHeader(func(h map[string]any) { delete(h, "typ") })), wantStatus: 401, wantErr: middleware.ErrTokenType, wantCode: "invalid_token"},
+		{name: "typ JWT (an ID token)", auth: bearer(withHeader(func(h map[string]any) { h["typ"] = "JWT" })), wantStatus: 401, wantErr: middleware.ReasonTokenType, wantCode: "invalid_token"},
+		{name: "no typ", auth: bearer(withHeader(func(h map[string]any) { delete(h, "typ") })), wantStatus: 401, wantErr: middleware.ReasonTokenType, wantCode: "invalid_token"},
 
 		// Keys.
-		{name: "unknown kid", auth: bearer(func(tb testing.TB, f *fixture) string { return token(tb, f.evilRSA, t0) }), wantStatus: 401, wantErr: middleware.ErrUnknownKey, wantCode: "invalid_token"},
-		{name: "no kid", auth: bearer(withHeader(func(h map[string]any) { delete(h, "kid") })), wantStatus: 401, wantErr: middleware.ErrUnknownKey, wantCode: "invalid_token"},
+		{name: "unknown kid", auth: bearer(func(tb testing.TB, f *fixture) string { return token(tb, f.evilRSA, t0) }), wantStatus: 401, wantErr: middleware.ReasonUnknownKey, wantCode: "invalid_token"},
+		{name: "no kid", auth: bearer(withHeader(func(h map[string]any) { delete(h, "kid") })), wantStatus: 401, wantErr: middleware.ReasonUnknownKey, wantCode: "invalid_token"},
 		{name: "ES256 token naming the RSA key's kid", auth: bearer(func(tb testing.TB, f *fixture) string {
 			return sign(tb, f.evilEC.priv, map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": f.rsa.kid}, claimsAt(t0))
-		}), wantStatus: 401, wantErr: middleware.ErrKeyMismatch, wantCode: "invalid_token"},
+		}), wantStatus: 401, wantErr: middleware.ReasonKeyMismatch, wantCode: "invalid_token"},
 		{name: "RS256 token naming the EC key's kid", auth: bearer(func(tb testing.TB, f *fixture) string {
 			return sign(tb, f.evilRSA.priv, map[string]any{"alg": "RS256", "typ": "at+jwt", "kid": f.ec.kid}, claimsAt(t0))
-		}), wantStatus: 401, wantErr: middleware.ErrKeyMismatch, wantCode: "invalid_token"},
+		}), wantStatus: 401, wantErr: middleware.ReasonKeyMismatch, wantCode: "invalid_token"},
 		{name: "RS256 token naming an RSA key published for PS256", auth: bearer(func(tb testing.TB, f *fixture) string {
 			return sign(tb, f.ps.priv, map[string]any{"alg": "RS256", "typ": "at+jwt", "kid": f.ps.kid}, claimsAt(t0))
-		}), wantStatus: 401, wantErr: middleware.ErrKeyMismatch, wantCode: "invalid_token"},
+		}), wantStatus: 401, wantErr: middleware.ReasonKeyMismatch, wantCode: "invalid_token"},
 
 		// Signatures.
 		{name: "tampered payload", auth: bearer(func(tb testing.TB, f *fixture) string {
@@ -211,55 +212,55 @@ func TestRequireToken(t *testing.T) {
 			c := claimsAt(t0)
 			c["sub"] = "admin"
 			return parts[0] + "." + b64json(tb, c) + "." + parts[2]
-		}), wantStatus: 401, wantErr: middleware.ErrSignature, wantCode: "invalid_token"},
+		}), wantStatus: 401, wantErr: middleware.ReasonSignature, wantCode: "invalid_token"},
 		{name: "tampered header", auth: bearer(func(tb testing.TB, f *fixture) string {
 			tok := token(tb, f.rsa, t0)
 			h := header(f.rsa)
 			h["typ"] = "application/at+jwt"
 			return b64json(tb, h) + tok[strings.IndexByte(tok, '.'):]
-		}), wantStatus: 401, wantErr: middleware.ErrSignature, wantCode: "invalid_token"},
+		}), wantStatus: 401, wantErr: middleware.ReasonSignature, wantCode: "invalid_token"},
 		{name: "signed by another key under a known kid", auth: bearer(func(tb testing.TB, f *fixture) string {
 			return sign(tb, f.evilRSA.priv, header(f.rsa), claimsAt(t0))
-		}), wantStatus: 401, wantErr: middleware.ErrSignature, wantCode: "invalid_token"},
+		}), wantStatus: 401, wantErr: middleware.ReasonSignature, wantCode: "invalid_token"},
 		{name: "ES256 signed by another key under a known kid", auth: bearer(func(tb testing.TB, f *fixture) string {
 			return sign(tb, f.evilEC.priv, header(f.ec), claimsAt(t0))
-		}), wantStatus: 401, wantErr: middleware.ErrSignature, wantCode: "invalid_token"},
+		}), wantStatus: 401, wantErr: middleware.ReasonSignature, wantCode: "invalid_token"},
 		{name: "empty signature", auth: bearer(func(tb testing.TB, f *fixture) string {
 			tok := token(tb, f.rsa, t0)
 			return tok[:strings.LastIndexByte(tok, '.')+1]
-		}), wantStatus: 401, wantErr: middleware.ErrSignature, wantCode: "invalid_token"},
+		}), wantStatus: 401, wantErr: middleware.ReasonSignature, wantCode: "invalid_token"},
 		{name: "signature with non-canonical base64url", auth: bearer(func(tb testing.TB, f *fixture) string {
 			tok := token(tb, f.ec, t0) // 64-byte signature: 86 chars, the last holding 4 spare bits
 			last := tok[len(tok)-1]
 			flipped := strings.IndexByte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", last) ^ 1
 			return tok[:len(tok)-1] + string("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[flipped])
-		}), wantStatus: 401, wantErr: middleware.ErrSignature, wantCode: "invalid_token"},
+		}), wantStatus: 401, wantErr: middleware.ReasonSignature, wantCode: "invalid_token"},
 
 		// Claims.
 		{name: "expired", auth: bearer(withClaims(func(c map[string]any) { c["exp"] = t0.Add(-time.Hour).Unix() })), wantStatus: 401, wantErr: middleware.ErrExpired, wantCode: "invalid_token",
 			wantChallenge: invalidTokenFmt + `The access token has expired."`},
-		{name: "nbf in the future", auth: bearer(withClaims(func(c map[string]any) { c["nbf"] = t0.Add(time.Hour).Unix() })), wantStatus: 401, wantErr: middleware.ErrNotYetValid, wantCode: "invalid_token"},
-		{name: "iat in the future", auth: bearer(withClaims(func(c map[string]any) { c["iat"] = t0.Add(time.Hour).Unix() })), wantStatus: 401, wantErr: middleware.ErrIssuedInFuture, wantCode: "invalid_token"},
-		{name: "wrong aud", auth: bearer(withClaims(func(c map[string]any) { c["aud"] = []string{"https://other.example.com"} })), wantStatus: 401, wantErr: middleware.ErrAudience, wantCode: "invalid_token"},
-		{name: "aud with a trailing slash", auth: bearer(withClaims(func(c map[string]any) { c["aud"] = testAudience + "/" })), wantStatus: 401, wantErr: middleware.ErrAudience, wantCode: "invalid_token"},
-		{name: "wrong iss", auth: bearer(withClaims(func(c map[string]any) { c["iss"] = "https://evil.example.com" })), wantStatus: 401, wantErr: middleware.ErrIssuer, wantCode: "invalid_token"},
-		{name: "missing exp", auth: bearer(withClaims(func(c map[string]any) { delete(c, "exp") })), wantStatus: 401, wantErr: middleware.ErrMissingClaim, wantCode: "invalid_token"},
-		{name: "missing iss", auth: bearer(withClaims(func(c map[string]any) { delete(c, "iss") })), wantStatus: 401, wantErr: middleware.ErrMissingClaim, wantCode: "invalid_token"},
-		{name: "missing aud", auth: bearer(withClaims(func(c map[string]any) { delete(c, "aud") })), wantStatus: 401, wantErr: middleware.ErrMissingClaim, wantCode: "invalid_token"},
+		{name: "nbf in the future", auth: bearer(withClaims(func(c map[string]any) { c["nbf"] = t0.Add(time.Hour).Unix() })), wantStatus: 401, wantErr: middleware.ReasonNotYetValid, wantCode: "invalid_token"},
+		{name: "iat in the future", auth: bearer(withClaims(func(c map[string]any) { c["iat"] = t0.Add(time.Hour).Unix() })), wantStatus: 401, wantErr: middleware.ReasonIssuedInFuture, wantCode: "invalid_token"},
+		{name: "wrong aud", auth: bearer(withClaims(func(c map[string]any) { c["aud"] = []string{"https://other.example.com"} })), wantStatus: 401, wantErr: middleware.ReasonAudience, wantCode: "invalid_token"},
+		{name: "aud with a trailing slash", auth: bearer(withClaims(func(c map[string]any) { c["aud"] = testAudience + "/" })), wantStatus: 401, wantErr: middleware.ReasonAudience, wantCode: "invalid_token"},
+		{name: "wrong iss", auth: bearer(withClaims(func(c map[string]any) { c["iss"] = "https://evil.example.com" })), wantStatus: 401, wantErr: middleware.ReasonIssuer, wantCode: "invalid_token"},
+		{name: "missing exp", auth: bearer(withClaims(func(c map[string]any) { delete(c, "exp") })), wantStatus: 401, wantErr: middleware.ReasonMissingClaim, wantCode: "invalid_token"},
+		{name: "missing iss", auth: bearer(withClaims(func(c map[string]any) { delete(c, "iss") })), wantStatus: 401, wantErr: middleware.ReasonMissingClaim, wantCode: "invalid_token"},
+		{name: "missing aud", auth: bearer(withClaims(func(c map[string]any) { delete(c, "aud") })), wantStatus: 401, wantErr: middleware.ReasonMissingClaim, wantCode: "invalid_token"},
 
 		// Scopes: RFC 6750 §3.1, 403 with the scopes needed.
 		{name: "missing scope", auth: bearer(func(tb testing.TB, f *fixture) string { return token(tb, f.rsa, t0) }), scopes: []string{"write"},
-			wantStatus: 403, wantErr: middleware.ErrInsufficientScope, wantCode: "insufficient_scope",
+			wantStatus: 403, wantErr: middleware.ReasonInsufficientScope, wantCode: "insufficient_scope",
 			wantChallenge: realm + `, error="insufficient_scope", error_description="The access token lacks a scope this request needs.", scope="write"`},
 		{name: "one of several scopes missing", auth: bearer(func(tb testing.TB, f *fixture) string { return token(tb, f.rsa, t0) }), scopes: []string{"read", "write", "admin:all"},
-			wantStatus: 403, wantErr: middleware.ErrInsufficientScope, wantCode: "insufficient_scope",
+			wantStatus: 403, wantErr: middleware.ReasonInsufficientScope, wantCode: "insufficient_scope",
 			wantChallenge: realm + `, error="insufficient_scope", error_description="The access token lacks a scope this request needs.", scope="read write admin:all"`},
 		{name: "scope matching is case-sensitive", auth: bearer(func(tb testing.TB, f *fixture) string { return token(tb, f.rsa, t0) }), scopes: []string{"READ"},
-			wantStatus: 403, wantErr: middleware.ErrInsufficientScope, wantCode: "insufficient_scope"},
+			wantStatus: 403, wantErr: middleware.ReasonInsufficientScope, wantCode: "insufficient_scope"},
 		{name: "scope prefix is not the scope", auth: bearer(withClaims(func(c map[string]any) { c["scope"] = "readonly" })), scopes: []string{"read"},
-			wantStatus: 403, wantErr: middleware.ErrInsufficientScope, wantCode: "insufficient_scope"},
+			wantStatus: 403, wantErr: middleware.ReasonInsufficientScope, wantCode: "insufficient_scope"},
 		{name: "no scope claim", auth: bearer(withClaims(func(c map[string]any) { delete(c, "scope") })), scopes: []string{"read"},
-			wantStatus: 403, wantErr: middleware.ErrInsufficientScope, wantCode: "insufficient_scope"},
+			wantStatus: 403, wantErr: middleware.ReasonInsufficientScope, wantCode: "insufficient_scope"},
 	}
 
 	f := newFixture(t)
@@ -362,10 +363,10 @@ func (tc verifyTest) run(t *testing.T, f *fixture) {
 		if tokStr, err = middleware.ParseBearer(values[0]); err == nil {
 			var tok *middleware.Token
 			tok, err = f.v.Verify(t.Context(), tokStr)
-			if err == nil && tc.wantErr == middleware.ErrInsufficientScope {
+			if err == nil && tc.wantErr == middleware.ReasonInsufficientScope {
 				for _, s := range tc.scopes {
 					if !tok.HasScope(s) {
-						err = middleware.ErrInsufficientScope
+						err = middleware.ReasonInsufficientScope
 					}
 				}
 			} else if err == nil {
@@ -382,8 +383,13 @@ func (tc verifyTest) run(t *testing.T, f *fixture) {
 	if !errors.Is(err, tc.wantErr) {
 		t.Errorf("error: got %v, want %v", err, tc.wantErr)
 	}
+	// Every invalid_token refusal is ErrInvalidToken, whatever its reason,
+	// and no other refusal is.
+	if got := errors.Is(err, middleware.ErrInvalidToken); got != (tc.wantCode == "invalid_token") {
+		t.Errorf("errors.Is(%v, ErrInvalidToken) = %v, want %v", err, got, !got)
+	}
 	var me *middleware.Error
-	if err != middleware.ErrInsufficientScope && err != middleware.ErrMalformedHeader && !errors.As(err, &me) {
+	if err != middleware.ReasonInsufficientScope && err != middleware.ErrMalformedHeader && !errors.As(err, &me) {
 		t.Errorf("error %v is not a *middleware.Error", err)
 	}
 }
@@ -464,8 +470,8 @@ func TestVerifyLeewayBounds(t *testing.T) {
 	}
 	// A NumericDate beyond year 9999 is malformed, not an overflow.
 	c["exp"] = 1e300
-	if _, err := f.v.Verify(t.Context(), sign(t, f.rsa.priv, header(f.rsa), c)); !errors.Is(err, middleware.ErrMalformedToken) {
-		t.Errorf("exp 1e300: got %v, want ErrMalformedToken", err)
+	if _, err := f.v.Verify(t.Context(), sign(t, f.rsa.priv, header(f.rsa), c)); !errors.Is(err, middleware.ReasonMalformedToken) {
+		t.Errorf("exp 1e300: got %v, want ReasonMalformedToken", err)
 	}
 }
 
@@ -474,10 +480,10 @@ func TestVerifyTooLarge(t *testing.T) {
 	c := claimsAt(t0)
 	c["padding"] = strings.Repeat("x", 20<<10)
 	_, err := f.v.Verify(t.Context(), sign(t, f.rsa.priv, header(f.rsa), c))
-	if !errors.Is(err, middleware.ErrMalformedToken) {
-		t.Errorf("got %v, want ErrMalformedToken", err)
+	if !errors.Is(err, middleware.ReasonMalformedToken) {
+		t.Errorf("got %v, want ReasonMalformedToken", err)
 	}
-	if _, err := f.v.Verify(t.Context(), ""); !errors.Is(err, middleware.ErrMalformedToken) {
-		t.Errorf("empty token: got %v, want ErrMalformedToken", err)
+	if _, err := f.v.Verify(t.Context(), ""); !errors.Is(err, middleware.ReasonMalformedToken) {
+		t.Errorf("empty token: got %v, want ReasonMalformedToken", err)
 	}
 }
