@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log"
 	"net/http"
@@ -76,6 +77,46 @@ func ExampleRequireToken() {
 	// POST /posts 403
 	//   WWW-Authenticate: Bearer realm="https://api.example.com", error="insufficient_scope", error_description="The access token lacks a scope this request needs.", scope="posts:write"
 	//   {"error":"insufficient_scope","error_description":"The access token lacks a scope this request needs."}
+}
+
+// Code that checks tokens itself, outside RequireToken, branches on the
+// answer with errors.Is and renders it with the *Error's Status and
+// Challenge; the message, for logs, says which check failed. Here the
+// clock is two hours on, so the token has expired.
+func ExampleVerifier_Verify() {
+	key, keys := exampleKey()
+	v, err := middleware.NewVerifier(context.Background(), middleware.Config{
+		Issuer:   "https://auth.example.com",
+		Audience: "https://api.example.com",
+		KeySet:   middleware.StaticKeys(keys),
+		Now:      func() time.Time { return time.Now().Add(2 * time.Hour) },
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer v.Close()
+
+	raw, err := middleware.ParseBearer("Bearer " + exampleToken(key, "profile"))
+	if err == nil {
+		_, err = v.Verify(context.Background(), raw)
+	}
+	var e *middleware.Error
+	switch {
+	case errors.Is(err, middleware.ErrExpired):
+		fmt.Println("expired: refresh the token and retry")
+	case errors.Is(err, middleware.ErrUnavailable):
+		fmt.Println("retry later")
+	}
+	if errors.As(err, &e) {
+		fmt.Println(errors.Is(err, middleware.ErrInvalidToken), e.Status)
+		fmt.Println(e.Challenge("https://api.example.com"))
+		fmt.Println(err)
+	}
+	// Output:
+	// expired: refresh the token and retry
+	// true 401
+	// Bearer realm="https://api.example.com", error="invalid_token", error_description="The access token has expired."
+	// middleware: invalid_token: The access token has expired.
 }
 
 // exampleKey makes an ES256 key published as pixie publishes keys: kid the
