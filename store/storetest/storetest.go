@@ -109,28 +109,7 @@ func suite() []group {
 			{"NotFound", fresh(testUserNotFound)},
 			{"RoundTripAndCopy", fresh(testUserRoundTripAndCopy)},
 		}},
-		{"Grants", []test{
-			{"NotFound", testGrantNotFound},
-			{"CreateDuplicate", fresh(testGrantCreateDuplicate)},
-			{"RoundTrip", fresh(testGrantRoundTrip)},
-			{"KeepsCopy", fresh(testGrantKeepsCopy)},
-			{"ReturnsCopy", fresh(testGrantReturnsCopy)},
-			{"KindsAreDistinct", fresh(testGrantKindsAreDistinct)},
-			{"ExpiredIsReturned", fresh(testGrantExpiredIsReturned)},
-			{"ConsumeOnce", fresh(testGrantConsumeOnce)},
-			{"ConcurrentConsumeCode", fresh(func(t *testing.T, s Stores) {
-				testConcurrentConsume(t, s, store.KindAuthorizeCode)
-			})},
-			{"ConcurrentConsumeRefreshToken", fresh(func(t *testing.T, s Stores) {
-				testConcurrentConsume(t, s, store.KindRefreshToken)
-			})},
-			{"Delete", fresh(testGrantDelete)},
-			{"ConcurrentDeletePKCE", fresh(testConcurrentDeletePKCE)},
-			{"Revoke", fresh(testGrantRevoke)},
-			{"RevokeNone", fresh(testGrantRevokeNone)},
-			{"DeleteExpired", fresh(testGrantDeleteExpired)},
-			{"ConcurrentDPoPProof", fresh(testConcurrentDPoPProof)},
-		}},
+		{"Grants", grantTests()},
 		{"Batcher", batchTests()},
 		{"Keys", []test{
 			{"Empty", fresh(testKeysEmpty)},
@@ -172,6 +151,32 @@ func suite() []group {
 			{"ConcurrentUse", fresh(testSessionConcurrentUse)},
 			{"ConcurrentCreate", fresh(testSessionConcurrentCreate)},
 		}},
+	}
+}
+
+// grantTests are the conformance tests of [store.Grants].
+func grantTests() []test {
+	return []test{
+		{"NotFound", testGrantNotFound},
+		{"CreateDuplicate", fresh(testGrantCreateDuplicate)},
+		{"RoundTrip", fresh(testGrantRoundTrip)},
+		{"KeepsCopy", fresh(testGrantKeepsCopy)},
+		{"ReturnsCopy", fresh(testGrantReturnsCopy)},
+		{"KindsAreDistinct", fresh(testGrantKindsAreDistinct)},
+		{"ExpiredIsReturned", fresh(testGrantExpiredIsReturned)},
+		{"ConsumeOnce", fresh(testGrantConsumeOnce)},
+		{"ConcurrentConsumeCode", fresh(func(t *testing.T, s Stores) {
+			testConcurrentConsume(t, s, store.KindAuthorizeCode)
+		})},
+		{"ConcurrentConsumeRefreshToken", fresh(func(t *testing.T, s Stores) {
+			testConcurrentConsume(t, s, store.KindRefreshToken)
+		})},
+		{"Delete", fresh(testGrantDelete)},
+		{"ConcurrentDeletePKCE", fresh(testConcurrentDeletePKCE)},
+		{"Revoke", fresh(testGrantRevoke)},
+		{"RevokeNone", fresh(testGrantRevokeNone)},
+		{"DeleteExpired", fresh(testGrantDeleteExpired)},
+		{"ConcurrentDPoPProof", fresh(testConcurrentDPoPProof)},
 	}
 }
 
