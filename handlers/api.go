@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/pixieauth/pixie/internal/engine"
@@ -174,10 +176,74 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, e.Status, body)
 }
 
+// writeJSON answers v as JSON, as json.Encoder writes it. A flat object of
+// plain strings, integers and booleans (a token response) is written
+// directly: encoding/json's map encoder costs two allocations per member.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
+	if m, ok := v.(map[string]any); ok {
+		if b, ok := appendFlatJSON(make([]byte, 0, 2048), m); ok {
+			_, _ = w.Write(b)
+			return
+		}
+	}
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// appendFlatJSON appends m as json.Encoder writes it (members sorted by
+// name, a newline after), and reports whether it could: only when every
+// value is a string, an int, an int64 or a bool, and every string (names
+// too) is printable ASCII that encoding/json writes as it is, so that
+// nothing here needs escaping. Anything else is left to encoding/json.
+func appendFlatJSON(b []byte, m map[string]any) ([]byte, bool) {
+	var namesBuf [16]string
+	names := namesBuf[:0]
+	for k := range m {
+		if !plainJSON(k) {
+			return nil, false
+		}
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	b = append(b, '{')
+	for i, k := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(append(append(b, '"'), k...), '"', ':')
+		switch v := m[k].(type) {
+		case string:
+			if !plainJSON(v) {
+				return nil, false
+			}
+			b = append(append(append(b, '"'), v...), '"')
+		case int64:
+			b = strconv.AppendInt(b, v, 10)
+		case int:
+			b = strconv.AppendInt(b, int64(v), 10)
+		case bool:
+			b = strconv.AppendBool(b, v)
+		default:
+			return nil, false
+		}
+	}
+	return append(b, '}', '\n'), true
+}
+
+// plainJSON reports whether encoding/json writes s between its quotes as it
+// is: printable ASCII other than the quotation mark, the reverse solidus
+// and the <, > and & it escapes for HTML.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7f:
+			return false
+		case c == '"' || c == '\\' || c == '<' || c == '>' || c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 // discovery serves the provider metadata (OIDC Discovery 1.0 §3, RFC 8414 §2).

@@ -130,7 +130,11 @@ func (s *Server) resumeURL(request, honoured string) (string, bool) {
 	return s.link(PathAuthorize) + "?" + q.Encode(), true
 }
 
+// noStore forbids caching the response (RFC 6749 §5.1). It is h.Set of
+// both headers, their values in one allocation of this response's own:
+// each is a full slice, so that appending to one never writes into the
+// other.
 func noStore(h http.Header) {
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
+	v := []string{"no-store", "no-cache"}
+	h["Cache-Control"], h["Pragma"] = v[0:1:1], v[1:2:2]
 }

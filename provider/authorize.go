@@ -493,6 +493,12 @@ func (p *Provider) authorizeError(ctx context.Context, ar fosite.AuthorizeReques
 func withQuery(u *url.URL, params url.Values) string {
 	v := *u
 	v.Fragment = ""
+	if v.RawQuery == "" {
+		// Nothing to merge with: the parameters encoded as they are, which
+		// is what adding them to the empty query would encode.
+		v.RawQuery = params.Encode()
+		return v.String()
+	}
 	q := v.Query()
 	for k, vs := range params {
 		for _, s := range vs {

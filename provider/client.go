@@ -89,15 +89,15 @@ func validateRedirectURI(raw string, native bool) error {
 	return nil
 }
 
-// fositeClient presents a store.Client to fosite. aud is what the client may
-// get tokens for: its APIs and, for userinfo, the issuer.
+// fositeClient presents a store.Client to fosite. issuer is, besides the
+// client's APIs, what it may get tokens for (userinfo): see GetAudience.
 type fositeClient struct {
-	c   *store.Client
-	aud fosite.Arguments
+	c      *store.Client
+	issuer string
 }
 
 func (p *Provider) fositeClient(c *store.Client) fositeClient {
-	return fositeClient{c, append(slices.Clone(c.APIs), p.cfg.Issuer)}
+	return fositeClient{c, p.cfg.Issuer}
 }
 
 var (
@@ -111,7 +111,11 @@ func (f fositeClient) GetRedirectURIs() []string          { return f.c.RedirectU
 func (f fositeClient) GetResponseTypes() fosite.Arguments { return fosite.Arguments{"code"} }
 func (f fositeClient) GetScopes() fosite.Arguments        { return f.c.Scopes }
 func (f fositeClient) IsPublic() bool                     { return f.c.Public() }
-func (f fositeClient) GetAudience() fosite.Arguments      { return f.aud }
+func (f fositeClient) GetAudience() fosite.Arguments {
+	// Made on each call, a list of the caller's own: fosite asks for it
+	// once or twice a flow, for many more clients it is handed.
+	return append(slices.Clone(f.c.APIs), f.issuer)
+}
 func (f fositeClient) GetGrantTypes() fosite.Arguments {
 	if len(f.c.GrantTypes) == 0 {
 		return fosite.Arguments{grantAuthorizationCode, grantRefreshToken}

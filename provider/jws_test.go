@@ -118,3 +118,50 @@ func FuzzAppendJSONString(f *testing.F) {
 		}
 	})
 }
+
+// TestAppendRS: an ECDSA-Sig-Value becomes r || s, each left-padded to the
+// curve's size whether its INTEGER is shorter (leading zero bytes dropped)
+// or carries the 0x00 that keeps it positive; anything else is refused.
+func TestAppendRS(t *testing.T) {
+	long := append([]byte{0x00, 0x80}, make([]byte, 31)...) // 33 bytes: 0x00 then 32
+	short := []byte{0x01, 0x02}                             // 2 bytes
+	der := func(r, s []byte) []byte {
+		body := append(append([]byte{0x02, byte(len(r))}, r...), append([]byte{0x02, byte(len(s))}, s...)...)
+		return append([]byte{0x30, byte(len(body))}, body...)
+	}
+	got, err := appendRS(nil, der(long, short), 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append(append([]byte{0x80}, make([]byte, 31)...), append(make([]byte, 30), 0x01, 0x02)...)
+	if string(got) != string(want) {
+		t.Errorf("appendRS = %x, want %x", got, want)
+	}
+	for _, bad := range [][]byte{
+		der(append([]byte{0x01}, long...), short), // 34 bytes, too long for P-256
+		der(short, short)[:5],                     // truncated
+		append(der(short, short), 0x00),           // trailing data
+	} {
+		if _, err := appendRS(nil, bad, 32); err == nil {
+			t.Errorf("appendRS(%x) accepted", bad)
+		}
+	}
+}
+
+// TestJWSBufferRelease: a buffer goes back to the pool zeroed, so the
+// claims one token held are not there for the next.
+func TestJWSBufferRelease(t *testing.T) {
+	b := &jwsBuffer{raw: append(make([]byte, 0, 64), `{"email":"alice@example.com"}`...), input: append(make([]byte, 0, 64), "eyJ.eyJ"...)}
+	raw, input := b.raw[:cap(b.raw)], b.input[:cap(b.input)]
+	b.release()
+	if len(b.raw) != 0 || len(b.input) != 0 {
+		t.Errorf("released buffer has lengths %d and %d, want 0", len(b.raw), len(b.input))
+	}
+	for _, s := range [][]byte{raw, input} {
+		for i, c := range s {
+			if c != 0 {
+				t.Fatalf("byte %d of a released buffer is %q, want 0", i, c)
+			}
+		}
+	}
+}

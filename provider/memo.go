@@ -14,7 +14,10 @@ import (
 // its own to mutate; the compare-and-set that consumes a code goes to the
 // store, whatever the memo holds.
 type memo struct {
-	mu       sync.Mutex
+	mu sync.Mutex
+	// client is the client read first, and clients any other: a request
+	// reads one client, so the map is seldom made.
+	client1  *store.Client
 	clients  map[string]*store.Client
 	lastCode *store.Grant   // the authorization code record read last
 	bundle   bool           // lastCode carries its PKCE and OIDC requests
@@ -29,7 +32,7 @@ type memoKey struct{}
 
 // withMemo returns ctx carrying a fresh memo for one request.
 func withMemo(ctx context.Context) context.Context {
-	return context.WithValue(ctx, memoKey{}, &memo{clients: map[string]*store.Client{}})
+	return context.WithValue(ctx, memoKey{}, &memo{})
 }
 
 // memoFrom returns the request's memo, or nil; a nil memo remembers nothing.
@@ -44,6 +47,9 @@ func (m *memo) client(id string) *store.Client {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.client1 != nil && m.client1.ID == id {
+		return m.client1
+	}
 	return m.clients[id]
 }
 
@@ -53,7 +59,14 @@ func (m *memo) setClient(c *store.Client) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.clients[c.ID] = c
+	switch {
+	case m.client1 == nil || m.client1.ID == c.ID:
+		m.client1 = c
+	case m.clients == nil:
+		m.clients = map[string]*store.Client{c.ID: c}
+	default:
+		m.clients[c.ID] = c
+	}
 }
 
 // code returns the remembered record if it is the authorization code asked

@@ -38,13 +38,19 @@ var (
 	_ oauth2.JWTSessionContainer = (*session)(nil)
 )
 
-// newSession returns an empty session.
+// newSession returns an empty session. The session and the four structs it
+// points to are allocated as one block: one allocation instead of five, on
+// every authorization and token request.
 func newSession() *session {
-	return &session{
-		DefaultSession: openid.DefaultSession{Claims: &jwt.IDTokenClaims{}, Headers: &jwt.Headers{}},
-		AccessClaims:   &jwt.JWTClaims{},
-		AccessHeader:   &jwt.Headers{},
-	}
+	b := &struct {
+		s             session
+		claims        jwt.IDTokenClaims
+		headers       jwt.Headers
+		accessClaims  jwt.JWTClaims
+		accessHeaders jwt.Headers
+	}{}
+	b.s.Claims, b.s.Headers, b.s.AccessClaims, b.s.AccessHeader = &b.claims, &b.headers, &b.accessClaims, &b.accessHeaders
+	return &b.s
 }
 
 // GetJWTClaims returns the access token's claims.

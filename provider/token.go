@@ -233,12 +233,18 @@ func checkForm(r *http.Request) *engine.Error {
 	if r.Method != http.MethodPost {
 		return &engine.Error{Code: engine.CodeInvalidRequest, Description: "The endpoint accepts only POST.", Status: http.StatusMethodNotAllowed}
 	}
+	if ct := r.Header.Get("Content-Type"); ct == formType {
+		return nil // what ParseMediaType would accept, without its parameter map
+	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/x-www-form-urlencoded" {
+	if err != nil || mt != formType {
 		return &engine.Error{Code: engine.CodeInvalidRequest, Description: "The request body must be application/x-www-form-urlencoded.", Status: http.StatusBadRequest}
 	}
 	return nil
 }
+
+// formType is the media type of a form POST.
+const formType = "application/x-www-form-urlencoded"
 
 // parseForm parses a form POST, refusing anything else. Once it has
 // succeeded, calling it again costs nothing and succeeds.
