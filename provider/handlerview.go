@@ -15,7 +15,7 @@ import (
 // [engine.Handlers], not as methods of Provider: they are not part of the
 // public API, and a user mounts them with package handlers.
 func init() {
-	engine.Handlers = func(p any) any { return handlerView{p.(*Provider)} }
+	engine.Register(func(p any) any { return handlerView{p.(*Provider)} })
 }
 
 // handlerView is what package handlers sees of a Provider: the endpoints'

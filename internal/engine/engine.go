@@ -16,14 +16,27 @@ import (
 	"github.com/pixieauth/pixie/store"
 )
 
-// Handlers returns the operations a *provider.Provider offers package
+// handlers is what Register was given: the one link from package provider.
+var handlers func(p any) any
+
+// Register is called once, by package provider's init, with the function
+// that returns the operations a *provider.Provider offers package handlers;
+// a second call panics. It is a link between two of pixie's packages that
+// cannot import each other both ways, as grpc-go's internal package links
+// its own: set before any code of the program's runs, never changed after,
+// so it holds no state that could differ from one use to the next.
+func Register(f func(p any) any) {
+	if handlers != nil {
+		panic("engine: Register called twice")
+	}
+	handlers = f
+}
+
+// Handlers returns the operations p (a *provider.Provider) offers package
 // handlers, as a value of an unexported type of package provider whose
 // exported methods are those operations; package handlers asserts it to an
-// interface of its own. Package provider sets Handlers once, when it is
-// initialized, and nothing changes it after: it is a link between two of
-// pixie's packages that cannot import each other both ways, as grpc-go's
-// internal package links its own.
-var Handlers func(p any) any
+// interface of its own.
+func Handlers(p any) any { return handlers(p) }
 
 // Error is an OAuth 2.0 error response (RFC 6749 §4.1.2.1, §5.2; RFC 6750
 // §3). Code and Description are safe to send to the client: they never carry
