@@ -189,7 +189,7 @@ func checkSigned(t *testing.T, issuer, clientID string, cs []*refreshChain) {
 			t.Errorf("chain %d: %d of %d access tokens issued before the kill do not verify after the restart, the first: %v", i, badAccess, len(c.signed)/2, firstAccess)
 		}
 	}
-	t.Logf("verified %d ID and access tokens issued before the kill", n)
+	t.Logf("checked %d ID and access tokens issued before the kill against the restarted server's JWKS", n)
 }
 
 // checkLastRefreshTokens redeems every chain's last received refresh token
