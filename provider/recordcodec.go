@@ -1,9 +1,13 @@
 package provider
 
 import (
+	"encoding/json"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/token/jwt"
@@ -254,4 +258,158 @@ func (s *session) appendAccess(o *objWriter) {
 		o.b = strconv.AppendInt(o.b, int64(c.ScopeField), 10)
 	}
 	o.close()
+}
+
+// decodeHead is json.Unmarshal(head, sr) for a zero sr. A head as
+// appendJSON writes it (members in its order, strings without escapes, in
+// valid UTF-8) is read directly, its strings sharing one copy of head;
+// anything else is left to encoding/json, so that both read any head the
+// same (FuzzDecodeHead).
+func decodeHead(head []byte, sr *storedRequest) error {
+	d := headDecoder{data: head, str: string(head)}
+	if d.request(sr) {
+		return nil
+	}
+	*sr = storedRequest{}
+	return json.Unmarshal(head, sr)
+}
+
+// headDecoder reads a record head as appendJSON writes it. Each method
+// reports whether the input went on as expected.
+type headDecoder struct {
+	data []byte
+	str  string // data, whose substrings the strings read are
+	pos  int
+	all  []string // the lists' strings, one backing array
+}
+
+// lit consumes s if the input goes on with it.
+func (d *headDecoder) lit(s string) bool {
+	if !strings.HasPrefix(d.str[d.pos:], s) {
+		return false
+	}
+	d.pos += len(s)
+	return true
+}
+
+// string reads a JSON string without escapes or control characters, in
+// valid UTF-8: one that encoding/json reads as it is.
+func (d *headDecoder) string() (string, bool) {
+	if !d.lit(`"`) {
+		return "", false
+	}
+	start := d.pos
+	for ; d.pos < len(d.str); d.pos++ {
+		switch c := d.str[d.pos]; {
+		case c == '"':
+			s := d.str[start:d.pos]
+			d.pos++
+			return s, utf8.ValidString(s)
+		case c == '\\' || c < 0x20:
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// list reads a non-empty array of strings into d.all, and returns where
+// in it they are.
+func (d *headDecoder) list() (start, end int, ok bool) {
+	if !d.lit(`[`) {
+		return 0, 0, false
+	}
+	start = len(d.all)
+	for {
+		s, ok := d.string()
+		if !ok {
+			return 0, 0, false
+		}
+		d.all = append(d.all, s)
+		if d.lit(`]`) {
+			return start, len(d.all), true
+		}
+		if !d.lit(`,`) {
+			return 0, 0, false
+		}
+	}
+}
+
+// form reads a non-empty object of string arrays with its names in
+// increasing order (so none repeats), as appendJSON writes a form; the
+// arrays' places in d.all are in spans, after the names.
+func (d *headDecoder) form(names []string, spans [][2]int) ([]string, [][2]int, bool) {
+	if !d.lit(`{`) {
+		return nil, nil, false
+	}
+	for {
+		k, ok := d.string()
+		if !ok || !d.lit(`:`) || len(names) > 0 && k <= names[len(names)-1] {
+			return nil, nil, false
+		}
+		start, end, ok := d.list()
+		if !ok {
+			return nil, nil, false
+		}
+		names, spans = append(names, k), append(spans, [2]int{start, end})
+		if d.lit(`}`) {
+			return names, spans, true
+		}
+		if !d.lit(`,`) {
+			return nil, nil, false
+		}
+	}
+}
+
+// request reads the whole head into sr.
+func (d *headDecoder) request(sr *storedRequest) bool {
+	var ok bool
+	if !d.lit(`{"id":`) {
+		return false
+	}
+	if sr.ID, ok = d.string(); !ok || !d.lit(`,"requested_at":"`) {
+		return false
+	}
+	end := strings.IndexByte(d.str[d.pos:], '"')
+	if end < 0 || sr.RequestedAt.UnmarshalText(d.data[d.pos:d.pos+end]) != nil {
+		return false
+	}
+	d.pos += end + 1
+	d.all = make([]string, 0, 24)
+	var spans [4][2]int
+	for i, name := range [...]string{`,"requested_scope":`, `,"granted_scope":`, `,"requested_audience":`, `,"granted_audience":`} {
+		spans[i][0] = -1
+		if d.lit(name) {
+			if spans[i][0], spans[i][1], ok = d.list(); !ok {
+				return false
+			}
+		}
+	}
+	var namesBuf [16]string
+	var formBuf [16][2]int
+	names, form := namesBuf[:0], formBuf[:0]
+	if d.lit(`,"form":`) {
+		if names, form, ok = d.form(names, form); !ok {
+			return false
+		}
+	}
+	sr.Bundle = d.lit(`,"bundle":true`)
+	sr.OIDC = d.lit(`,"oidc":true`)
+	if !d.lit(`}`) || d.pos != len(d.str) {
+		return false
+	}
+	part := func(span [2]int) []string {
+		if span[0] < 0 {
+			return nil
+		}
+		return d.all[span[0]:span[1]:span[1]]
+	}
+	sr.RequestedScope, sr.GrantedScope = part(spans[0]), part(spans[1])
+	sr.RequestedAudience, sr.GrantedAudience = part(spans[2]), part(spans[3])
+	if len(names) > 0 {
+		sr.Form = make(url.Values, len(names))
+		for i, k := range names {
+			sr.Form[k] = part(form[i])
+		}
+	}
+	return true
 }

@@ -192,3 +192,76 @@ func FuzzSessionCodec(f *testing.F) {
 		checkSession(t, s)
 	})
 }
+
+// checkDecodeHead holds decodeHead to json.Unmarshal: both refuse data, or
+// both read it to the same value.
+func checkDecodeHead(t *testing.T, data []byte) {
+	t.Helper()
+	var got, want storedRequest
+	err := decodeHead(data, &got)
+	werr := json.Unmarshal(data, &want)
+	if (err != nil) != (werr != nil) {
+		t.Fatalf("%q: decodeHead error %v, encoding/json's %v", data, err, werr)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q: decodeHead:\ngot  %#v\nwant %#v", data, got, want)
+	}
+}
+
+// TestDecodeHead: heads as appendJSON writes them are read without
+// encoding/json, to what it reads; others, and those with strings it would
+// unescape or repair, go to it.
+func TestDecodeHead(t *testing.T) {
+	at := time.Date(2026, 12, 4, 20, 11, 23, 683359643, time.UTC)
+	typical := &storedRequest{ID: "521cef8f", RequestedAt: at, RequestedScope: []string{"openid", "profile"},
+		GrantedScope: []string{"openid"}, GrantedAudience: []string{"https://id.example.com"},
+		Form: url.Values{"client_id": {"native"}, "scope": {"openid profile"}, "redirect_uri": {"http://127.0.0.1/cb?a=1&b=2"}},
+		Bundle: true, OIDC: true}
+	data, err := typical.appendJSON(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sr storedRequest
+	if d := (headDecoder{data: data, str: string(data)}); !d.request(&sr) {
+		t.Fatalf("%s: not read directly", data)
+	}
+	checkDecodeHead(t, data)
+	// fosite appends to the lists it is given: each is capped at its end.
+	sr.RequestedScope = append(sr.RequestedScope, "x")
+	if sr.GrantedScope[0] != "openid" {
+		t.Errorf("an append to one list overwrote the next: %v", sr.GrantedScope)
+	}
+	for _, s := range nasty {
+		head, _ := (&storedRequest{ID: s, RequestedAt: at, RequestedScope: []string{s}, Form: url.Values{s: {s}}}).appendJSON(nil)
+		checkDecodeHead(t, head)
+	}
+	for _, head := range []string{
+		`{"id":"a","requested_at":"2026-12-04T20:11:23Z","requested_scope":[],"form":{"a":null,"b":[]}}`,
+		`{"id":"a","requested_at":"2026-12-04T20:11:23+01:00","form":{"b":["1"],"a":["2"],"a":["3"]}}`,
+		`{"ID":"a","requested_at":"2026-12-04T20:11:23Z","bundle":false}`,
+		`{"id":"a","requested_at":"2026-12-04T20:11:23Z"} `,
+		`{"id":"a","requested_at":"2026-12-04T20:11:23Z"}x`,
+		`{"id":"a","requested_at":"2026-12-04 20:11:23Z"}`,
+		`{"id":"a\u0041","requested_at":"2026-12-04T20:11:23Z"}`,
+		`{"id":"a","requested_at":"2026-12-04T20:11:23Z","oidc":true,"bundle":true}`,
+		`{"id":"a"}`, `{}`, `null`, ``, `{"id":"a","requested_at":"2026-12-04T20:11:23Z",`,
+	} {
+		checkDecodeHead(t, []byte(head))
+	}
+}
+
+// FuzzDecodeHead: decodeHead reads any input as encoding/json does, and
+// any head appendJSON writes back to what encoding/json reads from it.
+func FuzzDecodeHead(f *testing.F) {
+	f.Add([]byte(`{"id":"a","requested_at":"2026-12-04T20:11:23Z","granted_scope":["x","y"],"form":{"a":["1"],"b":["2","3"]},"bundle":true}`),
+		"id", "openid", "redirect_uri", int64(1764879083), int32(5))
+	f.Add([]byte(`{"id":"\ud800","requested_at":"2026-12-04T20:11:23.1-01:00","oidc":true}`), "\xff", "\\", "\"", int64(-1), int32(-3600))
+	f.Fuzz(func(t *testing.T, data []byte, id, scope, value string, sec int64, offset int32) {
+		checkDecodeHead(t, data)
+		sr := &storedRequest{ID: id, RequestedAt: fuzzTime(sec, 0, offset), RequestedScope: []string{scope, value},
+			RequestedAudience: []string{value}, Form: url.Values{scope: {value}, value: {id, scope}}}
+		if head, err := sr.appendJSON(nil); err == nil {
+			checkDecodeHead(t, head)
+		}
+	})
+}

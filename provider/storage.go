@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -221,7 +220,7 @@ func (s *fositeStorage) getMeta(ctx context.Context, kind store.Kind, signature 
 	var sr storedRequest
 	if cached := m.head(kind, signature); !fresh && cached != nil {
 		sr = cached.clone() // fosite may append to the request's lists
-	} else if err := json.Unmarshal(head, &sr); err != nil {
+	} else if err := decodeHead(head, &sr); err != nil {
 		return nil, nil, storedRequest{}, &internalError{fmt.Errorf("provider: decode %s record: %w", kind, err)}
 	}
 	if fresh {
