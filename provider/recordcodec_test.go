@@ -215,7 +215,7 @@ func TestDecodeHead(t *testing.T) {
 	at := time.Date(2026, 12, 4, 20, 11, 23, 683359643, time.UTC)
 	typical := &storedRequest{ID: "521cef8f", RequestedAt: at, RequestedScope: []string{"openid", "profile"},
 		GrantedScope: []string{"openid"}, GrantedAudience: []string{"https://id.example.com"},
-		Form: url.Values{"client_id": {"native"}, "scope": {"openid profile"}, "redirect_uri": {"http://127.0.0.1/cb?a=1&b=2"}},
+		Form:   url.Values{"client_id": {"native"}, "scope": {"openid profile"}, "redirect_uri": {"http://127.0.0.1/cb?a=1&b=2"}},
 		Bundle: true, OIDC: true}
 	data, err := typical.appendJSON(nil)
 	if err != nil {
