@@ -108,7 +108,7 @@ func (s *session) setStored(st *storedSession) {
 
 // MarshalJSON writes the session in the compact form.
 func (s *session) MarshalJSON() ([]byte, error) {
-	return json.Marshal(s.toStored())
+	return s.appendCompact(nil)
 }
 
 // sessionFields is session without its JSON methods: fosite's form.
@@ -128,13 +128,17 @@ func (s *session) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// encodeSession is json.Marshal(sess), without encoding/json's second pass
-// over what MarshalJSON returns.
-func encodeSession(sess fosite.Session) ([]byte, error) {
+// appendSession appends json.Marshal(sess) to b, without encoding/json's
+// second pass over what MarshalJSON returns.
+func appendSession(b []byte, sess fosite.Session) ([]byte, error) {
 	if s, ok := sess.(*session); ok {
-		return s.MarshalJSON()
+		return s.appendCompact(b)
 	}
-	return json.Marshal(sess)
+	js, err := json.Marshal(sess)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, js...), nil
 }
 
 // decodeSession is json.Unmarshal(data, sess), without encoding/json's

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -73,17 +72,35 @@ type storedRequest struct {
 
 const dataVersion = "1\n"
 
-// clone returns a copy of sr sharing nothing with it.
+// recordSizeHint is the capacity a record's Data starts with: enough for
+// the head and session of a typical code or token record, so that it is
+// allocated once.
+const recordSizeHint = 1536
+
+// clone returns a copy of sr sharing nothing with it. Its lists share one
+// backing array, each capped at its own length, so that fosite's appends to
+// one reallocate it rather than overwrite the next.
 func (sr *storedRequest) clone() storedRequest {
 	c := *sr
-	c.RequestedScope = slices.Clone(sr.RequestedScope)
-	c.GrantedScope = slices.Clone(sr.GrantedScope)
-	c.RequestedAudience = slices.Clone(sr.RequestedAudience)
-	c.GrantedAudience = slices.Clone(sr.GrantedAudience)
+	n := len(sr.RequestedScope) + len(sr.GrantedScope) + len(sr.RequestedAudience) + len(sr.GrantedAudience)
+	for _, v := range sr.Form {
+		n += len(v)
+	}
+	all := make([]string, 0, n)
+	part := func(l []string) []string {
+		if l == nil {
+			return nil
+		}
+		start := len(all)
+		all = append(all, l...)
+		return all[start:len(all):len(all)]
+	}
+	c.RequestedScope, c.GrantedScope = part(sr.RequestedScope), part(sr.GrantedScope)
+	c.RequestedAudience, c.GrantedAudience = part(sr.RequestedAudience), part(sr.GrantedAudience)
 	if sr.Form != nil {
 		c.Form = make(url.Values, len(sr.Form))
 		for k, v := range sr.Form {
-			c.Form[k] = slices.Clone(v)
+			c.Form[k] = part(v)
 		}
 	}
 	return c
@@ -116,7 +133,7 @@ func (s *fositeStorage) newGrant(kind store.Kind, signature string, r fosite.Req
 			}
 		}
 	}
-	head, err := json.Marshal(storedRequest{
+	sr := storedRequest{
 		ID:                r.GetID(),
 		RequestedAt:       r.GetRequestedAt(),
 		RequestedScope:    r.GetRequestedScopes(),
@@ -126,18 +143,16 @@ func (s *fositeStorage) newGrant(kind store.Kind, signature string, r fosite.Req
 		Form:              form,
 		Bundle:            bundle,
 		OIDC:              oidc,
-	})
+	}
+	data, err := sr.appendJSON(append(make([]byte, 0, recordSizeHint), dataVersion...))
 	if err != nil {
 		return nil, fmt.Errorf("provider: encode request: %w", err)
 	}
-	data := append([]byte(dataVersion), head...)
 	data = append(data, '\n')
 	if kind != store.KindPKCE {
-		sess, err := cache.encode(r.GetSession())
-		if err != nil {
+		if data, err = cache.appendTo(data, r.GetSession()); err != nil {
 			return nil, fmt.Errorf("provider: encode session: %w", err)
 		}
-		data = append(data, sess...)
 	}
 	exp := r.GetSession().GetExpiresAt(expiry)
 	if exp.IsZero() {
@@ -205,7 +220,7 @@ func (s *fositeStorage) getMeta(ctx context.Context, kind store.Kind, signature 
 	var sr storedRequest
 	if cached := m.head(kind, signature); !fresh && cached != nil {
 		sr = cached.clone() // fosite may append to the request's lists
-	} else if err := json.Unmarshal(head, &sr); err != nil {
+	} else if err := decodeHead(head, &sr); err != nil {
 		return nil, nil, storedRequest{}, &internalError{fmt.Errorf("provider: decode %s record: %w", kind, err)}
 	}
 	if fresh {
@@ -674,15 +689,15 @@ func (s *fositeStorage) CreatePARSession(ctx context.Context, requestURI string,
 		}
 	}
 	now := s.p.now()
-	head, err := json.Marshal(storedRequest{
+	sr := storedRequest{
 		ID:          r.GetID(),
 		RequestedAt: now.UTC().Truncate(time.Second),
 		Form:        form,
-	})
+	}
+	data, err := sr.appendJSON([]byte(dataVersion))
 	if err != nil {
 		return fmt.Errorf("provider: encode pushed request: %w", err)
 	}
-	data := append([]byte(dataVersion), head...)
 	data = append(data, '\n')
 	return s.p.grants.CreateGrant(ctx, &store.Grant{
 		Kind:      store.KindPushedRequest,
@@ -795,22 +810,23 @@ type sessionCache struct {
 	json []byte
 }
 
-// encode returns sess encoded. When the call just before encoded the same
-// session, it returns that encoding instead (and forgets it). A nil cache
-// always encodes.
-func (c *sessionCache) encode(sess fosite.Session) ([]byte, error) {
+// appendTo appends sess encoded to b. When the call just before encoded
+// the same session, it appends that encoding instead (and forgets it). A
+// nil cache always encodes.
+func (c *sessionCache) appendTo(b []byte, sess fosite.Session) ([]byte, error) {
 	if c == nil {
-		return encodeSession(sess)
+		return appendSession(b, sess)
 	}
 	if c.last == sess && c.json != nil {
-		js := c.json
+		b = append(b, c.json...)
 		c.last, c.json = nil, nil
-		return js, nil
+		return b, nil
 	}
-	js, err := encodeSession(sess)
+	start := len(b)
+	b, err := appendSession(b, sess)
 	if err != nil {
 		return nil, err
 	}
-	c.last, c.json = sess, js
-	return js, nil
+	c.last, c.json = sess, b[start:len(b):len(b)]
+	return b, nil
 }
