@@ -220,6 +220,13 @@
 // COMMIT, which fails the writes it held. A write still queued when its
 // caller's context ends is withdrawn, never run.
 //
+// Also on SQLite, a read by primary key made outside a transaction (a grant,
+// session, user or client) checks its context before it runs, not while it
+// runs: on the read pool, in WAL mode, it takes microseconds and waits for
+// no writer, and watching the context would cost two goroutines per read
+// (the driver's and database/sql's). It is the one exception to
+// provider.Config.StoreTimeout bounding a call through its context.
+//
 // # Durability
 //
 // Every commit waits for the database's own durability setting, with one
