@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/pixieauth/pixie/handlers"
+	"github.com/pixieauth/pixie/internal/pgtest"
 	"github.com/pixieauth/pixie/internal/testbrowser"
 	"github.com/pixieauth/pixie/provider"
 	"github.com/pixieauth/pixie/store/sqlstore"
@@ -37,7 +38,7 @@ func TestBootstrapTogetherSQLite(t *testing.T) {
 // TestBootstrapTogetherPostgres starts several replicas at the same instant
 // on one empty PostgreSQL schema (finding 11).
 func TestBootstrapTogetherPostgres(t *testing.T) {
-	dsn := freshSchema(t)
+	dsn := pgtest.FreshSchema(t)
 	testBootstrapTogether(t, func() *sqlstore.Store {
 		st, err := postgres.Open(t.Context(), dsn, sqlstore.Config{KeySecret: testKeySecret})
 		if err != nil {

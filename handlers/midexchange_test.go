@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/pixieauth/pixie/internal/pgtest"
 	"github.com/pixieauth/pixie/store"
 	"github.com/pixieauth/pixie/store/memory"
 	"github.com/pixieauth/pixie/store/sqlstore"
@@ -170,7 +171,7 @@ func TestStoreFailsMidExchange(t *testing.T) {
 			return startSQLServer(t, st.Store, grants, logger), fg, st.Store
 		}, true},
 		{"postgres", func(t *testing.T) (*testServer, *failingGrants, store.Grants) {
-			st, err := postgres.Open(t.Context(), freshSchema(t), sqlstore.Config{KeySecret: testKeySecret})
+			st, err := postgres.Open(t.Context(), pgtest.FreshSchema(t), sqlstore.Config{KeySecret: testKeySecret})
 			if err != nil {
 				t.Fatalf("postgres.Open: %v", err)
 			}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/pixieauth/pixie/handlers"
+	"github.com/pixieauth/pixie/internal/pgtest"
 	"github.com/pixieauth/pixie/store"
 	"github.com/pixieauth/pixie/store/sqlstore"
 	"github.com/pixieauth/pixie/store/sqlstore/postgres"
@@ -496,7 +497,7 @@ func TestPARSQL(t *testing.T) {
 			return st.Store
 		}},
 		{"postgres", func(t *testing.T) *sqlstore.Store {
-			st, err := postgres.Open(t.Context(), freshSchema(t), sqlstore.Config{KeySecret: testKeySecret})
+			st, err := postgres.Open(t.Context(), pgtest.FreshSchema(t), sqlstore.Config{KeySecret: testKeySecret})
 			if err != nil {
 				t.Fatalf("postgres.Open: %v", err)
 			}

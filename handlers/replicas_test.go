@@ -17,6 +17,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/pixieauth/pixie/handlers"
+	"github.com/pixieauth/pixie/internal/pgtest"
 	"github.com/pixieauth/pixie/internal/testbrowser"
 	"github.com/pixieauth/pixie/provider"
 	"github.com/pixieauth/pixie/store/sqlstore"
@@ -203,7 +204,7 @@ func verifyIDToken(t *testing.T, v *oidc.IDTokenVerifier, tok *oauth2.Token, non
 }
 
 func TestTwoReplicasPostgres(t *testing.T) {
-	dsn := freshSchema(t)
+	dsn := pgtest.FreshSchema(t)
 	open := func() *sqlstore.Store {
 		st, err := postgres.Open(t.Context(), dsn, sqlstore.Config{KeySecret: testKeySecret})
 		if err != nil {

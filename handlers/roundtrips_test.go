@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/pixieauth/pixie/handlers"
+	"github.com/pixieauth/pixie/internal/pgtest"
 	"github.com/pixieauth/pixie/provider"
 	"github.com/pixieauth/pixie/store"
 	"github.com/pixieauth/pixie/store/memory"
@@ -165,7 +166,7 @@ func (p pgxCounter) TracePrepareEnd(_ context.Context, _ *pgx.Conn, data pgx.Tra
 // through a pool whose statements c counts, or skips the test.
 func openCountedPostgres(t *testing.T) (*sqlstore.Store, *stmtCounter) {
 	t.Helper()
-	cfg, err := pgx.ParseConfig(freshSchema(t))
+	cfg, err := pgx.ParseConfig(pgtest.FreshSchema(t))
 	if err != nil {
 		t.Fatal(err)
 	}

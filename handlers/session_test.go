@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/pixieauth/pixie/handlers"
+	"github.com/pixieauth/pixie/internal/pgtest"
 	"github.com/pixieauth/pixie/internal/testbrowser"
 	"github.com/pixieauth/pixie/store"
 	"github.com/pixieauth/pixie/store/memory"
@@ -325,7 +326,7 @@ func TestSessionsAcrossReplicasSQLite(t *testing.T) {
 // TestSessionsAcrossReplicasPostgres is the same on PostgreSQL, each
 // replica with its own connection pool.
 func TestSessionsAcrossReplicasPostgres(t *testing.T) {
-	dsn := freshSchema(t)
+	dsn := pgtest.FreshSchema(t)
 	open := func() *sqlstore.Store {
 		st, err := postgres.Open(t.Context(), dsn, sqlstore.Config{KeySecret: testKeySecret})
 		if err != nil {

@@ -2,14 +2,9 @@ package handlers_test
 
 import (
 	"context"
-	cryptorand "crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"log/slog"
 	"net"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,102 +17,27 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver, for the admin connection
 
 	"github.com/pixieauth/pixie/handlers"
+	"github.com/pixieauth/pixie/internal/pgtest"
 	"github.com/pixieauth/pixie/provider"
 	"github.com/pixieauth/pixie/store"
 	"github.com/pixieauth/pixie/store/sqlstore"
 	"github.com/pixieauth/pixie/store/sqlstore/postgres"
 )
 
-// Helpers for the tests on the SQL stores: a fresh PostgreSQL schema per
-// test, the demo registrations, a server on a SQL store, and a TCP proxy
+// Helpers for the tests on the SQL stores (a fresh PostgreSQL schema per
+// test comes from internal/pgtest): the demo registrations, a server on a SQL store, and a TCP proxy
 // that plays a database going away and coming back.
-
-// postgresDSNEnv names the environment variable with the DSN of the test
-// database.
-const postgresDSNEnv = "PIXIE_TEST_POSTGRES_DSN"
 
 // testKeySecret is the key-encryption secret of every SQL store in these
 // tests: replicas of one deployment share it.
 var testKeySecret = []byte("pixie handlers tests: key-encryption secret, 32+ bytes")
-
-// postgresDSN returns the DSN of the test database, or skips the test.
-func postgresDSN(t testing.TB) string {
-	t.Helper()
-	dsn := os.Getenv(postgresDSNEnv)
-	if dsn == "" {
-		t.Skip("set PIXIE_TEST_POSTGRES_DSN to run the PostgreSQL tests, e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
-	}
-	return dsn
-}
-
-// freshSchema creates an empty schema pixie_test_<random> for t, dropped
-// when t ends, and returns the DSN of the test database with search_path set
-// to it. The same as store/sqlstore/postgres/postgres_test.go does.
-func freshSchema(t testing.TB) string {
-	t.Helper()
-	dsn := postgresDSN(t)
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatalf("open admin connection: %v", err)
-	}
-	b := make([]byte, 8)
-	_, _ = cryptorand.Read(b)
-	schema := "pixie_test_" + hex.EncodeToString(b)
-	if _, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		admin.Close()
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		// t.Context() is done by now: use a context of its own.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-		admin.Close()
-	})
-	return dsnWith(t, dsn, map[string]string{"search_path": schema})
-}
-
-// dsnWith sets connection parameters in a URL or keyword/value DSN.
-func dsnWith(t testing.TB, dsn string, params map[string]string) string {
-	t.Helper()
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			t.Fatalf("parse %s: %v", postgresDSNEnv, err)
-		}
-		q := u.Query()
-		for k, v := range params {
-			if k == "host" {
-				u.Host = v // host:port
-				continue
-			}
-			q.Set(k, v)
-		}
-		u.RawQuery = q.Encode()
-		return u.String()
-	}
-	for k, v := range params {
-		if k == "host" {
-			h, p, err := net.SplitHostPort(v)
-			if err != nil {
-				t.Fatalf("host %q: %v", v, err)
-			}
-			dsn += " host=" + h + " port=" + p
-			continue
-		}
-		dsn += " " + k + "=" + v
-	}
-	return dsn
-}
 
 // postgresAddr returns the network and address the DSN connects to.
 func postgresAddr(t testing.TB, dsn string) (network, addr string) {
 	t.Helper()
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		t.Fatalf("parse %s: %v", postgresDSNEnv, err)
+		t.Fatalf("parse %s: %v", pgtest.DSNEnv, err)
 	}
 	port := strconv.Itoa(int(cfg.Port))
 	if strings.HasPrefix(cfg.Host, "/") { // a Unix socket directory
@@ -440,10 +360,10 @@ var (
 // store is closed when t ends.
 func proxiedPostgres(t *testing.T) (*postgres.Store, *tcpProxy) {
 	t.Helper()
-	dsn := freshSchema(t)
+	dsn := pgtest.FreshSchema(t)
 	network, target := postgresAddr(t, dsn)
 	proxy := startTCPProxy(t, network, target)
-	st, err := postgres.Open(t.Context(), dsnWith(t, dsn, map[string]string{"host": proxy.addr, "connect_timeout": "2"}),
+	st, err := postgres.Open(t.Context(), pgtest.With(t, dsn, map[string]string{"host": proxy.addr, "connect_timeout": "2"}),
 		sqlstore.Config{KeySecret: testKeySecret})
 	if err != nil {
 		t.Fatalf("postgres.Open: %v", err)

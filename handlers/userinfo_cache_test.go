@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pixieauth/pixie/handlers"
+	"github.com/pixieauth/pixie/internal/pgtest"
 	"github.com/pixieauth/pixie/internal/testbrowser"
 	"github.com/pixieauth/pixie/provider"
 	"github.com/pixieauth/pixie/store/sqlstore"
@@ -87,7 +88,7 @@ func TestUserInfoCacheReplicasSQLite(t *testing.T) {
 }
 
 func TestUserInfoCacheReplicasPostgres(t *testing.T) {
-	dsn := freshSchema(t)
+	dsn := pgtest.FreshSchema(t)
 	open := func() *postgres.Store {
 		st, err := postgres.Open(t.Context(), dsn, sqlstore.Config{KeySecret: testKeySecret})
 		if err != nil {

@@ -3,14 +3,9 @@ package main
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"errors"
 	mathrand "math/rand/v2"
 	"net/http"
-	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,6 +16,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/pixieauth/pixie/internal/pgtest"
 )
 
 // TestKillUnderLoadKeepsTokens is issue 9's durability rule under
@@ -36,11 +33,7 @@ func TestKillUnderLoadKeepsTokens(t *testing.T) {
 		killUnderLoad(t, bin, "-db", filepath.Join(t.TempDir(), "pixie.db"))
 	})
 	t.Run("postgres", func(t *testing.T) {
-		dsn := os.Getenv("PIXIE_TEST_POSTGRES_DSN")
-		if dsn == "" {
-			t.Skip("set PIXIE_TEST_POSTGRES_DSN to run it on PostgreSQL, e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
-		}
-		killUnderLoad(t, bin, "-postgres", freshSchema(t, dsn), "-key-secret", "key-secret-killtest-0123456789abcdef")
+		killUnderLoad(t, bin, "-postgres", pgtest.FreshSchema(t), "-key-secret", "key-secret-killtest-0123456789abcdef")
 	})
 }
 
@@ -246,36 +239,4 @@ func checkLastRefreshTokens(t *testing.T, app *oauth2.Config, server *process, c
 		t.Errorf("after the restart: %d refresh_reuse_detected events, want one per replay refused, %d", n, replayed)
 	}
 	t.Logf("after the restart: %d last refresh tokens redeemed, %d rotated by the refresh the kill interrupted (replays)", redeemed, replayed)
-}
-
-// freshSchema creates an empty PostgreSQL schema, dropped when t ends, and
-// returns dsn with a search_path that selects it.
-func freshSchema(t *testing.T, dsn string) string {
-	t.Helper()
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatalf("open admin connection: %v", err)
-	}
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	schema := "pixie_test_" + hex.EncodeToString(b)
-	if _, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		admin.Close()
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		// t.Context() is done by now: use a context of its own.
-		if _, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-		admin.Close()
-	})
-	u, err := url.Parse(dsn)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Fatalf("PIXIE_TEST_POSTGRES_DSN: want a postgres:// URL (err %v)", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/pixieauth/pixie/internal/pgtest"
 	"github.com/pixieauth/pixie/store"
 	"github.com/pixieauth/pixie/store/sqlstore"
 	"github.com/pixieauth/pixie/store/sqlstore/internal/sqlstoretest"
@@ -22,7 +23,7 @@ import (
 // itself does not wait is PostgreSQL's documented set_config semantics;
 // the test cannot observe a flush.)
 func TestCodeCommitSetting(t *testing.T) {
-	connCfg, err := pgx.ParseConfig(freshSchema(t))
+	connCfg, err := pgx.ParseConfig(pgtest.FreshSchema(t))
 	if err != nil {
 		t.Fatal(err)
 	}

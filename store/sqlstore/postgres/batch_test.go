@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/pixieauth/pixie/internal/pgtest"
 	"github.com/pixieauth/pixie/store"
 	"github.com/pixieauth/pixie/store/sqlstore"
 	"github.com/pixieauth/pixie/store/sqlstore/internal/sqlstoretest"
@@ -54,7 +55,7 @@ func (c *queryCounter) take() (queries, prepares int) {
 // one statement, whether the batch is applied or refused, and no
 // preparation once its shape has been seen on the connection.
 func TestApplyGrantsOneStatement(t *testing.T) {
-	connCfg, err := pgx.ParseConfig(freshSchema(t))
+	connCfg, err := pgx.ParseConfig(pgtest.FreshSchema(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +122,6 @@ func TestApplyGrantsOneStatement(t *testing.T) {
 //
 //	go test -run '^$' -bench ApplyGrants ./store/sqlstore/postgres/
 func BenchmarkApplyGrants(b *testing.B) {
-	testDSN(b)
+	pgtest.DSN(b)
 	sqlstoretest.BenchBatch(b, backend)
 }

@@ -1,77 +1,18 @@
 package postgres_test
 
 import (
-	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"net/url"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/pixieauth/pixie/internal/pgtest"
 	"github.com/pixieauth/pixie/store/sqlstore"
 	"github.com/pixieauth/pixie/store/sqlstore/internal/sqlstoretest"
 	"github.com/pixieauth/pixie/store/sqlstore/postgres"
 	"github.com/pixieauth/pixie/store/storetest"
 )
-
-// dsnEnv names the environment variable with the DSN of the test database.
-const dsnEnv = "PIXIE_TEST_POSTGRES_DSN"
-
-// testDSN returns the DSN of the test database, or skips the test.
-func testDSN(t testing.TB) string {
-	t.Helper()
-	dsn := os.Getenv(dsnEnv)
-	if dsn == "" {
-		t.Skip("set PIXIE_TEST_POSTGRES_DSN to run the PostgreSQL tests, e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
-	}
-	return dsn
-}
-
-// freshSchema creates an empty schema for t, dropped when t ends, and
-// returns a DSN whose search_path selects it.
-func freshSchema(t testing.TB) string {
-	t.Helper()
-	dsn := testDSN(t)
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatalf("open admin connection: %v", err)
-	}
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	schema := "pixie_test_" + hex.EncodeToString(b)
-	if _, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		admin.Close()
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		// t.Context() is done by now: use a context of its own.
-		if _, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-		admin.Close()
-	})
-	return withSearchPath(t, dsn, schema)
-}
-
-// withSearchPath adds search_path=schema to a URL or keyword/value DSN.
-func withSearchPath(t testing.TB, dsn, schema string) string {
-	t.Helper()
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			t.Fatalf("parse %s: %v", dsnEnv, err)
-		}
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		return u.String()
-	}
-	return dsn + " search_path=" + schema
-}
 
 // open opens a Store on dsn, closed when t ends. Its pool is limited, so
 // that the tests stay well below the server's max_connections.
@@ -89,7 +30,7 @@ func open(t testing.TB, dsn string, cfg sqlstore.Config) (*postgres.Store, error
 var backend = sqlstoretest.Backend{
 	Dialect: sqlstore.Postgres,
 	NewDatabase: func(t testing.TB) sqlstoretest.Opener {
-		dsn := freshSchema(t)
+		dsn := pgtest.FreshSchema(t)
 		return func(cfg sqlstore.Config) (*sqlstore.Store, *sql.DB, error) {
 			s, err := open(t, dsn, cfg)
 			if err != nil {
@@ -101,9 +42,9 @@ var backend = sqlstoretest.Backend{
 }
 
 func TestConformance(t *testing.T) {
-	testDSN(t)
+	pgtest.DSN(t)
 	storetest.Run(t, func(t *testing.T) storetest.Stores {
-		s, err := open(t, freshSchema(t), sqlstore.Config{KeySecret: sqlstoretest.Secret})
+		s, err := open(t, pgtest.FreshSchema(t), sqlstore.Config{KeySecret: sqlstoretest.Secret})
 		if err != nil {
 			t.Fatalf("Open: got error %v, want nil", err)
 		}
@@ -122,7 +63,7 @@ func TestConformance(t *testing.T) {
 }
 
 func TestSQLStore(t *testing.T) {
-	testDSN(t)
+	pgtest.DSN(t)
 	sqlstoretest.Run(t, backend)
 }
 
@@ -139,7 +80,7 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func BenchmarkStore(b *testing.B) {
-	testDSN(b)
+	pgtest.DSN(b)
 	sqlstoretest.Bench(b, backend)
 }
 
@@ -150,7 +91,7 @@ func BenchmarkStore(b *testing.B) {
 // them paid for a new server process), and never more than the pool's
 // limit.
 func TestPoolKeepsConnections(t *testing.T) {
-	s, err := postgres.Open(t.Context(), freshSchema(t), sqlstore.Config{KeySecret: sqlstoretest.Secret})
+	s, err := postgres.Open(t.Context(), pgtest.FreshSchema(t), sqlstore.Config{KeySecret: sqlstoretest.Secret})
 	if err != nil {
 		t.Fatal(err)
 	}
