@@ -62,16 +62,7 @@ func killUnderLoad(t *testing.T, bin string, storeArgs ...string) {
 	addr := "127.0.0.1:" + freePort(t)
 	issuer := "http://" + addr
 	args := append([]string{"-addr", addr, "-demo-password", password, "-demo-api-secret", "api-secret-killtest-8Hs"}, storeArgs...)
-	app := &oauth2.Config{
-		ClientID: "example-native",
-		Endpoint: oauth2.Endpoint{
-			AuthURL:   issuer + "/authorize",
-			TokenURL:  issuer + "/oauth/token",
-			AuthStyle: oauth2.AuthStyleInParams,
-		},
-		RedirectURL: "http://127.0.0.1:" + freePort(t) + "/callback",
-		Scopes:      []string{"openid", "profile", "offline_access"},
-	}
+	app := loopbackApp(t, issuer)
 
 	first := startProcess(t, bin, args...)
 	cs := make([]*refreshChain, chains)

@@ -42,6 +42,22 @@ func buildServer(t *testing.T) (dir, bin string) {
 	return dir, bin
 }
 
+// loopbackApp returns the demo's native app at issuer as a real app
+// configures it: a loopback redirect on another free port, where the app
+// would listen, and offline_access for a refresh token.
+func loopbackApp(t *testing.T, issuer string) *oauth2.Config {
+	return &oauth2.Config{
+		ClientID: "example-native",
+		Endpoint: oauth2.Endpoint{
+			AuthURL:   issuer + "/authorize",
+			TokenURL:  issuer + "/oauth/token",
+			AuthStyle: oauth2.AuthStyleInParams,
+		},
+		RedirectURL: "http://127.0.0.1:" + freePort(t) + "/callback",
+		Scopes:      []string{"openid", "profile", "offline_access"},
+	}
+}
+
 // TestRestartKeepsTokens runs the example server as a real process on a
 // SQLite file, kills it (SIGKILL: no shutdown, as in a crash) and starts it
 // again on the same file and port: the tokens it issued, its signing keys and
@@ -56,17 +72,7 @@ func TestRestartKeepsTokens(t *testing.T) {
 	args := func(password string) []string {
 		return []string{"-addr", addr, "-db", db, "-demo-password", password, "-demo-api-secret", "api-secret-restart-Jd3"}
 	}
-	app := &oauth2.Config{
-		ClientID: "example-native",
-		Endpoint: oauth2.Endpoint{
-			AuthURL:   issuer + "/authorize",
-			TokenURL:  issuer + "/oauth/token",
-			AuthStyle: oauth2.AuthStyleInParams,
-		},
-		// A loopback redirect on another free port, where the app would listen.
-		RedirectURL: "http://127.0.0.1:" + freePort(t) + "/callback",
-		Scopes:      []string{"openid", "profile", "offline_access"},
-	}
+	app := loopbackApp(t, issuer)
 	verifier := func(t *testing.T) *oidc.IDTokenVerifier {
 		t.Helper()
 		op, err := oidc.NewProvider(t.Context(), issuer) // discovery and JWKS of the running process
